@@ -1,0 +1,90 @@
+// A plain Baileys client driven over stdin/stdout (one JSON object per line), for wasim's tests
+// and benchmarks. It is deliberately NOT the product sidecar: it uses Baileys' own
+// useMultiFileAuthState and has no policy. It never reconnects by itself; the test decides.
+//
+// Commands in:  {"cmd":"connect","auth":DIR,"url":WS_URL,"rootKey":HEX,"qrTimeoutMs":N,"keepAliveMs":N}
+//               {"cmd":"logout"} {"cmd":"end"} {"cmd":"send","jid":J,"text":T,"id":N}
+//               {"cmd":"presence","type":"composing","jid":J} {"cmd":"exit"}
+// Events out:   {"event":"qr","qr":S} {"event":"connection",...} {"event":"creds",...}
+//               {"event":"upsert","type":T,"messages":[...]} {"event":"result","id":N,...}
+import readline from 'node:readline';
+import { makeWASocket, useMultiFileAuthState, WA_CERT_DETAILS, BufferJSON } from 'baileys';
+import pino from 'pino';
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj, BufferJSON.replacer) + '\n');
+const logger = pino({ level: process.env.BAILEYS_LOG_LEVEL || 'warn' }, pino.destination(2));
+let sock = null;
+let saveCreds = null;
+let authState = null;
+
+async function connect(cmd) {
+  if (sock) sock.end(undefined);
+  WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(cmd.rootKey, 'hex');
+  const { state, saveCreds: save } = await useMultiFileAuthState(cmd.auth);
+  authState = state;
+  saveCreds = save;
+  const started = Date.now();
+  const s = makeWASocket({
+    auth: state,
+    waWebSocketUrl: cmd.url,
+    logger,
+    printQRInTerminal: false,
+    markOnlineOnConnect: false,
+    qrTimeout: cmd.qrTimeoutMs,
+    keepAliveIntervalMs: cmd.keepAliveMs ?? 30000,
+    connectTimeoutMs: cmd.connectTimeoutMs ?? 20000,
+    version: [2, 3000, 1043857760],
+    getMessage: async () => undefined,
+  });
+  sock = s;
+  s.ev.on('creds.update', async (update) => {
+    await save();
+    out({ event: 'creds', keys: Object.keys(update), me: state.creds.me ?? null });
+  });
+  s.ev.on('connection.update', (u) => {
+    if (u.qr) out({ event: 'qr', qr: u.qr, ms: Date.now() - started });
+    if (u.connection || u.isNewLogin || u.receivedPendingNotifications) {
+      const err = u.lastDisconnect?.error;
+      out({
+        event: 'connection',
+        connection: u.connection ?? null,
+        isNewLogin: u.isNewLogin ?? false,
+        receivedPendingNotifications: u.receivedPendingNotifications ?? false,
+        statusCode: err?.output?.statusCode ?? null,
+        message: err?.message ?? null,
+        ms: Date.now() - started,
+      });
+    }
+    if (u.connection === 'close' && sock === s) sock = null;
+  });
+  s.ev.on('messages.upsert', ({ messages, type }) => out({ event: 'upsert', type, messages }));
+  s.ev.on('messages.update', (updates) => out({ event: 'messages.update', updates }));
+}
+
+const handlers = {
+  connect,
+  async logout() { await sock?.logout(); },
+  async end() { sock?.end(undefined); sock = null; },
+  async send(cmd) {
+    const msg = await sock.sendMessage(cmd.jid, { text: cmd.text });
+    return { key: msg.key };
+  },
+  async presence(cmd) { await sock.sendPresenceUpdate(cmd.type, cmd.jid); },
+  async creds() { return { creds: authState?.creds ?? null }; },
+  async exit() { sock?.end(undefined); setTimeout(() => process.exit(0), 50); },
+};
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', async (line) => {
+  if (!line.trim()) return;
+  let cmd;
+  try { cmd = JSON.parse(line); } catch (e) { out({ event: 'error', error: `bad json: ${e}` }); return; }
+  try {
+    const result = await handlers[cmd.cmd](cmd);
+    out({ event: 'result', id: cmd.id ?? null, cmd: cmd.cmd, ok: true, ...(result ?? {}) });
+  } catch (e) {
+    out({ event: 'result', id: cmd.id ?? null, cmd: cmd.cmd, ok: false, error: String(e?.stack ?? e) });
+  }
+});
+rl.on('close', () => { sock?.end(undefined); process.exit(0); });
+out({ event: 'ready', pid: process.pid });

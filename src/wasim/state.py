@@ -1,0 +1,215 @@
+"""wasim's persistent state: its root key, the simulated accounts and their linked devices.
+
+Kept as one JSON document in the state directory, replaced atomically (temp file, fsync, rename)
+on every change, so a killed or restarted wasim comes back with every link intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wasim.protocol.crypto import KeyPair
+
+STATE_FILE = "wasim-state.json"
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class SignedPreKey:
+    key_id: int
+    public: bytes
+    signature: bytes
+
+
+@dataclass(slots=True)
+class Device:
+    """A companion device linked to an account (what Baileys is once paired)."""
+
+    device_id: int
+    noise_public: bytes
+    identity_public: bytes
+    registration_id: int
+    signed_prekey: SignedPreKey
+    platform: str = ""
+    linked_at: float = 0.0
+    removed: bool = False
+    prekeys: dict[int, bytes] = field(default_factory=dict)  # uploaded and not yet handed out
+    consumed: set[int] = field(default_factory=set)  # handed out once; never again
+
+    def take_prekey(self) -> tuple[int, bytes] | None:
+        """A one-time pre-key for a session someone starts with this device, used at most once."""
+        if not self.prekeys:
+            return None
+        key_id = min(self.prekeys)
+        public = self.prekeys.pop(key_id)
+        self.consumed.add(key_id)
+        return key_id, public
+
+
+@dataclass(slots=True)
+class Account:
+    """A WhatsApp account: a phone number, its LID, and the phone's identity (account) key."""
+
+    phone: str  # digits only, no '+', as in JIDs
+    lid: str  # LID user part
+    name: str
+    identity: KeyPair
+    raw_id: int
+    key_index: int = 1
+    next_device_id: int = 2
+    devices: dict[int, Device] = field(default_factory=dict)
+
+    @property
+    def jid(self) -> str:
+        return f"{self.phone}@s.whatsapp.net"
+
+    def live_devices(self) -> list[Device]:
+        return [d for d in self.devices.values() if not d.removed]
+
+
+def new_account(phone: str, name: str = "Sim User") -> Account:
+    digits = phone.lstrip("+")
+    if not digits.isdigit() or not 6 <= len(digits) <= 15:
+        raise ValueError(f"an account phone number is 6 to 15 digits, got {phone!r}")
+    lid = str(100_000_000_000_000 + secrets.randbelow(800_000_000_000_000))
+    return Account(
+        phone=digits, lid=lid, name=name, identity=KeyPair.generate(), raw_id=secrets.randbelow(2**31)
+    )
+
+
+class StateError(Exception):
+    """The state directory cannot be read or written; the message says which file and why."""
+
+
+class WasimState:
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.root = KeyPair.generate()
+        self.accounts: dict[str, Account] = {}
+
+    @classmethod
+    def load(cls, directory: Path | None) -> WasimState:
+        state = cls(directory)
+        if directory is None:
+            return state
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / STATE_FILE
+        if path.exists():
+            try:
+                state._restore(json.loads(path.read_text()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise StateError(
+                    f"cannot read wasim state {path}: {exc}; move it away to start afresh"
+                ) from exc
+        else:
+            state.save()
+        return state
+
+    def account(self, phone: str) -> Account | None:
+        return self.accounts.get(phone.lstrip("+"))
+
+    def add_account(self, account: Account) -> Account:
+        self.accounts[account.phone] = account
+        self.save()
+        return account
+
+    def find_device_owner(self, phone: str, device_id: int) -> tuple[Account, Device] | None:
+        acc = self.account(phone)
+        if acc is None or device_id not in acc.devices:
+            return None
+        return acc, acc.devices[device_id]
+
+    def save(self) -> None:
+        if self.directory is None:
+            return
+        data = json.dumps(self._dump(), separators=(",", ":"))
+        fd, tmp = tempfile.mkstemp(prefix=".state-", dir=self.directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.directory / STATE_FILE)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StateError(f"cannot write wasim state in {self.directory}: {exc}") from exc
+
+    # -- serialization --------------------------------------------------------------------------
+
+    def _dump(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "root": self.root.to_json(),
+            "accounts": [_dump_account(a) for a in self.accounts.values()],
+        }
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported state version {data.get('version')!r}")
+        self.root = KeyPair.from_json(data["root"])
+        self.accounts = {a.phone: a for a in (_load_account(x) for x in data["accounts"])}
+
+
+def _dump_account(a: Account) -> dict[str, Any]:
+    return {
+        "phone": a.phone,
+        "lid": a.lid,
+        "name": a.name,
+        "identity": a.identity.to_json(),
+        "raw_id": a.raw_id,
+        "key_index": a.key_index,
+        "next_device_id": a.next_device_id,
+        "devices": [
+            {
+                "device_id": d.device_id,
+                "noise_public": d.noise_public.hex(),
+                "identity_public": d.identity_public.hex(),
+                "registration_id": d.registration_id,
+                "signed_prekey": [
+                    d.signed_prekey.key_id,
+                    d.signed_prekey.public.hex(),
+                    d.signed_prekey.signature.hex(),
+                ],
+                "platform": d.platform,
+                "linked_at": d.linked_at,
+                "removed": d.removed,
+                "prekeys": {str(k): v.hex() for k, v in d.prekeys.items()},
+                "consumed": sorted(d.consumed),
+            }
+            for d in a.devices.values()
+        ],
+    }
+
+
+def _load_account(x: dict[str, Any]) -> Account:
+    devices = {}
+    for d in x["devices"]:
+        spk_id, spk_pub, spk_sig = d["signed_prekey"]
+        devices[int(d["device_id"])] = Device(
+            device_id=int(d["device_id"]),
+            noise_public=bytes.fromhex(d["noise_public"]),
+            identity_public=bytes.fromhex(d["identity_public"]),
+            registration_id=int(d["registration_id"]),
+            signed_prekey=SignedPreKey(int(spk_id), bytes.fromhex(spk_pub), bytes.fromhex(spk_sig)),
+            platform=d.get("platform", ""),
+            linked_at=float(d.get("linked_at", 0.0)),
+            removed=bool(d["removed"]),
+            prekeys={int(k): bytes.fromhex(v) for k, v in d["prekeys"].items()},
+            consumed=set(d["consumed"]),
+        )
+    return Account(
+        phone=x["phone"],
+        lid=x["lid"],
+        name=x["name"],
+        identity=KeyPair.from_json(x["identity"]),
+        raw_id=int(x["raw_id"]),
+        key_index=int(x["key_index"]),
+        next_device_id=int(x["next_device_id"]),
+        devices=devices,
+    )
