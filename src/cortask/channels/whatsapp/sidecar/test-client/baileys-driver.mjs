@@ -16,8 +16,10 @@ const logger = pino({ level: process.env.BAILEYS_LOG_LEVEL || 'warn' }, pino.des
 let sock = null;
 let saveCreds = null;
 let authState = null;
+let generation = 0; // events of a socket replaced by a newer one are not reported
 
 async function connect(cmd) {
+  const gen = ++generation;
   if (sock) sock.end(undefined);
   WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(cmd.rootKey, 'hex');
   const { state, saveCreds: save } = await useMultiFileAuthState(cmd.auth);
@@ -37,11 +39,13 @@ async function connect(cmd) {
     getMessage: async () => undefined,
   });
   sock = s;
+  const current = () => gen === generation;
   s.ev.on('creds.update', async (update) => {
     await save();
-    out({ event: 'creds', keys: Object.keys(update), me: state.creds.me ?? null });
+    if (current()) out({ event: 'creds', keys: Object.keys(update), me: state.creds.me ?? null });
   });
   s.ev.on('connection.update', (u) => {
+    if (!current()) return;
     if (u.qr) out({ event: 'qr', qr: u.qr, ms: Date.now() - started });
     if (u.connection || u.isNewLogin || u.receivedPendingNotifications) {
       const err = u.lastDisconnect?.error;
@@ -55,16 +59,16 @@ async function connect(cmd) {
         ms: Date.now() - started,
       });
     }
-    if (u.connection === 'close' && sock === s) sock = null;
+    if (u.connection === 'close') sock = null;
   });
-  s.ev.on('messages.upsert', ({ messages, type }) => out({ event: 'upsert', type, messages }));
-  s.ev.on('messages.update', (updates) => out({ event: 'messages.update', updates }));
+  s.ev.on('messages.upsert', ({ messages, type }) => current() && out({ event: 'upsert', type, messages }));
+  s.ev.on('messages.update', (updates) => current() && out({ event: 'messages.update', updates }));
 }
 
 const handlers = {
   connect,
   async logout() { await sock?.logout(); },
-  async end() { sock?.end(undefined); sock = null; },
+  async end() { generation++; sock?.end(undefined); sock = null; },
   async send(cmd) {
     const msg = await sock.sendMessage(cmd.jid, { text: cmd.text });
     return { key: msg.key };

@@ -1,0 +1,5 @@
+import sys
+
+from wasim.cli import main
+
+sys.exit(main())

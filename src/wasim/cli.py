@@ -1,0 +1,110 @@
+"""`python -m wasim …`: serve the sandbox, and drive a running one through its control API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from wasim.server.app import Wasim
+from wasim.server.control import start_control
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wasim", description="An offline WhatsApp Web server for Baileys.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run wasim until interrupted")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    s.add_argument("--port", type=int, default=0, help="WebSocket port (0: any free port)")
+    s.add_argument("--control-port", type=int, default=0, help="control API port (0: any free port)")
+    s.add_argument("--state", type=Path, default=None, help="state directory (default: in memory only)")
+    s.add_argument("--phone", default="15550001111", help="the simulated phone's own number")
+    s.add_argument("-v", "--verbose", action="count", default=0, help="-v: info, -vv: every node")
+
+    def control(name: str, help_: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help_)
+        c.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
+        return c
+
+    c = control("scan", "the simulated phone scans a QR code")
+    c.add_argument("qr", help="the QR string the client produced")
+    c.add_argument("--phone", default=None, help="link to this account (default: the phone's own)")
+    control("devices", "list accounts and their linked devices")
+    c = control("fault", "inject a fault into logged-in connections")
+    g = c.add_mutually_exclusive_group(required=True)
+    g.add_argument("--code", type=int, help="end with <stream:error code=N>")
+    g.add_argument("--failure", type=int, metavar="N", help="end with <failure reason=N>")
+    g.add_argument("--downgrade", action="store_true", help="<ib><downgrade_webclient/></ib> (411)")
+    g.add_argument("--close", action="store_true", help="close the WebSocket")
+    g.add_argument("--drop", action="store_true", help="silently stop answering (no close)")
+    g.add_argument("--refuse", type=float, metavar="SECONDS", help="refuse new connections for a while")
+    c.add_argument("--phone", default=None, help="only this account's connections")
+    return p
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    sim = Wasim(args.state, host=args.host, port=args.port, default_phone=args.phone)
+    await sim.start()
+    runner, control_url = await start_control(sim, args.host, args.control_port)
+    print(
+        json.dumps({"url": sim.url, "root_public_key": sim.root_public_key, "control_url": control_url}),
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+    await sim.stop()
+    return 0
+
+
+async def _call(base: str, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.request(method, base.rstrip("/") + path, json=body) as resp:
+                return resp.status, await resp.json()
+    except aiohttp.ClientError as exc:
+        raise SystemExit(f"wasim: cannot reach the control API at {base}: {exc}") from exc
+
+
+async def _client(args: argparse.Namespace) -> int:
+    if args.command == "scan":
+        status, data = await _call(args.control, "POST", "/scan", {"qr": args.qr, "phone": args.phone})
+    elif args.command == "devices":
+        status, data = await _call(args.control, "GET", "/devices")
+    else:
+        body: dict[str, Any] = {"phone": args.phone}
+        if args.code is not None:
+            body |= {"kind": "stream_error", "code": args.code}
+        elif args.failure is not None:
+            body |= {"kind": "failure", "code": args.failure}
+        elif args.refuse is not None:
+            body |= {"kind": "refuse", "seconds": args.refuse}
+        else:
+            body["kind"] = "downgrade" if args.downgrade else "close" if args.close else "drop"
+        status, data = await _call(args.control, "POST", "/fault", body)
+    if status >= 400:
+        print(f"wasim: {data.get('error', data)}", file=sys.stderr)
+        return 1
+    print(json.dumps(data, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    runner = _serve if args.command == "serve" else _client
+    return asyncio.run(runner(args))

@@ -1,0 +1,131 @@
+"""The JSON control API on loopback: what tests, scripts and the CLI use to drive wasim."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from wasim.protocol.pairing import PairingError
+from wasim.server.app import Wasim
+from wasim.server.faults import Fault
+
+log = logging.getLogger("wasim.control")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    pass
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    except PairingError as exc:
+        return _error(409, str(exc))
+    except ValueError as exc:
+        return _error(400, str(exc))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+def _field(data: dict[str, Any], name: str, kind: type, required: bool = True) -> Any:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"missing field {name!r}")
+        return None
+    if kind is float and isinstance(value, int):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise BadRequest(f"field {name!r} must be a {kind.__name__}")
+    return value
+
+
+def make_app(sim: Wasim) -> web.Application:
+    routes = web.RouteTableDef()
+
+    @routes.get("/status")
+    async def status(request: web.Request) -> web.Response:
+        return web.json_response(sim.snapshot())
+
+    @routes.get("/devices")
+    async def devices(request: web.Request) -> web.Response:
+        return web.json_response({"accounts": sim.snapshot()["accounts"]})
+
+    @routes.post("/scan")
+    async def scan(request: web.Request) -> web.Response:
+        data = await _body(request)
+        result = await sim.phone.scan(
+            _field(data, "qr", str),
+            phone=_field(data, "phone", str, False),
+            name=data.get("name") or "Sim User",
+        )
+        return web.json_response(
+            {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
+        )
+
+    @routes.post("/refuse")
+    async def refuse(request: web.Request) -> web.Response:
+        sim.phone.refuse(_field(await _body(request), "qr", str))
+        return web.json_response({"ok": True})
+
+    @routes.post("/unlink")
+    async def unlink(request: web.Request) -> web.Response:
+        data = await _body(request)
+        await sim.phone.unlink(_field(data, "phone", str), _field(data, "device", int))
+        return web.json_response({"ok": True})
+
+    @routes.post("/fault")
+    async def fault(request: web.Request) -> web.Response:
+        data = await _body(request)
+        f = Fault(
+            kind=_field(data, "kind", str),
+            code=_field(data, "code", int, False),
+            seconds=_field(data, "seconds", float, False) or 0.0,
+        )
+        targets = await sim.inject(f, phone=_field(data, "phone", str, False))
+        return web.json_response({"ok": True, "connections": targets})
+
+    @routes.get("/events")
+    async def events(request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError as exc:
+            raise BadRequest("'since' must be an event sequence number") from exc
+        kind = request.query.get("kind")
+        return web.json_response({"events": [e.to_json() for e in sim.events.since(since, kind)]})
+
+    app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
+    app.add_routes(routes)
+    return app
+
+
+async def start_control(sim: Wasim, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(make_app(sim), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound port only through the server's sockets
+    assert server is not None
+    bound = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    return runner, f"http://{host}:{bound}"

@@ -1,0 +1,1 @@
+"""Helpers for driving a real Baileys client against wasim (tests, benchmarks, demos)."""

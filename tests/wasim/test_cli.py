@@ -1,0 +1,77 @@
+"""The wasim CLI as scripts and people use it: serve, scan, devices, fault — real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from wasim.testing.baileys import BaileysDriver
+
+StartBaileys = Callable[..., Awaitable[BaileysDriver]]
+
+
+async def _wasim(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wasim", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_baileys: StartBaileys) -> None:
+    state = tmp_path / "state"
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wasim", "serve", "--port", "0", "--state", str(state),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert server.stdout is not None
+        first = json.loads(await asyncio.wait_for(server.stdout.readline(), 30))
+        assert set(first) == {"url", "root_public_key", "control_url"}
+        assert first["url"].startswith("ws://127.0.0.1:") and first["url"].endswith("/ws/chat")
+        control = first["control_url"]
+
+        client = await make_baileys()
+        mark = await client.connect(first["url"], first["root_public_key"])
+        qr = (await client.wait("qr", since=mark))["qr"]
+
+        code, out, err = await _wasim("scan", "--control", control, "not a qr code")
+        assert code != 0 and "not a WhatsApp linking QR code" in err
+
+        code, out, err = await _wasim("scan", "--control", control, qr)
+        assert code == 0, err
+        assert json.loads(out)["device_jid"] == "15550001111:2@s.whatsapp.net"
+        assert (await client.wait_close(mark))["statusCode"] == 515
+        mark = await client.connect(first["url"], first["root_public_key"])
+        await client.wait_open(mark)
+
+        code, out, err = await _wasim("devices", "--control", control)
+        assert code == 0, err
+        [account] = json.loads(out)["accounts"]
+        assert account["phone"] == "+15550001111"
+        assert [(d["device"], d["linked"], d["connected"]) for d in account["devices"]] == [(2, True, True)]
+
+        mark = client.mark()
+        code, out, err = await _wasim("fault", "--control", control, "--code", "503")
+        assert code == 0, err
+        assert (await client.wait_close(mark))["statusCode"] == 503
+
+        server.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(server.wait(), 15) == 0
+        saved = json.loads((state / "wasim-state.json").read_text())
+        assert saved["root"]["public"] == first["root_public_key"]
+        assert [d["device_id"] for d in saved["accounts"][0]["devices"]] == [2]
+    finally:
+        if server.returncode is None:
+            server.kill()
+            await server.wait()
+
+
+async def test_control_commands_explain_an_unreachable_server() -> None:
+    code, _, err = await _wasim("devices", "--control", "http://127.0.0.1:9")
+    assert code != 0 and "cannot reach the control API" in err
