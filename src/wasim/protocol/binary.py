@@ -56,7 +56,9 @@ MAX_INFLATED = 8 * 1024 * 1024
 # word present in both tables (none today) would use the double form.
 _TOKEN_BYTES: dict[str, bytes] = {tok: bytes((i,)) for i, tok in enumerate(SINGLE_BYTE_TOKENS) if tok}
 _TOKEN_BYTES.update(
-    (tok, bytes((DICTIONARY_0 + d, i))) for d, table in enumerate(DOUBLE_BYTE_TOKENS) for i, tok in enumerate(table)
+    (tok, bytes((DICTIONARY_0 + d, i)))
+    for d, table in enumerate(DOUBLE_BYTE_TOKENS)
+    for i, tok in enumerate(table)
 )
 
 # Packed alphabets: a character's nibble is its index; nibble 15 is the padding "\0".
@@ -166,7 +168,9 @@ def _write_node(out: bytearray, node: Node) -> None:
     _write_string(out, node.tag)
     for key, value in attrs:
         if not isinstance(value, str) or not isinstance(key, str):
-            raise BinaryError(f"attribute {key!r} of <{node.tag}> must be a string, not {type(value).__name__}")
+            raise BinaryError(
+                f"attribute {key!r} of <{node.tag}> must be a string, not {type(value).__name__}"
+            )
         _write_string(out, key)
         _write_string(out, value)
     if content is None:
@@ -180,7 +184,9 @@ def _write_node(out: bytearray, node: Node) -> None:
     elif isinstance(content, str):
         _write_string(out, content)
     else:
-        raise BinaryError(f"content of <{node.tag}> must be str, bytes or a list, not {type(content).__name__}")
+        raise BinaryError(
+            f"content of <{node.tag}> must be str, bytes or a list, not {type(content).__name__}"
+        )
 
 
 def _write_list_start(out: bytearray, size: int) -> None:
@@ -312,9 +318,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         pos = self.pos
         if pos + n > len(self.data):
-            raise BinaryError(
-                f"data ends early: {n} bytes needed at byte {pos}, {len(self.data) - pos} left"
-            )
+            raise BinaryError(f"data ends early: {n} bytes needed at byte {pos}, {len(self.data) - pos} left")
         self.pos = pos + n
         return self.data[pos : pos + n]
 
