@@ -10,6 +10,13 @@
 import readline from 'node:readline';
 import { makeWASocket, useMultiFileAuthState, WA_CERT_DETAILS, BufferJSON } from 'baileys';
 import pino from 'pino';
+import { format } from 'node:util';
+
+// stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
+// every console method goes to stderr instead.
+for (const m of ['log', 'info', 'warn', 'error', 'debug', 'trace']) {
+  console[m] = (...args) => process.stderr.write(format(...args) + '\n');
+}
 
 const out = (obj) => process.stdout.write(JSON.stringify(obj, BufferJSON.replacer) + '\n');
 const logger = pino({ level: process.env.BAILEYS_LOG_LEVEL || 'warn' }, pino.destination(2));

@@ -1,0 +1,1 @@
+"""wasim's wire protocol, sans-I/O: binary nodes, Noise handshake, certificates, pairing."""
