@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -47,6 +48,38 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--drop", action="store_true", help="silently stop answering (no close)")
     g.add_argument("--refuse", type=float, metavar="SECONDS", help="refuse new connections for a while")
     c.add_argument("--phone", default=None, help="only this account's connections")
+
+    c = control("contact", "manage simulated contacts")
+    csub = c.add_subparsers(dest="contact_command", required=True)
+    add = csub.add_parser("add", help="add a simulated contact")
+    add.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
+    add.add_argument("phone", help="E.164 number, e.g. +4915123456789")
+    add.add_argument("--name", required=True, help="the push name others see")
+    add.add_argument("--lid", default=None, help="its LID user (digits); random when omitted")
+    lst = csub.add_parser("list", help="list contacts")
+    lst.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
+
+    c = control("send", "a contact sends a message to the account (prints its id)")
+    c.add_argument(
+        "--from", dest="sender", required=True, help="contact phone, or 'self' for the account's phone"
+    )
+    c.add_argument("--text", default="", help="text, caption or name")
+    c.add_argument(
+        "--kind",
+        default="text",
+        help="text|extended_text|image|video|audio|document|sticker|location|contact|reaction|poll|revoke",
+    )
+    c.add_argument("--to", default=None, help="the account (default: the phone's own)")
+    c.add_argument("--lid-addressed", action="store_true", help="address the message by LID")
+    c.add_argument("--status", action="store_true", help="post a status update (status@broadcast)")
+    c.add_argument("--chat", default=None, help="with --from self: the chat the phone wrote in")
+    c.add_argument("--group", default=None, help="send to this group")
+
+    c = control("inbox", "what a contact received: texts, chatstates and receipts, in order")
+    c.add_argument("--contact", required=True, help="contact phone")
+
+    c = control("redeliver", "deliver a message again with the same id")
+    c.add_argument("--id", required=True, help="message id printed by 'wasim send'")
     return p
 
 
@@ -86,6 +119,28 @@ async def _client(args: argparse.Namespace) -> int:
         status, data = await _call(args.control, "POST", "/scan", {"qr": args.qr, "phone": args.phone})
     elif args.command == "devices":
         status, data = await _call(args.control, "GET", "/devices")
+    elif args.command == "contact" and args.contact_command == "add":
+        status, data = await _call(
+            args.control, "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid}
+        )
+    elif args.command == "contact":
+        status, data = await _call(args.control, "GET", "/contacts")
+    elif args.command == "send":
+        message = {
+            "from": args.sender,
+            "text": args.text,
+            "kind": args.kind,
+            "to": args.to,
+            "lid_addressed": args.lid_addressed,
+            "status": args.status,
+            "chat": args.chat,
+            "group": args.group,
+        }
+        status, data = await _call(args.control, "POST", "/send", message)
+    elif args.command == "inbox":
+        status, data = await _call(args.control, "GET", f"/inbox?contact={quote(args.contact)}")
+    elif args.command == "redeliver":
+        status, data = await _call(args.control, "POST", "/redeliver", {"id": args.id})
     else:
         body: dict[str, Any] = {"phone": args.phone}
         if args.code is not None:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from wasim.protocol.crypto import KeyPair
+from wasim.signal import KeyStore, SessionRecord
+from wasim.signal import SignedPreKey as SignalSignedPreKey
 
 STATE_FILE = "wasim-state.json"
 STATE_VERSION = 1
@@ -73,13 +75,64 @@ class Account:
         return [d for d in self.devices.values() if not d.removed]
 
 
-def new_account(phone: str, name: str = "Sim User") -> Account:
-    digits = phone.lstrip("+")
+@dataclass(slots=True)
+class Contact:
+    """A simulated WhatsApp user: a phone number, a LID, a push name and its own Signal keys.
+
+    The account's own phone is a contact too (`own_phone`), whose identity is the account key.
+    `sessions` holds one Signal session per companion device it talks to ("phone.device").
+    """
+
+    phone: str
+    lid: str
+    name: str
+    keys: KeyStore
+    own_phone: bool = False
+    sessions: dict[str, SessionRecord] = field(default_factory=dict)
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def jid(self) -> str:
+        return f"{self.phone}@s.whatsapp.net"
+
+    @property
+    def lid_jid(self) -> str:
+        return f"{self.lid}@lid"
+
+
+def new_lid() -> str:
+    return str(100_000_000_000_000 + secrets.randbelow(800_000_000_000_000))
+
+
+def new_contact(phone: str, name: str, lid: str | None = None) -> Contact:
+    digits = _digits(phone)
+    if lid is not None and (not lid.isdigit() or not 6 <= len(lid) <= 20):
+        raise ValueError(f"a LID is 6 to 20 digits, got {lid!r}")
+    return Contact(phone=digits, lid=lid or new_lid(), name=name, keys=KeyStore.generate(pre_keys=20))
+
+
+def phone_contact(account: Account) -> Contact:
+    """The account's own phone (device 0) as a Signal party: its identity is the account key."""
+    keys = KeyStore.generate(pre_keys=20)
+    keys.identity = account.identity
+    keys.signed_pre_key = SignalSignedPreKey.generate(account.identity, 1)
+    return Contact(phone=account.phone, lid=account.lid, name=account.name, keys=keys, own_phone=True)
+
+
+def _digits(phone: str) -> str:
+    digits = phone.strip().lstrip("+")
     if not digits.isdigit() or not 6 <= len(digits) <= 15:
-        raise ValueError(f"an account phone number is 6 to 15 digits, got {phone!r}")
-    lid = str(100_000_000_000_000 + secrets.randbelow(800_000_000_000_000))
+        raise ValueError(f"a phone number is + and 6 to 15 digits (E.164), got {phone!r}")
+    return digits
+
+
+def new_account(phone: str, name: str = "Sim User") -> Account:
     return Account(
-        phone=digits, lid=lid, name=name, identity=KeyPair.generate(), raw_id=secrets.randbelow(2**31)
+        phone=_digits(phone),
+        lid=new_lid(),
+        name=name,
+        identity=KeyPair.generate(),
+        raw_id=secrets.randbelow(2**31),
     )
 
 
@@ -92,6 +145,7 @@ class WasimState:
         self.directory = directory
         self.root = KeyPair.generate()
         self.accounts: dict[str, Account] = {}
+        self.contacts: dict[str, Contact] = {}  # by phone digits; own phones included
 
     @classmethod
     def load(cls, directory: Path | None) -> WasimState:
@@ -116,8 +170,29 @@ class WasimState:
 
     def add_account(self, account: Account) -> Account:
         self.accounts[account.phone] = account
+        self.contacts[account.phone] = phone_contact(account)
         self.save()
         return account
+
+    def add_contact(self, contact: Contact) -> Contact:
+        existing = self.contacts.get(contact.phone)
+        if existing is not None and not existing.own_phone:
+            raise ValueError(f"contact +{contact.phone} already exists")
+        if any(c.lid == contact.lid for c in self.contacts.values()):
+            raise ValueError(f"LID {contact.lid} is already taken")
+        self.contacts[contact.phone] = contact
+        self.save()
+        return contact
+
+    def contact_for(self, jid: str) -> Contact | None:
+        """The contact a `user@s.whatsapp.net` or `lid@lid` JID (device suffix allowed) names."""
+        user_part, _, server = jid.partition("@")
+        user = user_part.partition(":")[0]
+        if server == "s.whatsapp.net":
+            return self.contacts.get(user)
+        if server == "lid":
+            return next((c for c in self.contacts.values() if c.lid == user), None)
+        return None
 
     def find_device_owner(self, phone: str, device_id: int) -> tuple[Account, Device] | None:
         acc = self.account(phone)
@@ -147,6 +222,7 @@ class WasimState:
             "version": STATE_VERSION,
             "root": self.root.to_json(),
             "accounts": [_dump_account(a) for a in self.accounts.values()],
+            "contacts": [_dump_contact(c) for c in self.contacts.values()],
         }
 
     def _restore(self, data: dict[str, Any]) -> None:
@@ -154,6 +230,31 @@ class WasimState:
             raise ValueError(f"unsupported state version {data.get('version')!r}")
         self.root = KeyPair.from_json(data["root"])
         self.accounts = {a.phone: a for a in (_load_account(x) for x in data["accounts"])}
+        self.contacts = {c.phone: c for c in (_load_contact(x) for x in data.get("contacts", []))}
+
+
+def _dump_contact(c: Contact) -> dict[str, Any]:
+    return {
+        "phone": c.phone,
+        "lid": c.lid,
+        "name": c.name,
+        "own_phone": c.own_phone,
+        "keys": c.keys.to_json(),
+        "sessions": {k: v.to_json() for k, v in c.sessions.items()},
+        "inbox": c.inbox,
+    }
+
+
+def _load_contact(x: dict[str, Any]) -> Contact:
+    return Contact(
+        phone=x["phone"],
+        lid=x["lid"],
+        name=x["name"],
+        own_phone=bool(x.get("own_phone", False)),
+        keys=KeyStore.from_json(x["keys"]),
+        sessions={k: SessionRecord.from_json(v) for k, v in x["sessions"].items()},
+        inbox=list(x.get("inbox", [])),
+    )
 
 
 def _dump_account(a: Account) -> dict[str, Any]:

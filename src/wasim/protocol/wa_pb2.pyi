@@ -251,7 +251,7 @@ class Message(_message.Message):
         file_name: str
         def __init__(self, url: _Optional[str] = ..., mimetype: _Optional[str] = ..., title: _Optional[str] = ..., file_sha256: _Optional[bytes] = ..., file_length: _Optional[int] = ..., page_count: _Optional[int] = ..., media_key: _Optional[bytes] = ..., file_name: _Optional[str] = ...) -> None: ...
     class StickerMessage(_message.Message):
-        __slots__ = ("url", "file_sha256", "file_enc_sha256", "media_key", "mimetype", "height", "width")
+        __slots__ = ("url", "file_sha256", "file_enc_sha256", "media_key", "mimetype", "height", "width", "file_length")
         URL_FIELD_NUMBER: _ClassVar[int]
         FILE_SHA256_FIELD_NUMBER: _ClassVar[int]
         FILE_ENC_SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +259,7 @@ class Message(_message.Message):
         MIMETYPE_FIELD_NUMBER: _ClassVar[int]
         HEIGHT_FIELD_NUMBER: _ClassVar[int]
         WIDTH_FIELD_NUMBER: _ClassVar[int]
+        FILE_LENGTH_FIELD_NUMBER: _ClassVar[int]
         url: str
         file_sha256: bytes
         file_enc_sha256: bytes
@@ -266,7 +267,8 @@ class Message(_message.Message):
         mimetype: str
         height: int
         width: int
-        def __init__(self, url: _Optional[str] = ..., file_sha256: _Optional[bytes] = ..., file_enc_sha256: _Optional[bytes] = ..., media_key: _Optional[bytes] = ..., mimetype: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ...) -> None: ...
+        file_length: int
+        def __init__(self, url: _Optional[str] = ..., file_sha256: _Optional[bytes] = ..., file_enc_sha256: _Optional[bytes] = ..., media_key: _Optional[bytes] = ..., mimetype: _Optional[str] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., file_length: _Optional[int] = ...) -> None: ...
     class LocationMessage(_message.Message):
         __slots__ = ("degrees_latitude", "degrees_longitude", "name", "address")
         DEGREES_LATITUDE_FIELD_NUMBER: _ClassVar[int]

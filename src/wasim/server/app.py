@@ -25,8 +25,9 @@ from wasim.server.connection import ClientConnection, Kind
 from wasim.server.directory import Directory
 from wasim.server.events import EventLog
 from wasim.server.faults import Fault, apply_fault
+from wasim.server.messaging import Messaging
 from wasim.server.phone import SimulatedPhone
-from wasim.state import WasimState
+from wasim.state import Contact, WasimState, new_contact
 
 log = logging.getLogger("wasim")
 
@@ -52,6 +53,7 @@ class Wasim:
         self.events = EventLog()
         self.directory = Directory(self)
         self.phone = SimulatedPhone(self)
+        self.messaging = Messaging(self)
         self.connections: set[ClientConnection] = set()
         self.static_key = KeyPair.generate()
         self._intermediate = KeyPair.generate()
@@ -163,24 +165,36 @@ class Wasim:
 
     # -- traffic hooks (extended by simulated contacts) ----------------------------------------
 
-    async def deliver_offline(self, conn: ClientConnection) -> None:
-        """Stanzas queued while the account was away; sent before <ib><offline>."""
+    async def deliver_offline(self, conn: ClientConnection) -> int:
+        """Send what queued up while this device was away; returns how many stanzas."""
+        return await self.messaging.deliver_offline(conn)
 
     async def on_client_stanza(self, conn: ClientConnection, node: Node) -> None:
         kind = node.tag
-        if kind in ("chatstate", "presence", "receipt"):
+        if kind in ("chatstate", "receipt"):
+            self.messaging.record_presence(conn, node)
+            self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
+        elif kind == "presence":
             self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
         elif kind == "message":
-            await conn.send_node(
-                Node(
-                    "ack",
-                    {"class": "message", "id": node.attrs.get("id", ""), "from": node.attrs.get("to", "")},
-                )
-            )
-        elif kind == "ack" or kind == "ib":
+            await self.messaging.on_client_message(conn, node)
+        elif kind in ("ack", "ib"):
             pass
         else:
             log.debug("unhandled stanza from %s: %s", conn.id, node)
+
+    # -- contacts -----------------------------------------------------------------------------
+
+    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
+        contact = self.state.add_contact(new_contact(phone, name, lid))
+        self.events.emit("contact.added", phone=contact.phone, lid=contact.lid, name=name)
+        return contact
+
+    def inbox(self, phone: str) -> list[dict[str, Any]]:
+        contact = self.state.contacts.get(phone.lstrip("+"))
+        if contact is None:
+            raise ValueError(f"unknown contact {phone}")
+        return list(contact.inbox)
 
     # -- faults -------------------------------------------------------------------------------
 
@@ -240,6 +254,10 @@ class Wasim:
                     ],
                 }
                 for a in self.state.accounts.values()
+            ],
+            "contacts": [
+                {"phone": "+" + c.phone, "lid": c.lid, "name": c.name, "own_phone": c.own_phone}
+                for c in self.state.contacts.values()
             ],
         }
 

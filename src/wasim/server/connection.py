@@ -212,8 +212,9 @@ class ClientConnection:
                 },
             )
         )
-        await self.server.deliver_offline(self)
-        await self.send_node(Node("ib", {"from": SERVER_JID}, [Node("offline", {"count": "0"})]))
+        # Offline-flagged stanzas must come before <ib><offline>, which ends Baileys' offline phase.
+        count = await self.server.deliver_offline(self)
+        await self.send_node(Node("ib", {"from": SERVER_JID}, [Node("offline", {"count": str(count)})]))
         # A live no-op stanza ends Baileys' first-login event buffering at once.
         await self.send_node(
             Node("notification", {"from": SERVER_JID, "id": new_id(), "type": "sim_flush", "t": now_s()})

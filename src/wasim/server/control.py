@@ -106,6 +106,47 @@ def make_app(sim: Wasim) -> web.Application:
         targets = await sim.inject(f, phone=_field(data, "phone", str, False))
         return web.json_response({"ok": True, "connections": targets})
 
+    @routes.post("/contacts")
+    async def add_contact(request: web.Request) -> web.Response:
+        data = await _body(request)
+        contact = sim.add_contact(
+            _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
+        )
+        return web.json_response(
+            {"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name}
+        )
+
+    @routes.get("/contacts")
+    async def contacts(request: web.Request) -> web.Response:
+        return web.json_response({"contacts": sim.snapshot()["contacts"]})
+
+    @routes.post("/send")
+    async def send(request: web.Request) -> web.Response:
+        data = await _body(request)
+        message_id = await sim.messaging.send(
+            _field(data, "from", str),
+            data.get("text") or "",
+            kind=_field(data, "kind", str, False) or "text",
+            to=_field(data, "to", str, False),
+            lid_addressed=bool(data.get("lid_addressed")),
+            status=bool(data.get("status")),
+            chat=_field(data, "chat", str, False),
+            group=_field(data, "group", str, False),
+        )
+        return web.json_response({"ok": True, "id": message_id})
+
+    @routes.post("/redeliver")
+    async def redeliver(request: web.Request) -> web.Response:
+        await sim.messaging.redeliver(_field(await _body(request), "id", str))
+        return web.json_response({"ok": True})
+
+    @routes.get("/inbox")
+    async def inbox(request: web.Request) -> web.Response:
+        contact = request.query.get("contact")
+        if not contact:
+            raise BadRequest("missing query parameter 'contact' (a phone number)")
+        return web.json_response({"contact": contact, "inbox": sim.inbox(contact)})
+
     @routes.get("/events")
     async def events(request: web.Request) -> web.Response:
         try:

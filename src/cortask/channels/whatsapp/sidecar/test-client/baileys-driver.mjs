@@ -72,6 +72,21 @@ async function connect(cmd) {
   s.ev.on('messages.update', (updates) => current() && out({ event: 'messages.update', updates }));
 }
 
+const toNode = (j) => ({
+  tag: j.tag,
+  attrs: j.attrs ?? {},
+  content: j.content == null ? undefined
+    : typeof j.content === 'string' ? j.content
+      : Array.isArray(j.content) ? j.content.map(toNode) : Buffer.from(j.content.b64, 'base64'),
+});
+const fromNode = (n) => ({
+  tag: n.tag,
+  attrs: n.attrs,
+  content: n.content == null ? null
+    : typeof n.content === 'string' ? n.content
+      : Array.isArray(n.content) ? n.content.map(fromNode) : { b64: Buffer.from(n.content).toString('base64') },
+});
+
 const handlers = {
   connect,
   async logout() { await sock?.logout(); },
@@ -81,6 +96,13 @@ const handlers = {
     return { key: msg.key };
   },
   async presence(cmd) { await sock.sendPresenceUpdate(cmd.type, cmd.jid); },
+  // Raw stanzas through Baileys' own socket, for bad-input tests: {tag, attrs, content} where
+  // content is a string, a list of nodes, or {"b64": "..."} for bytes.
+  async query(cmd) {
+    const result = await sock.query(toNode(cmd.node), cmd.timeoutMs ?? 10000);
+    return { node: result ? fromNode(result) : null };
+  },
+  async sendNode(cmd) { await sock.sendNode(toNode(cmd.node)); },
   async creds() { return { creds: authState?.creds ?? null }; },
   async exit() { sock?.end(undefined); setTimeout(() => process.exit(0), 50); },
 };

@@ -1,0 +1,130 @@
+"""WhatsApp `Message` protobufs with minimal valid content for every kind a contact can send,
+and a reader for what a companion sends back. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+
+from wasim.protocol import wa_pb2
+
+M = wa_pb2.Message
+
+# The `type` attribute of the <message> stanza for each kind, as WhatsApp sets it.
+STANZA_TYPE = {
+    "text": "text",
+    "extended_text": "text",
+    "image": "media",
+    "video": "media",
+    "audio": "media",
+    "document": "media",
+    "sticker": "media",
+    "location": "media",
+    "contact": "media",
+    "reaction": "reaction",
+    "poll": "poll",
+    "revoke": "text",
+}
+KINDS = tuple(STANZA_TYPE)
+
+
+def _media(kind: str) -> dict[str, Any]:
+    body = os.urandom(64)
+    return {
+        "url": f"https://mmg.whatsapp.net/wasim/{kind}/{body[:6].hex()}",
+        "mimetype": {
+            "image": "image/jpeg",
+            "video": "video/mp4",
+            "audio": "audio/ogg; codecs=opus",
+            "document": "application/pdf",
+            "sticker": "image/webp",
+        }[kind],
+        "file_sha256": hashlib.sha256(body).digest(),
+        "file_length": len(body),
+        "media_key": os.urandom(32),
+    }
+
+
+def build_message(kind: str, text: str = "", *, target_id: str = "", chat_jid: str = "") -> bytes:
+    """Serialized `Message` of `kind`; `text` is the text, caption or name where the kind has one.
+    Reactions and revokes point at `target_id` in `chat_jid`."""
+    if kind == "text":
+        msg = M(conversation=text)
+    elif kind == "extended_text":
+        msg = M(extended_text_message=M.ExtendedTextMessage(text=text))
+    elif kind == "image":
+        msg = M(image_message=M.ImageMessage(caption=text, height=1, width=1, **_media(kind)))
+    elif kind == "video":
+        msg = M(video_message=M.VideoMessage(caption=text, seconds=1, **_media(kind)))
+    elif kind == "audio":
+        msg = M(audio_message=M.AudioMessage(seconds=1, ptt=True, **_media(kind)))
+    elif kind == "document":
+        msg = M(
+            document_message=M.DocumentMessage(
+                title=text or "file.pdf", file_name=text or "file.pdf", **_media(kind)
+            )
+        )
+    elif kind == "sticker":
+        msg = M(sticker_message=M.StickerMessage(height=64, width=64, **_media(kind)))
+    elif kind == "location":
+        msg = M(
+            location_message=M.LocationMessage(degrees_latitude=52.52, degrees_longitude=13.405, name=text)
+        )
+    elif kind == "contact":
+        name = text or "Grace Hopper"
+        vcard = f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nTEL;type=CELL:+15550009999\nEND:VCARD"
+        msg = M(contact_message=M.ContactMessage(display_name=name, vcard=vcard))
+    elif kind == "reaction":
+        key = wa_pb2.MessageKey(remote_jid=chat_jid, from_me=True, id=target_id or "3EB0000000000000000000")
+        msg = M(reaction_message=M.ReactionMessage(key=key, text=text or "👍", sender_timestamp_ms=1))
+    elif kind == "poll":
+        options = [M.PollCreationMessage.Option(option_name=o) for o in ("yes", "no")]
+        msg = M(
+            poll_creation_message_v3=M.PollCreationMessage(
+                name=text or "Lunch?", options=options, selectable_options_count=1
+            )
+        )
+    elif kind == "revoke":
+        key = wa_pb2.MessageKey(remote_jid=chat_jid, from_me=False, id=target_id or "3EB0000000000000000000")
+        msg = M(protocol_message=M.ProtocolMessage(key=key, type=0))  # 0 = REVOKE
+    else:
+        raise ValueError(f"unknown message kind {kind!r}; choose one of {', '.join(KINDS)}")
+    return bytes(msg.SerializeToString())
+
+
+def wrap_device_sent(message: bytes, destination_jid: str) -> bytes:
+    """What the account's own phone sends its companions about a message it sent elsewhere."""
+    inner = M.FromString(message)
+    return bytes(
+        M(
+            device_sent_message=M.DeviceSentMessage(destination_jid=destination_jid, message=inner)
+        ).SerializeToString()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMessage:
+    kind: str
+    text: str | None
+
+
+def read_message(data: bytes) -> ReadMessage:
+    """The kind and text of a Message a companion sent (unwrapping deviceSentMessage)."""
+    try:
+        msg = M.FromString(data)
+    except DecodeError:
+        return ReadMessage("undecodable", None)
+    if msg.HasField("device_sent_message"):
+        msg = msg.device_sent_message.message
+    if msg.HasField("conversation"):
+        return ReadMessage("text", msg.conversation)
+    if msg.HasField("extended_text_message"):
+        return ReadMessage("extended_text", msg.extended_text_message.text)
+    for field, _ in msg.ListFields():
+        if field.name not in ("message_context_info",):
+            return ReadMessage(field.name.removesuffix("_message"), None)
+    return ReadMessage("empty", None)

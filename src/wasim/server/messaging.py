@@ -1,0 +1,273 @@
+"""Messages between simulated contacts and linked companions, end-to-end encrypted.
+
+Contact -> account: the message is kept as plaintext and encrypted for each companion device at
+the moment it is delivered (libsignal-node damages a session when handed a ciphertext made on a
+session it already replaced, so ciphertexts are never queued). A device that is not connected
+gets it at its next login, flagged `offline` as WhatsApp does, before `<ib><offline>`.
+
+Account -> contact: each `<to>` of a companion's `<message>` is decrypted with the contact's
+session; the plain text lands in that contact's inbox with chatstates and receipts, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from wasim.protocol.binary import Node
+from wasim.protocol.messages import STANZA_TYPE, build_message, read_message, wrap_device_sent
+from wasim.server.directory import device_bundle
+from wasim.server.nodes import now_s
+from wasim.signal import SessionCipher, SessionRecord, SignalError, pad, unpad
+from wasim.state import Account, Contact, Device
+
+if TYPE_CHECKING:
+    from wasim.server.app import Wasim
+    from wasim.server.connection import ClientConnection
+
+log = logging.getLogger("wasim.messaging")
+
+STATUS_JID = "status@broadcast"
+
+
+def new_message_id() -> str:
+    return "3A" + secrets.token_hex(9).upper()
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A message from a contact (or the account's own phone) to an account's companions."""
+
+    id: str
+    sender_phone: str
+    account_phone: str
+    kind: str
+    text: str
+    message: bytes  # the serialized Message, before padding and encryption
+    t: int
+    lid_addressed: bool = False
+    status: bool = False
+    chat_jid: str = ""  # for the own phone's messages: the chat it wrote in
+    delivered_to: set[int] = field(default_factory=set)
+
+
+class Messaging:
+    def __init__(self, server: Wasim) -> None:
+        self._server = server
+        self._pending: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
+        self._sent: dict[str, Outgoing] = {}
+
+    # -- contact -> account --------------------------------------------------------------------
+
+    async def send(
+        self,
+        sender: str,
+        text: str = "",
+        *,
+        kind: str = "text",
+        to: str | None = None,
+        lid_addressed: bool = False,
+        status: bool = False,
+        chat: str | None = None,
+        target_id: str = "",
+        group: str | None = None,
+    ) -> str:
+        """A contact (`sender` phone, or 'self' for the account's own phone) sends a message to
+        account `to` (default: the only/default account). Returns the message id."""
+        if group is not None:
+            raise ValueError("group messages are not simulated yet")
+        state = self._server.state
+        account = state.account(to or self._server.default_phone)
+        if account is None:
+            raise ValueError(f"no account {to or self._server.default_phone}: link a device first")
+        from_self = sender == "self"
+        contact = state.contacts.get(account.phone if from_self else sender.lstrip("+"))
+        if contact is None:
+            raise ValueError(f"unknown contact {sender}: add it first (wasim contact add)")
+        if from_self and not chat:
+            raise ValueError("a message from the account's own phone needs the chat it was written in")
+        chat_jid = chat if chat and "@" in chat else f"{(chat or '').lstrip('+')}@s.whatsapp.net"
+        message = build_message(
+            kind, text, target_id=target_id, chat_jid=account.jid if not from_self else chat_jid
+        )
+        if from_self:
+            message = wrap_device_sent(message, chat_jid)
+        out = Outgoing(
+            id=new_message_id(),
+            sender_phone=contact.phone,
+            account_phone=account.phone,
+            kind=kind,
+            text=text,
+            message=message,
+            t=int(time.time()),
+            lid_addressed=lid_addressed,
+            status=status,
+            chat_jid=chat_jid if from_self else "",
+        )
+        self._sent[out.id] = out
+        await self._dispatch(account, out)
+        self._server.events.emit("contact.sent", id=out.id, sender=contact.phone, kind=kind, to=account.phone)
+        return out.id
+
+    async def redeliver(self, message_id: str) -> None:
+        """Deliver a message again with the same id (as WhatsApp does after a lost ack)."""
+        out = self._sent.get(message_id)
+        if out is None:
+            raise ValueError(f"no message {message_id} was sent through this wasim")
+        account = self._server.state.account(out.account_phone)
+        assert account is not None
+        out.delivered_to.clear()
+        await self._dispatch(account, out)
+
+    async def _dispatch(self, account: Account, out: Outgoing) -> None:
+        for device in account.live_devices():
+            conn = next((c for c in self._server.logged_in(account.phone) if c.device is device), None)
+            if conn is None:
+                self._pending[(account.phone, device.device_id)].append(out)
+            else:
+                await self.deliver(conn, out)
+
+    async def deliver_offline(self, conn: ClientConnection) -> int:
+        """Deliver what waited for this device, flagged offline; returns how many."""
+        assert conn.account and conn.device
+        queue = self._pending.pop((conn.account.phone, conn.device.device_id), [])
+        for out in queue:
+            await self.deliver(conn, out, offline=True)
+        return len(queue)
+
+    async def deliver(self, conn: ClientConnection, out: Outgoing, offline: bool = False) -> None:
+        account, device = conn.account, conn.device
+        assert account is not None and device is not None
+        state = self._server.state
+        contact = state.contacts[out.sender_phone]
+        cipher = self._cipher(contact, account, device)
+        if not cipher.has_open_session:
+            cipher.process_bundle(device_bundle(device))
+        enc = cipher.encrypt(pad(out.message))
+        state.save()
+        await conn.send_node(self._stanza(account, contact, out, enc.type, enc.body, offline))
+        out.delivered_to.add(device.device_id)
+        self._server.events.emit(
+            "delivered", id=out.id, device=device.device_id, offline=offline, enc=enc.type
+        )
+
+    @staticmethod
+    def _cipher(contact: Contact, account: Account, device: Device) -> SessionCipher:
+        address = f"{account.phone}.{device.device_id}"
+        record = contact.sessions.setdefault(address, SessionRecord())
+        return SessionCipher(contact.keys, record)
+
+    @staticmethod
+    def _stanza(
+        account: Account, contact: Contact, out: Outgoing, enc_type: str, body: bytes, offline: bool
+    ) -> Node:
+        attrs: dict[str, str]
+        if out.status:
+            attrs = {"from": STATUS_JID, "participant": contact.jid, "participant_lid": contact.lid_jid}
+        elif contact.own_phone:
+            attrs = {"from": account.jid, "recipient": out.chat_jid}
+        elif out.lid_addressed:
+            attrs = {"from": contact.lid_jid, "sender_pn": contact.jid, "addressing_mode": "lid"}
+        else:
+            attrs = {"from": contact.jid, "sender_lid": contact.lid_jid, "addressing_mode": "pn"}
+        attrs |= {"id": out.id, "t": str(out.t), "type": STANZA_TYPE[out.kind]}
+        if not contact.own_phone:
+            attrs["notify"] = contact.name
+        if offline:
+            attrs["offline"] = "1"
+        return Node("message", attrs, [Node("enc", {"v": "2", "type": enc_type}, body)])
+
+    # -- account -> contact --------------------------------------------------------------------
+
+    async def on_client_message(self, conn: ClientConnection, node: Node) -> None:
+        account, device = conn.account, conn.device
+        msg_id = node.attrs.get("id", "")
+        to = node.attrs.get("to", "")
+        if account is None or device is None:
+            return
+        participants = node.child("participants")
+        targets = (
+            participants.children("to") if participants else [Node("to", {"jid": to}, node.children("enc"))]
+        )
+        recipient = self._server.state.contact_for(to)
+        if recipient is None:
+            await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": "400"}))
+            self._server.events.emit("message.rejected", id=msg_id, to=to, why="unknown recipient")
+            return
+        await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "t": now_s()}))
+        for target in targets:
+            await self._decrypt_for(conn, account, device, msg_id, to, target)
+        self._server.state.save()
+        # The recipient's phone got it: a delivery receipt, as WhatsApp sends.
+        await conn.send_node(Node("receipt", {"from": to, "id": msg_id, "t": now_s()}))
+
+    async def _decrypt_for(
+        self, conn: ClientConnection, account: Account, device: Device, msg_id: str, chat: str, target: Node
+    ) -> None:
+        jid = target.attrs.get("jid", "")
+        contact = self._server.state.contact_for(jid)
+        enc = target.child("enc")
+        if contact is None or enc is None or ":" in jid.partition("@")[0]:
+            return  # another companion of the account: nobody simulated reads it
+        cipher = self._cipher(contact, account, device)
+        try:
+            plain = unpad(cipher.decrypt(enc.attrs.get("type", ""), enc.content_bytes()))
+        except SignalError as exc:
+            log.warning("contact %s could not decrypt %s: %r", contact.phone, msg_id, exc)
+            self._server.events.emit("decrypt.failed", id=msg_id, contact=contact.phone, error=repr(exc))
+            await conn.send_node(self._retry_receipt(contact, msg_id, chat))
+            return
+        read = read_message(plain)
+        entry: dict[str, Any] = {
+            "type": "message",
+            "id": msg_id,
+            "at": time.time(),
+            "kind": read.kind,
+            "text": read.text,
+            "chat": chat,
+            "enc": enc.attrs.get("type"),
+            "device": device.device_id,
+        }
+        contact.inbox.append(entry)
+        self._server.events.emit("contact.received", contact=contact.phone, **entry)
+
+    @staticmethod
+    def _retry_receipt(contact: Contact, msg_id: str, chat: str) -> Node:
+        return Node(
+            "receipt",
+            {"from": chat, "id": msg_id, "type": "retry", "t": now_s()},
+            [
+                Node("retry", {"count": "1", "id": msg_id, "t": now_s(), "v": "1"}),
+                Node("registration", {}, contact.keys.registration_id.to_bytes(4, "big")),
+            ],
+        )
+
+    def record_presence(self, conn: ClientConnection, node: Node) -> None:
+        """Chatstates and receipts the account sends land in the inbox of the contact concerned."""
+        to = node.attrs.get("to", "")
+        contact = self._server.state.contact_for(to)
+        if contact is None:
+            return
+        entry: dict[str, Any] = {"at": time.time()}
+        if node.tag == "chatstate":
+            kids = node.children()
+            state = kids[0].tag if kids else "unknown"
+            if state == "composing" and kids[0].attrs.get("media") == "audio":
+                state = "recording"
+            entry |= {"type": "chatstate", "state": state}
+        elif node.tag == "receipt":
+            listed = node.child("list")
+            more = [i.attrs.get("id", "") for i in listed.children("item")] if listed else []
+            ids = [node.attrs.get("id", ""), *more]
+            entry |= {"type": "receipt", "receipt": node.attrs.get("type", "delivery"), "ids": ids}
+        else:
+            return
+        contact.inbox.append(entry)
+        self._server.events.emit(f"contact.{entry['type']}", contact=contact.phone, **entry)
+
+
+__all__ = ["Messaging", "new_message_id"]

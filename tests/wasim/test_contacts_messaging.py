@@ -1,0 +1,182 @@
+"""wasim part 2, end to end: simulated contacts and real Baileys exchange Signal-encrypted messages."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wasim.server.app import Wasim
+from wasim.testing.baileys import BaileysDriver, link_device
+
+StartBaileys = Callable[..., Awaitable[BaileysDriver]]
+
+ADA = "+4915123456789"
+ADA_JID = "4915123456789@s.whatsapp.net"
+GRACE = "+447700900123"
+
+
+async def _linked(sim: Wasim, make_baileys: StartBaileys) -> BaileysDriver:
+    client = await make_baileys()
+    await link_device(sim, client)
+    return client
+
+
+async def _upsert_for(client: BaileysDriver, message_id: str, since: int = 0) -> dict[str, Any]:
+    event = await client.wait(
+        "upsert", lambda e: any(m["key"]["id"] == message_id for m in e["messages"]), since=since, timeout=15
+    )
+    message = next(m for m in event["messages"] if m["key"]["id"] == message_id)
+    return {"type": event["type"], **message}
+
+
+async def test_contact_texts_arrive_as_notify_with_sender_and_push_name(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    contact = sim.add_contact(ADA, "Ada")
+    plain = await sim.messaging.send(ADA, "hello from Ada")
+    extended = await sim.messaging.send(ADA, "an extended hello", kind="extended_text")
+
+    first = await _upsert_for(client, plain)
+    second = await _upsert_for(client, extended)
+    assert first["type"] == second["type"] == "notify"
+    assert first["message"]["conversation"] == "hello from Ada"
+    assert second["message"]["extendedTextMessage"]["text"] == "an extended hello"
+    for m in (first, second):
+        assert m["key"]["remoteJid"] == ADA_JID
+        assert m["key"]["remoteJidAlt"] == contact.lid_jid
+        assert m["key"]["fromMe"] is False
+        assert m["pushName"] == "Ada"
+
+
+async def test_every_message_kind_arrives_with_its_type_chat_and_direction(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    # (what is sent) -> (the Message field Baileys reports, remoteJid, fromMe)
+    table: list[tuple[dict[str, Any], str, str, bool]] = [
+        ({"kind": "image", "text": "a photo"}, "imageMessage", ADA_JID, False),
+        ({"kind": "video"}, "videoMessage", ADA_JID, False),
+        ({"kind": "audio"}, "audioMessage", ADA_JID, False),
+        ({"kind": "document"}, "documentMessage", ADA_JID, False),
+        ({"kind": "sticker"}, "stickerMessage", ADA_JID, False),
+        ({"kind": "location"}, "locationMessage", ADA_JID, False),
+        ({"kind": "contact"}, "contactMessage", ADA_JID, False),
+        ({"kind": "reaction", "text": "❤️"}, "reactionMessage", ADA_JID, False),
+        ({"kind": "poll"}, "pollCreationMessageV3", ADA_JID, False),
+        ({"kind": "revoke"}, "protocolMessage", ADA_JID, False),
+        ({"kind": "text", "text": "my status", "status": True}, "conversation", "status@broadcast", False),
+        (
+            {"kind": "text", "text": "sent from my phone", "sender": "self", "chat": ADA},
+            "conversation",
+            ADA_JID,
+            True,
+        ),
+    ]
+    seen, expected = [], []
+    for spec, field, remote_jid, from_me in table:
+        sender = spec.pop("sender", ADA)
+        message_id = await sim.messaging.send(sender, **spec)
+        m = await _upsert_for(client, message_id)
+        assert m["message"] is not None, (spec, m)
+        seen.append((spec.get("kind"), field in m["message"], m["key"]["remoteJid"], m["key"]["fromMe"]))
+        expected.append((spec.get("kind"), True, remote_jid, from_me))
+    assert seen == expected
+
+
+async def test_lid_addressed_message_has_the_lid_as_chat_and_the_phone_as_alternative(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    contact = sim.add_contact(ADA, "Ada", lid="987654321012345")
+    m = await _upsert_for(client, await sim.messaging.send(ADA, "via lid", lid_addressed=True))
+    assert m["key"]["remoteJid"] == "987654321012345@lid"
+    assert m["key"]["remoteJidAlt"] == ADA_JID
+    assert m["key"]["addressingMode"] == "lid"
+    assert m["message"]["conversation"] == "via lid" and contact.lid == "987654321012345"
+
+
+async def _received(sim: Wasim, phone: str, text_count: int) -> list[dict[str, Any]]:
+    await sim.events.wait_for(
+        "contact.received",
+        lambda e: (
+            e.data["contact"] == phone.lstrip("+")
+            and sum(1 for x in sim.inbox(phone) if x["type"] == "message") >= text_count
+        ),
+        timeout=15,
+    )
+    return [x for x in sim.inbox(phone) if x["type"] == "message"]
+
+
+async def test_baileys_replies_decrypt_at_the_contact_with_and_without_a_session(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    sim.add_contact(GRACE, "Grace")
+    # Ada wrote first (Baileys has a session from her pkmsg); Grace never wrote (a key fetch is needed).
+    await _upsert_for(client, await sim.messaging.send(ADA, "hi"))
+    long_text = "Grüße, 世界 🌍🚀 " + "x" * (64 * 1024)
+    texts = ["plain reply", "unicode: ☕ naïve façade 🌈👩‍💻", long_text]
+    for text in texts:
+        await client.command("send", jid=ADA_JID, text=text)
+    await client.command("send", jid="447700900123@s.whatsapp.net", text="hello Grace, first contact")
+    ada = await _received(sim, ADA, 3)
+    grace = await _received(sim, GRACE, 1)
+    assert [m["text"] for m in ada] == texts
+    assert [m["text"] for m in grace] == ["hello Grace, first contact"]
+    assert grace[0]["enc"] == "pkmsg"
+
+
+async def test_chatstates_are_recorded_in_order(sim: Wasim, make_baileys: StartBaileys) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    await _upsert_for(client, await sim.messaging.send(ADA, "are you there?"))
+    await client.command("presence", type="composing", jid=ADA_JID)
+    await client.command("send", jid=ADA_JID, text="yes")
+    await client.command("presence", type="paused", jid=ADA_JID)
+    await sim.events.wait_for("contact.chatstate", lambda e: e.data["state"] == "paused", timeout=10)
+    sequence = [
+        x.get("state") or x.get("text") for x in sim.inbox(ADA) if x["type"] in ("chatstate", "message")
+    ]
+    assert sequence == ["composing", "yes", "paused"]
+
+
+async def test_redelivered_message_arrives_again_with_the_same_id(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    message_id = await sim.messaging.send(ADA, "once or twice?")
+    await _upsert_for(client, message_id)
+    mark = client.mark()
+    await sim.messaging.redeliver(message_id)
+    again = await _upsert_for(client, message_id, since=mark)
+    assert again["message"]["conversation"] == "once or twice?"
+
+
+async def test_messages_sent_while_offline_arrive_after_login_as_append_in_order(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    await _upsert_for(client, await sim.messaging.send(ADA, "while online"))
+    since = sim.events.last_seq
+    await client.command("end")
+    await sim.events.wait_for("connection.closed", lambda e: e.data["role"] == "login", since=since)
+    assert not sim.logged_in()
+    ids = [await sim.messaging.send(ADA, f"offline {i}") for i in range(3)]
+    mark = await client.connect(sim.url, sim.root_public_key)
+    await client.wait_open(mark)
+    arrived = [await _upsert_for(client, i, since=mark) for i in ids]
+    assert [a["type"] for a in arrived] == ["append"] * 3
+    order = [
+        m["key"]["id"]
+        for e in client.events[mark:]
+        if e["event"] == "upsert"
+        for m in e["messages"]
+        if m["key"]["id"] in ids
+    ]
+    assert order == ids
+    assert [a["message"]["conversation"] for a in arrived] == ["offline 0", "offline 1", "offline 2"]
