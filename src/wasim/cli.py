@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--refuse", type=float, metavar="SECONDS", help="refuse new connections for a while")
     c.add_argument("--phone", default=None, help="only this account's connections")
 
-    c = control("contact", "manage simulated contacts")
+    c = sub.add_parser("contact", help="manage simulated contacts")
     csub = c.add_subparsers(dest="contact_command", required=True)
     add = csub.add_parser("add", help="add a simulated contact")
     add.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")

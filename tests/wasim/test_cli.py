@@ -56,6 +56,35 @@ async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_bail
         assert account["phone"] == "+15550001111"
         assert [(d["device"], d["linked"], d["connected"]) for d in account["devices"]] == [(2, True, True)]
 
+        # Contacts: add one, it writes, Baileys answers, the inbox shows the reply; redelivery.
+        code, out, err = await _wasim(
+            "contact", "add", "--control", control, "+4915123456789", "--name", "Ada"
+        )
+        assert code == 0, err
+        code, out, err = await _wasim("contact", "add", "--control", control, "12", "--name", "Bad")
+        assert code != 0 and "E.164" in err
+        mark = client.mark()
+        code, out, err = await _wasim(
+            "send", "--control", control, "--from", "+4915123456789", "--text", "hi from the CLI"
+        )
+        assert code == 0, err
+        message_id = json.loads(out)["id"]
+        upsert = await client.wait(
+            "upsert", lambda e: e["messages"][0]["key"]["id"] == message_id, since=mark
+        )
+        assert upsert["messages"][0]["message"]["conversation"] == "hi from the CLI"
+        await client.command("send", jid="4915123456789@s.whatsapp.net", text="answer")
+        for _ in range(100):
+            code, out, err = await _wasim("inbox", "--control", control, "--contact", "+4915123456789")
+            texts = [x.get("text") for x in json.loads(out)["inbox"] if x["type"] == "message"]
+            if texts:
+                break
+        assert texts == ["answer"]
+        mark = client.mark()
+        code, out, err = await _wasim("redeliver", "--control", control, "--id", message_id)
+        assert code == 0, err
+        await client.wait("upsert", lambda e: e["messages"][0]["key"]["id"] == message_id, since=mark)
+
         mark = client.mark()
         code, out, err = await _wasim("fault", "--control", control, "--code", "503")
         assert code == 0, err

@@ -180,3 +180,72 @@ async def test_messages_sent_while_offline_arrive_after_login_as_append_in_order
     ]
     assert order == ids
     assert [a["message"]["conversation"] for a in arrived] == ["offline 0", "offline 1", "offline 2"]
+
+
+async def test_bad_stanzas_from_a_client_get_whatsapps_error_replies_and_nothing_breaks(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    await _upsert_for(client, await sim.messaging.send(ADA, "hi"))
+
+    # A usync query without a user list: an iq error, which Baileys raises to its caller.
+    bad_usync = {
+        "tag": "iq",
+        "attrs": {"to": "@s.whatsapp.net", "type": "get", "xmlns": "usync"},
+        "content": [{"tag": "usync", "attrs": {"context": "message", "mode": "query"}, "content": []}],
+    }
+    try:
+        await client.command("query", node=bad_usync)
+        raise AssertionError("a malformed usync query was answered as if it were fine")
+    except Exception as exc:  # DriverError carrying Baileys' Boom
+        assert "bad-request" in str(exc)
+
+    # A message to somebody who does not exist: a negative ack.
+    since = sim.events.last_seq
+    await client.command(
+        "sendNode",
+        node={
+            "tag": "message",
+            "attrs": {"id": "3EB0BAD00000000000001", "to": "19999999999@s.whatsapp.net", "type": "text"},
+            "content": [{"tag": "enc", "attrs": {"v": "2", "type": "msg"}, "content": {"b64": "AAAA"}}],
+        },
+    )
+    rejected = await sim.events.wait_for("message.rejected", since=since)
+    assert rejected.data["why"] == "unknown recipient"
+
+    # Ciphertext the contact cannot decrypt: the contact asks for a retry, as a phone does.
+    since = sim.events.last_seq
+    await client.command(
+        "sendNode",
+        node={
+            "tag": "message",
+            "attrs": {"id": "3EB0BAD00000000000002", "to": ADA_JID, "type": "text"},
+            "content": [
+                {
+                    "tag": "participants",
+                    "attrs": {},
+                    "content": [
+                        {
+                            "tag": "to",
+                            "attrs": {"jid": ADA_JID},
+                            "content": [
+                                {
+                                    "tag": "enc",
+                                    "attrs": {"v": "2", "type": "msg"},
+                                    "content": {"b64": "M2dhcmJhZ2U="},
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    failed = await sim.events.wait_for("decrypt.failed", since=since)
+    assert failed.data["id"] == "3EB0BAD00000000000002"
+
+    # Both directions still work afterwards.
+    await _upsert_for(client, await sim.messaging.send(ADA, "still here"))
+    await client.command("send", jid=ADA_JID, text="me too")
+    assert [m["text"] for m in await _received(sim, ADA, 1)] == ["me too"]

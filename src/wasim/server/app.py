@@ -171,6 +171,11 @@ class Wasim:
 
     async def on_client_stanza(self, conn: ClientConnection, node: Node) -> None:
         kind = node.tag
+        if kind == "receipt" and node.attrs.get("type") == "retry":
+            await self.messaging.on_retry_receipt(conn, node)
+            await conn.send_node(
+                Node("ack", {"class": "receipt", "id": node.attrs.get("id", ""), "type": "retry"})
+            )
         if kind in ("chatstate", "receipt"):
             self.messaging.record_presence(conn, node)
             self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())

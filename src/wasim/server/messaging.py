@@ -246,6 +246,18 @@ class Messaging:
             ],
         )
 
+    async def on_retry_receipt(self, conn: ClientConnection, node: Node) -> None:
+        """Baileys could not decrypt one of our messages: start a fresh session and send it again,
+        as a phone does when it gets a retry receipt."""
+        out = self._sent.get(node.attrs.get("id", ""))
+        if out is None or conn.account is None or conn.device is None:
+            return
+        contact = self._server.state.contacts[out.sender_phone]
+        cipher = self._cipher(contact, conn.account, conn.device)
+        cipher.process_bundle(device_bundle(conn.device))
+        self._server.events.emit("retry.received", id=out.id, device=conn.device.device_id)
+        await self.deliver(conn, out)
+
     def record_presence(self, conn: ClientConnection, node: Node) -> None:
         """Chatstates and receipts the account sends land in the inbox of the contact concerned."""
         to = node.attrs.get("to", "")

@@ -23,7 +23,8 @@ const logger = pino({ level: process.env.BAILEYS_LOG_LEVEL || 'warn' }, pino.des
 let sock = null;
 let saveCreds = null;
 let authState = null;
-let generation = 0; // events of a socket replaced by a newer one are not reported
+let generation = 0;
+let echo = false; // answer every incoming text with the same text (benchmarks' in-process echo bot) // events of a socket replaced by a newer one are not reported
 
 async function connect(cmd) {
   const gen = ++generation;
@@ -68,7 +69,15 @@ async function connect(cmd) {
     }
     if (u.connection === 'close') sock = null;
   });
-  s.ev.on('messages.upsert', ({ messages, type }) => current() && out({ event: 'upsert', type, messages }));
+  s.ev.on('messages.upsert', ({ messages, type }) => {
+    if (!current()) return;
+    out({ event: 'upsert', type, messages });
+    if (!echo || type !== 'notify') return;
+    for (const m of messages) {
+      const text = m.message?.conversation ?? m.message?.extendedTextMessage?.text;
+      if (!m.key.fromMe && text) s.sendMessage(m.key.remoteJid, { text }).catch((e) => logger.error(e));
+    }
+  });
   s.ev.on('messages.update', (updates) => current() && out({ event: 'messages.update', updates }));
 }
 
@@ -103,6 +112,7 @@ const handlers = {
     return { node: result ? fromNode(result) : null };
   },
   async sendNode(cmd) { await sock.sendNode(toNode(cmd.node)); },
+  async echo(cmd) { echo = Boolean(cmd.enabled); },
   async creds() { return { creds: authState?.creds ?? null }; },
   async exit() { sock?.end(undefined); setTimeout(() => process.exit(0), 50); },
 };
