@@ -24,6 +24,8 @@ let sock = null;
 let saveCreds = null;
 let authState = null;
 let generation = 0;
+let saving = Promise.resolve(); // creds writes in order; exit waits for them (Baileys' store
+// writes creds.json in place, so exiting mid-write would leave it empty)
 let echo = false; // answer every incoming text with the same text (benchmarks' in-process echo bot) // events of a socket replaced by a newer one are not reported
 
 async function connect(cmd) {
@@ -49,7 +51,8 @@ async function connect(cmd) {
   sock = s;
   const current = () => gen === generation;
   s.ev.on('creds.update', async (update) => {
-    await save();
+    saving = saving.then(save, save);
+    await saving;
     if (current()) out({ event: 'creds', keys: Object.keys(update), me: state.creds.me ?? null });
   });
   s.ev.on('connection.update', (u) => {
@@ -114,7 +117,12 @@ const handlers = {
   async sendNode(cmd) { await sock.sendNode(toNode(cmd.node)); },
   async echo(cmd) { echo = Boolean(cmd.enabled); },
   async creds() { return { creds: authState?.creds ?? null }; },
-  async exit() { sock?.end(undefined); setTimeout(() => process.exit(0), 50); },
+  async exit() {
+    sock?.end(undefined);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await saving;
+    setTimeout(() => process.exit(0), 10);
+  },
 };
 
 const rl = readline.createInterface({ input: process.stdin });
