@@ -33,7 +33,10 @@ SINGLE_BYTE_TOKENS: list[str] = _TABLES["SINGLE_BYTE_TOKENS"]
 DOUBLE_BYTE_TOKENS: list[list[str]] = _TABLES["DOUBLE_BYTE_TOKENS"]
 
 LIST_EMPTY = 0
-DICTIONARY_0 = 236  # .. DICTIONARY_3 = 239: the next byte indexes DOUBLE_BYTE_TOKENS[tag - 236]
+DICTIONARY_0 = 236  # DICTIONARY_n: the next byte indexes DOUBLE_BYTE_TOKENS[n]
+DICTIONARY_1 = 237
+DICTIONARY_2 = 238
+DICTIONARY_3 = 239
 INTEROP_JID = 245
 FB_JID = 246
 AD_JID = 247
@@ -49,7 +52,9 @@ PACKED_MAX = 127
 
 FLAG_COMPRESSED = 0x02
 MAX_DEPTH = 64  # real stanzas nest < 10 deep; this only stops hostile input from exhausting the stack
-MAX_JID_NESTING = 8  # a JID's parts may themselves be JIDs (`a@b@c`); bound that recursion too
+# A JID's server may itself be a JID (`a@b@c` nests, in Baileys too); bound that recursion as well.
+# The encoder writes text with more '@'s than this as a raw string, so its output always decodes.
+MAX_JID_NESTING = 32
 MAX_INFLATED = 8 * 1024 * 1024
 
 # Each token's encoded form. Doubles are added after singles so that, like Baileys' TOKEN_MAP, a
@@ -117,7 +122,7 @@ class Node:
         return b""
 
     def __str__(self) -> str:
-        return _render(self, 0)
+        return _render(self)
 
 
 _RENDER_BYTES = 32
@@ -125,19 +130,17 @@ _RENDER_TEXT = 200
 _RENDER_CHILDREN = 20
 
 
-def _render(node: Node, depth: int) -> str:
+def _render(node: Node) -> str:
+    """One line, so it fits a log record; long text, binary and child lists are cut short."""
     attrs = "".join(f' {k}="{v}"' for k, v in node.attrs.items())
     content = node.content
     if content is None:
         return f"<{node.tag}{attrs}/>"
     if isinstance(content, list):
-        if not content:
-            return f"<{node.tag}{attrs}></{node.tag}>"
-        shown = [_render(c, depth + 1) for c in content[:_RENDER_CHILDREN]]
+        shown = [_render(c) for c in content[:_RENDER_CHILDREN]]
         if len(content) > _RENDER_CHILDREN:
-            shown.append(f"…{len(content) - _RENDER_CHILDREN} more")
-        pad = "\n" + "  " * (depth + 1)
-        inner = pad + pad.join(shown) + "\n" + "  " * depth
+            shown.append(f"…({len(content) - _RENDER_CHILDREN} more)")
+        inner = "".join(shown)
     elif isinstance(content, bytes | bytearray):
         more = "…" if len(content) > _RENDER_BYTES else ""
         inner = f"[{len(content)} bytes {bytes(content[:_RENDER_BYTES]).hex()}{more}]"
@@ -168,9 +171,8 @@ def _write_node(out: bytearray, node: Node) -> None:
     _write_string(out, node.tag)
     for key, value in attrs:
         if not isinstance(value, str) or not isinstance(key, str):
-            raise BinaryError(
-                f"attribute {key!r} of <{node.tag}> must be a string, not {type(value).__name__}"
-            )
+            kind = type(value).__name__
+            raise BinaryError(f"attribute {key!r} of <{node.tag}> must be a string, not {kind}")
         _write_string(out, key)
         _write_string(out, value)
     if content is None:
@@ -184,9 +186,8 @@ def _write_node(out: bytearray, node: Node) -> None:
     elif isinstance(content, str):
         _write_string(out, content)
     else:
-        raise BinaryError(
-            f"content of <{node.tag}> must be str, bytes or a list, not {type(content).__name__}"
-        )
+        kind = type(content).__name__
+        raise BinaryError(f"content of <{node.tag}> must be str, bytes or a list of nodes, not {kind}")
 
 
 def _write_list_start(out: bytearray, size: int) -> None:
@@ -237,7 +238,7 @@ def _write_string(out: bytearray, text: str) -> None:
         if _HEX_RE.fullmatch(text):
             _write_packed(out, text, HEX_8, _HEX_VALUE)
             return
-        if "@" in text and _write_jid(out, text):
+        if "@" in text and text.count("@") <= MAX_JID_NESTING and _write_jid(out, text):
             return
     try:
         raw = text.encode("utf-8")
@@ -376,7 +377,7 @@ class _Reader:
             if tag >= len(SINGLE_BYTE_TOKENS):
                 raise BinaryError(f"unknown single-byte token {tag} at byte {self.pos - 1}")
             return SINGLE_BYTE_TOKENS[tag]
-        if DICTIONARY_0 <= tag < DICTIONARY_0 + 4:
+        if DICTIONARY_0 <= tag <= DICTIONARY_3:
             table = tag - DICTIONARY_0
             index = self.byte()
             if table >= len(DOUBLE_BYTE_TOKENS) or index >= len(DOUBLE_BYTE_TOKENS[table]):
