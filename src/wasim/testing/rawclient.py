@@ -41,15 +41,19 @@ class RawClient:
         self._mix_hash(ct)
         return pt
 
-    async def handshake(self, payload: bytes = b"\x08\x01") -> None:
-        """Complete the Noise handshake, sending `payload` as the ClientPayload."""
+    async def handshake(self, payload: bytes = b"\x08\x01", routing_info: bytes | None = None) -> None:
+        """Complete the Noise handshake, sending `payload` as the ClientPayload; with
+        `routing_info`, open with the 'ED' edge-routing header as a client that was given one."""
         eph, static = KeyPair.generate(), KeyPair.generate()
         self._mix_hash(INTRO_HEADER)
         self._mix_hash(eph.public)
         hello = wa_pb2.HandshakeMessage(
             client_hello=wa_pb2.HandshakeMessage.ClientHello(ephemeral=eph.public)
         )
-        await self.ws.send(INTRO_HEADER + frame(hello.SerializeToString()))
+        intro = INTRO_HEADER
+        if routing_info is not None:
+            intro = b"ED\x00\x01" + len(routing_info).to_bytes(3, "big") + routing_info + INTRO_HEADER
+        await self.ws.send(intro + frame(hello.SerializeToString()))
         reply = await self.ws.recv()
         assert isinstance(reply, bytes)
         server = wa_pb2.HandshakeMessage.FromString(reply[3:]).server_hello
@@ -72,6 +76,11 @@ class RawClient:
         ct = aes_gcm_encrypt(self._write_key, self._write_n, plaintext, b"")
         self._write_n += 1
         await self.ws.send(frame(ct))
+
+    async def recv_node(self) -> bytes:
+        data = await self.ws.recv()
+        assert isinstance(data, bytes)
+        return self.decrypt(data)
 
     def decrypt(self, data: bytes) -> bytes:
         pt = aes_gcm_decrypt(self._read_key, self._read_n, data[3:], b"")
