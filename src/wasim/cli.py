@@ -59,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     lst = csub.add_parser("list", help="list contacts")
     lst.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
 
+    c = sub.add_parser("group", help="manage simulated groups")
+    gsub = c.add_subparsers(dest="group_command", required=True)
+    create = gsub.add_parser("create", help="create a group of the account and some contacts")
+    create.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
+    create.add_argument("subject", help="the group's name")
+    create.add_argument("--member", action="append", required=True, help="a contact phone (repeat)")
+
     c = control("send", "a contact sends a message to the account (prints its id)")
     c.add_argument(
         "--from", dest="sender", required=True, help="contact phone, or 'self' for the account's phone"
@@ -125,6 +132,10 @@ async def _client(args: argparse.Namespace) -> int:
         )
     elif args.command == "contact":
         status, data = await _call(args.control, "GET", "/contacts")
+    elif args.command == "group":
+        status, data = await _call(
+            args.control, "POST", "/groups", {"subject": args.subject, "members": args.member}
+        )
     elif args.command == "send":
         message = {
             "from": args.sender,

@@ -17,6 +17,7 @@ from typing import Any
 from wasim.protocol.crypto import KeyPair
 from wasim.signal import KeyStore, SessionRecord
 from wasim.signal import SignedPreKey as SignalSignedPreKey
+from wasim.signal.group import GroupSender
 
 STATE_FILE = "wasim-state.json"
 STATE_VERSION = 1
@@ -100,6 +101,21 @@ class Contact:
         return f"{self.lid}@lid"
 
 
+@dataclass(slots=True)
+class Group:
+    """A WhatsApp group: members by phone, and each member's sender key once it has posted.
+
+    `distributed` remembers which companion devices already hold a member's sender key
+    ("member phone|account phone.device"), so the key travels to each device once.
+    """
+
+    jid: str
+    subject: str
+    members: list[str]
+    senders: dict[str, GroupSender] = field(default_factory=dict)
+    distributed: set[str] = field(default_factory=set)
+
+
 def new_lid() -> str:
     return str(100_000_000_000_000 + secrets.randbelow(800_000_000_000_000))
 
@@ -146,6 +162,7 @@ class WasimState:
         self.root = KeyPair.generate()
         self.accounts: dict[str, Account] = {}
         self.contacts: dict[str, Contact] = {}  # by phone digits; own phones included
+        self.groups: dict[str, Group] = {}  # by subject
 
     @classmethod
     def load(cls, directory: Path | None) -> WasimState:
@@ -223,6 +240,16 @@ class WasimState:
             "root": self.root.to_json(),
             "accounts": [_dump_account(a) for a in self.accounts.values()],
             "contacts": [_dump_contact(c) for c in self.contacts.values()],
+            "groups": [
+                {
+                    "jid": g.jid,
+                    "subject": g.subject,
+                    "members": g.members,
+                    "senders": {k: v.to_json() for k, v in g.senders.items()},
+                    "distributed": sorted(g.distributed),
+                }
+                for g in self.groups.values()
+            ],
         }
 
     def _restore(self, data: dict[str, Any]) -> None:
@@ -231,6 +258,16 @@ class WasimState:
         self.root = KeyPair.from_json(data["root"])
         self.accounts = {a.phone: a for a in (_load_account(x) for x in data["accounts"])}
         self.contacts = {c.phone: c for c in (_load_contact(x) for x in data.get("contacts", []))}
+        self.groups = {
+            g["subject"]: Group(
+                jid=g["jid"],
+                subject=g["subject"],
+                members=list(g["members"]),
+                senders={k: GroupSender.from_json(v) for k, v in g["senders"].items()},
+                distributed=set(g["distributed"]),
+            )
+            for g in data.get("groups", [])
+        }
 
 
 def _dump_contact(c: Contact) -> dict[str, Any]:

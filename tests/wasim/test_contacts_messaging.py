@@ -249,3 +249,39 @@ async def test_bad_stanzas_from_a_client_get_whatsapps_error_replies_and_nothing
     await _upsert_for(client, await sim.messaging.send(ADA, "still here"))
     await client.command("send", jid=ADA_JID, text="me too")
     assert [m["text"] for m in await _received(sim, ADA, 1)] == ["me too"]
+
+
+async def test_group_messages_arrive_with_the_participant_set(sim: Wasim, make_baileys: StartBaileys) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    sim.add_contact(GRACE, "Grace")
+    group = sim.create_group("Book club", [ADA, GRACE])
+    posts = [(ADA, "first post"), (ADA, "second post"), (GRACE, "hello all")]
+    arrived = [await _upsert_for(client, await sim.messaging.send(p, t, group="Book club")) for p, t in posts]
+    assert [
+        (a["key"]["remoteJid"], a["key"]["participant"], a["message"]["conversation"]) for a in arrived
+    ] == [
+        (group.jid, ADA_JID, "first post"),
+        (group.jid, ADA_JID, "second post"),
+        (group.jid, "447700900123@s.whatsapp.net", "hello all"),
+    ]
+    assert all(a["key"]["fromMe"] is False and a["type"] == "notify" for a in arrived)
+
+
+async def test_a_retry_receipt_from_baileys_gets_the_message_resent(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    await _upsert_for(client, await sim.messaging.send(ADA, "hi"))
+    since = sim.events.last_seq
+    message_id = await sim.messaging.send(ADA, "this one needs a retry", garble_first=True)
+    retry = await sim.events.wait_for("retry.received", lambda e: e.data["id"] == message_id, since=since)
+    assert retry.data["device"] == 2
+    arrived = await client.wait(
+        "upsert",
+        lambda e: any(m["key"]["id"] == message_id and m.get("message") for m in e["messages"]),
+        timeout=15,
+    )
+    texts = [m["message"].get("conversation") for m in arrived["messages"] if m["key"]["id"] == message_id]
+    assert texts == ["this one needs a retry"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ from wasim.server.events import EventLog
 from wasim.server.faults import Fault, apply_fault
 from wasim.server.messaging import Messaging
 from wasim.server.phone import SimulatedPhone
-from wasim.state import Contact, WasimState, new_contact
+from wasim.state import Contact, Group, WasimState, new_contact
 
 log = logging.getLogger("wasim")
 
@@ -194,6 +195,25 @@ class Wasim:
         contact = self.state.add_contact(new_contact(phone, name, lid))
         self.events.emit("contact.added", phone=contact.phone, lid=contact.lid, name=name)
         return contact
+
+    def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
+        """A group of the account and the given contacts (phones)."""
+        acc = self.state.account(account or self.default_phone)
+        if acc is None:
+            raise ValueError("no account to create a group for: link a device first")
+        if subject in self.state.groups:
+            raise ValueError(f"a group named {subject!r} already exists")
+        phones = [m.lstrip("+") for m in members]
+        unknown = [p for p in phones if p not in self.state.contacts]
+        if unknown:
+            raise ValueError(f"unknown contacts {', '.join('+' + p for p in unknown)}: add them first")
+        group = Group(
+            jid=f"120363{secrets.randbelow(10**12):012d}@g.us", subject=subject, members=[acc.phone, *phones]
+        )
+        self.state.groups[subject] = group
+        self.state.save()
+        self.events.emit("group.created", jid=group.jid, subject=subject, members=group.members)
+        return group
 
     def inbox(self, phone: str) -> list[dict[str, Any]]:
         contact = self.state.contacts.get(phone.lstrip("+"))

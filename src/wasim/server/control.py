@@ -120,6 +120,17 @@ def make_app(sim: Wasim) -> web.Application:
     async def contacts(request: web.Request) -> web.Response:
         return web.json_response({"contacts": sim.snapshot()["contacts"]})
 
+    @routes.post("/groups")
+    async def create_group(request: web.Request) -> web.Response:
+        data = await _body(request)
+        members = data.get("members")
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise BadRequest("field 'members' must be a list of phone numbers")
+        group = sim.create_group(_field(data, "subject", str), members, _field(data, "account", str, False))
+        return web.json_response(
+            {"ok": True, "jid": group.jid, "subject": group.subject, "members": group.members}
+        )
+
     @routes.post("/send")
     async def send(request: web.Request) -> web.Response:
         data = await _body(request)

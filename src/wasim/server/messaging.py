@@ -18,11 +18,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from wasim.protocol import wa_pb2
 from wasim.protocol.binary import Node
 from wasim.protocol.messages import STANZA_TYPE, build_message, read_message, wrap_device_sent
 from wasim.server.directory import device_bundle
 from wasim.server.nodes import now_s
 from wasim.signal import SessionCipher, SessionRecord, SignalError, pad, unpad
+from wasim.signal.group import GroupSender
 from wasim.state import Account, Contact, Device
 
 if TYPE_CHECKING:
@@ -52,6 +54,9 @@ class Outgoing:
     lid_addressed: bool = False
     status: bool = False
     chat_jid: str = ""  # for the own phone's messages: the chat it wrote in
+    group: str = ""  # subject of the group it was posted in
+    group_jid: str = ""
+    garble_first: bool = False  # the first delivery to each device is undecryptable (a fault)
     delivered_to: set[int] = field(default_factory=set)
 
 
@@ -75,11 +80,10 @@ class Messaging:
         chat: str | None = None,
         target_id: str = "",
         group: str | None = None,
+        garble_first: bool = False,
     ) -> str:
         """A contact (`sender` phone, or 'self' for the account's own phone) sends a message to
         account `to` (default: the only/default account). Returns the message id."""
-        if group is not None:
-            raise ValueError("group messages are not simulated yet")
         state = self._server.state
         account = state.account(to or self._server.default_phone)
         if account is None:
@@ -88,6 +92,14 @@ class Messaging:
         contact = state.contacts.get(account.phone if from_self else sender.lstrip("+"))
         if contact is None:
             raise ValueError(f"unknown contact {sender}: add it first (wasim contact add)")
+        group_jid = ""
+        if group is not None:
+            found = state.groups.get(group)
+            if found is None:
+                raise ValueError(f"no group {group!r}: create it first (wasim group create)")
+            if contact.phone not in found.members:
+                raise ValueError(f"+{contact.phone} is not a member of {group!r}")
+            group_jid = found.jid
         if from_self and not chat:
             raise ValueError("a message from the account's own phone needs the chat it was written in")
         chat_jid = chat if chat and "@" in chat else f"{(chat or '').lstrip('+')}@s.whatsapp.net"
@@ -107,6 +119,9 @@ class Messaging:
             lid_addressed=lid_addressed,
             status=status,
             chat_jid=chat_jid if from_self else "",
+            group=group or "",
+            group_jid=group_jid,
+            garble_first=garble_first,
         )
         self._sent[out.id] = out
         await self._dispatch(account, out)
@@ -147,13 +162,42 @@ class Messaging:
         cipher = self._cipher(contact, account, device)
         if not cipher.has_open_session:
             cipher.process_bundle(device_bundle(device))
-        enc = cipher.encrypt(pad(out.message))
+        if out.garble_first and device.device_id not in out.delivered_to:
+            # Ciphertext no session can open: the device must answer with a retry receipt.
+            encs = [Node("enc", {"v": "2", "type": "msg"}, b"\x33" + secrets.token_bytes(60))]
+        elif out.group_jid:
+            encs = self._group_encs(account, device, contact, cipher, out)
+        else:
+            enc = cipher.encrypt(pad(out.message))
+            encs = [Node("enc", {"v": "2", "type": enc.type}, enc.body)]
         state.save()
-        await conn.send_node(self._stanza(account, contact, out, enc.type, enc.body, offline))
+        await conn.send_node(self._stanza(account, contact, out, encs, offline))
         out.delivered_to.add(device.device_id)
-        self._server.events.emit(
-            "delivered", id=out.id, device=device.device_id, offline=offline, enc=enc.type
-        )
+        self._server.events.emit("delivered", id=out.id, device=device.device_id, offline=offline)
+
+    def _group_encs(
+        self, account: Account, device: Device, contact: Contact, cipher: SessionCipher, out: Outgoing
+    ) -> list[Node]:
+        """A group post: the member's sender key over the 1:1 session (first, and only to devices
+        that lack it), then the content under the sender key. Encrypted at delivery, so every
+        device sees a sender's iterations in order (Baileys cannot decrypt a late one)."""
+        group = self._server.state.groups[out.group]
+        sender = group.senders.get(contact.phone)
+        if sender is None:
+            sender = group.senders[contact.phone] = GroupSender.generate()
+        encs: list[Node] = []
+        holder = f"{contact.phone}|{account.phone}.{device.device_id}"
+        if holder not in group.distributed:
+            skdm = wa_pb2.Message(
+                sender_key_distribution_message=wa_pb2.Message.SenderKeyDistributionMessage(
+                    group_id=group.jid, axolotl_sender_key_distribution_message=sender.distribution_message()
+                )
+            ).SerializeToString()
+            enc = cipher.encrypt(pad(skdm))
+            encs.append(Node("enc", {"v": "2", "type": enc.type}, enc.body))
+            group.distributed.add(holder)
+        encs.append(Node("enc", {"v": "2", "type": "skmsg"}, sender.encrypt(pad(out.message))))
+        return encs
 
     @staticmethod
     def _cipher(contact: Contact, account: Account, device: Device) -> SessionCipher:
@@ -162,11 +206,16 @@ class Messaging:
         return SessionCipher(contact.keys, record)
 
     @staticmethod
-    def _stanza(
-        account: Account, contact: Contact, out: Outgoing, enc_type: str, body: bytes, offline: bool
-    ) -> Node:
+    def _stanza(account: Account, contact: Contact, out: Outgoing, encs: list[Node], offline: bool) -> Node:
         attrs: dict[str, str]
-        if out.status:
+        if out.group_jid:
+            attrs = {
+                "from": out.group_jid,
+                "participant": contact.jid,
+                "participant_lid": contact.lid_jid,
+                "addressing_mode": "pn",
+            }
+        elif out.status:
             attrs = {"from": STATUS_JID, "participant": contact.jid, "participant_lid": contact.lid_jid}
         elif contact.own_phone:
             attrs = {"from": account.jid, "recipient": out.chat_jid}
@@ -179,7 +228,7 @@ class Messaging:
             attrs["notify"] = contact.name
         if offline:
             attrs["offline"] = "1"
-        return Node("message", attrs, [Node("enc", {"v": "2", "type": enc_type}, body)])
+        return Node("message", attrs, encs)
 
     # -- account -> contact --------------------------------------------------------------------
 
