@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--status", action="store_true", help="post a status update (status@broadcast)")
     c.add_argument("--chat", default=None, help="with --from self: the chat the phone wrote in")
     c.add_argument("--group", default=None, help="send to this group")
+    c.add_argument("--count", type=int, default=1, help="send it this many times (a burst)")
 
     c = control("inbox", "what a contact received: texts, chatstates and receipts, in order")
     c.add_argument("--contact", required=True, help="contact phone")
@@ -146,6 +147,7 @@ async def _client(args: argparse.Namespace) -> int:
             "status": args.status,
             "chat": args.chat,
             "group": args.group,
+            "count": args.count,
         }
         status, data = await _call(args.control, "POST", "/send", message)
     elif args.command == "inbox":

@@ -81,6 +81,16 @@ async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_bail
                 break
         assert texts == ["answer"]
         mark = client.mark()
+        code, out, err = await _wasim(
+            "send", "--control", control, "--from", "+4915123456789", "--text", "x", "--count", "5"
+        )
+        assert code == 0, err
+        burst = json.loads(out)["ids"]
+        assert len(set(burst)) == 5
+        for burst_id in burst:
+            await client.wait("upsert", lambda e, i=burst_id: e["messages"][0]["key"]["id"] == i, since=mark)
+
+        mark = client.mark()
         code, out, err = await _wasim("redeliver", "--control", control, "--id", message_id)
         assert code == 0, err
         await client.wait("upsert", lambda e: e["messages"][0]["key"]["id"] == message_id, since=mark)

@@ -134,17 +134,23 @@ def make_app(sim: Wasim) -> web.Application:
     @routes.post("/send")
     async def send(request: web.Request) -> web.Response:
         data = await _body(request)
-        message_id = await sim.messaging.send(
-            _field(data, "from", str),
-            data.get("text") or "",
-            kind=_field(data, "kind", str, False) or "text",
-            to=_field(data, "to", str, False),
-            lid_addressed=bool(data.get("lid_addressed")),
-            status=bool(data.get("status")),
-            chat=_field(data, "chat", str, False),
-            group=_field(data, "group", str, False),
-        )
-        return web.json_response({"ok": True, "id": message_id})
+        count = _field(data, "count", int, False) or 1
+        if not 1 <= count <= 10_000:
+            raise BadRequest("'count' must be between 1 and 10000")
+        ids = [
+            await sim.messaging.send(
+                _field(data, "from", str),
+                data.get("text") or "",
+                kind=_field(data, "kind", str, False) or "text",
+                to=_field(data, "to", str, False),
+                lid_addressed=bool(data.get("lid_addressed")),
+                status=bool(data.get("status")),
+                chat=_field(data, "chat", str, False),
+                group=_field(data, "group", str, False),
+            )
+            for _ in range(count)
+        ]
+        return web.json_response({"ok": True, "id": ids[0], "ids": ids})
 
     @routes.post("/redeliver")
     async def redeliver(request: web.Request) -> web.Response:
