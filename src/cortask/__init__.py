@@ -1,0 +1,1 @@
+"""Cortask: link your own WhatsApp account to your AI agent."""

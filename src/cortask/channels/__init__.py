@@ -1,0 +1,1 @@
+"""Messaging channels that connect people to their Cortask agent."""

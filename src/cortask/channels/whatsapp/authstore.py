@@ -1,0 +1,262 @@
+"""The WhatsApp auth state (credentials and Signal keys), kept by Python in SQLite.
+
+Baileys' own multi-file store writes files in place and turns an unreadable `creds.json` into a
+new, unpaired identity. This store instead: commits a multi-key write all or nothing, makes it
+durable (fsync) before the sidecar is told it succeeded, refuses to touch credentials it cannot
+read, and lets one process at a time own the directory. It also keeps what we sent, so Baileys can
+answer retry receipts by re-encrypting instead of leaving "Waiting for this message" on the phone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+DB_FILE = "auth.db"
+LOCK_FILE = "owner.lock"
+SENT_RETENTION_SECONDS = 14 * 24 * 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS creds (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    type TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent (
+    id TEXT PRIMARY KEY, jid TEXT NOT NULL, text TEXT NOT NULL, sent_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
+"""
+
+KEY_TYPES = frozenset(
+    {
+        "pre-key",
+        "session",
+        "sender-key",
+        "sender-key-memory",
+        "app-state-sync-key",
+        "app-state-sync-version",
+        "lid-mapping",
+        "device-list",
+        "tctoken",
+        "identity-key",
+    }
+)
+
+
+class AuthStoreError(Exception):
+    """Base class: every message says what happened and what to do."""
+
+
+class CredentialsUnreadable(AuthStoreError):
+    pass
+
+
+class AuthDirInUse(AuthStoreError):
+    pass
+
+
+class StoreWriteFailed(AuthStoreError):
+    pass
+
+
+def _secure_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+class AuthStore:
+    """One owner per auth directory; all methods are synchronous (call them off the event loop)."""
+
+    def __init__(self, directory: Path, db: sqlite3.Connection, lock_fd: int) -> None:
+        self.directory = directory
+        self._db = db
+        self._lock_fd = lock_fd
+        # The sidecar's requests run on a worker thread while the channel may read or close the
+        # store from the event loop: one lock makes every use of the connection exclusive.
+        self._mutex = threading.RLock()
+        self._closed = False
+
+    @classmethod
+    def open(cls, directory: Path) -> AuthStore:
+        _secure_dir(directory)
+        lock_fd = _acquire_lock(directory)
+        try:
+            db = _open_db(directory / DB_FILE)
+        except sqlite3.DatabaseError as exc:
+            os.close(lock_fd)
+            raise _unreadable(directory, exc) from exc
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        store = cls(directory, db, lock_fd)
+        store._check_readable()
+        return store
+
+    def close(self) -> None:
+        with self._mutex:
+            self._closed = True
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            if self._lock_fd >= 0:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = -1
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._mutex:
+            if self._closed:
+                raise AuthStoreError("the auth store is closed")
+            return list(self._db.execute(sql, params))
+
+    def _check_readable(self) -> None:
+        try:
+            rows = self._query("SELECT json FROM creds WHERE id = 1")
+            if rows:
+                json.loads(rows[0][0])
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            self.close()
+            raise _unreadable(self.directory, exc) from exc
+
+    # -- credentials ------------------------------------------------------------------------------
+
+    def creds(self) -> str | None:
+        rows = self._query("SELECT json FROM creds WHERE id = 1")
+        return str(rows[0][0]) if rows else None
+
+    def is_linked(self) -> bool:
+        """True when the stored credentials belong to a paired device (Baileys' `creds.me`)."""
+        text = self.creds()
+        return text is not None and bool(json.loads(text).get("me"))
+
+    def linked_account(self) -> dict[str, str] | None:
+        text = self.creds()
+        me = json.loads(text).get("me") if text else None
+        return dict(me) if me else None
+
+    def set_creds(self, creds_json: str) -> None:
+        json.loads(creds_json)  # never store what we could not read back
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO creds (id, json) VALUES (1, ?)", (creds_json,))
+
+    # -- Signal keys ------------------------------------------------------------------------------
+
+    def get_keys(self, key_type: str, ids: Iterable[str]) -> dict[str, str]:
+        _check_type(key_type)
+        wanted = list(ids)
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._query(f"SELECT id, value FROM keys WHERE type = ? AND id IN ({marks})", (key_type, *chunk))
+            found.update({str(i): str(v) for i, v in rows})
+        return found
+
+    def set_keys(self, items: Iterable[tuple[str, str, str | None]]) -> None:
+        """Apply every (type, id, value-or-None-to-delete) in one durable transaction."""
+        batch = list(items)
+        for key_type, _, _ in batch:
+            _check_type(key_type)
+        with self._write() as db:
+            for key_type, key_id, value in batch:
+                if value is None:
+                    db.execute("DELETE FROM keys WHERE type = ? AND id = ?", (key_type, key_id))
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO keys (type, id, value) VALUES (?, ?, ?)", (key_type, key_id, value)
+                    )
+
+    def count_keys(self, key_type: str) -> int:
+        return int(self._query("SELECT count(*) FROM keys WHERE type = ?", (key_type,))[0][0])
+
+    # -- what we sent (for retry receipts) -------------------------------------------------------
+
+    def remember_sent(self, message_id: str, jid: str, text: str, at: float | None = None) -> None:
+        now = time.time() if at is None else at
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?)", (message_id, jid, text, now))
+            db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
+
+    def sent_text(self, message_id: str) -> str | None:
+        rows = self._query("SELECT text FROM sent WHERE id = ?", (message_id,))
+        return str(rows[0][0]) if rows else None
+
+    # -- internals -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        try:
+            with self._mutex:
+                if self._closed:
+                    raise AuthStoreError("the auth store is closed")
+                with self._db:  # BEGIN ... COMMIT, or ROLLBACK on error
+                    self._db.execute("BEGIN IMMEDIATE")
+                    yield self._db
+        except sqlite3.OperationalError as exc:
+            raise StoreWriteFailed(
+                f"could not save WhatsApp keys in {self.directory}: {exc}. Free disk space or fix the "
+                "folder's permissions; the channel stops rather than lose keys."
+            ) from exc
+
+    @staticmethod
+    def remove(directory: Path) -> None:
+        """Delete the auth directory entirely (logout). Safe when it does not exist."""
+        if directory.exists():
+            shutil.rmtree(directory)
+
+
+def _unreadable(directory: Path, exc: Exception) -> CredentialsUnreadable:
+    return CredentialsUnreadable(
+        f"the WhatsApp credentials in {directory} cannot be read ({exc}). They were left untouched. "
+        "Restore a backup of that folder, or log out to remove it and link again."
+    )
+
+
+def _check_type(key_type: str) -> None:
+    if key_type not in KEY_TYPES:
+        raise ValueError(f"unknown Signal key type {key_type!r}")
+
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    fresh = not path.exists()
+    if fresh:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before we answer Baileys
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError:
+        db.close()
+        raise
+    db.isolation_level = None
+    for suffix in ("", "-wal", "-shm"):
+        p = path.with_name(path.name + suffix)
+        if p.exists():
+            os.chmod(p, 0o600)
+    return db
+
+
+def _acquire_lock(directory: Path) -> int:
+    path = directory / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        owner = Path(path).read_text().strip() or "another process"
+        os.close(fd)
+        raise AuthDirInUse(
+            f"the WhatsApp link in {directory} is already in use by {owner}. Stop that instance first: "
+            "two connections on one link make WhatsApp disconnect both and double every reply."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode())
+    return fd

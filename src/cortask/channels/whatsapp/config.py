@@ -1,0 +1,77 @@
+"""Configuration of the WhatsApp channel, and where things live on disk.
+
+`CORTASK_HOME` relocates `~/.cortask` (and with it the default auth directory). The sandbox is
+used only when set explicitly, here or by `CORTASK_WHATSAPP_SANDBOX_URL` and
+`CORTASK_WHATSAPP_SANDBOX_ROOT_KEY`; never by default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
+from cortask.channels.whatsapp.reconnect import ReconnectPolicy
+
+
+def cortask_home(environ: Mapping[str, str] = os.environ) -> Path:
+    home = environ.get("CORTASK_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cortask"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """A wasim server to use instead of WhatsApp: its WebSocket URL and root public key (hex)."""
+
+    url: str
+    root_key: str
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"wss?://[^\s]+", self.url):
+            raise ConfigError(f"the sandbox URL must be ws://host:port/ws/chat, got {self.url!r}")
+        if not re.fullmatch(r"[0-9a-fA-F]{64}", self.root_key):
+            raise ConfigError("the sandbox root key must be 64 hex characters (wasim prints it as root_public_key)")
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppConfig:
+    auth_dir: Path
+    sandbox: Sandbox | None = None
+    trusted_contacts: tuple[TrustedContact, ...] = ()
+    allowed_users: tuple[str, ...] = ()
+    open_to_everyone: bool = False
+    answer_groups: bool = False
+    default_region: str | None = None
+    qr_session_seconds: float = 60.0
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
+    typing_refresh_seconds: float = 8.0  # WhatsApp drops a typing indicator after about 10 s
+    keep_alive_ms: int | None = None  # Baileys' default (30 s) unless tests shorten it
+    sidecar_log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> WhatsAppConfig:
+        auth_dir = cortask_home(environ) / "whatsapp-auth"
+        url = environ.get("CORTASK_WHATSAPP_SANDBOX_URL")
+        key = environ.get("CORTASK_WHATSAPP_SANDBOX_ROOT_KEY")
+        if bool(url) != bool(key):
+            raise ConfigError(
+                "set both CORTASK_WHATSAPP_SANDBOX_URL and CORTASK_WHATSAPP_SANDBOX_ROOT_KEY to use the sandbox"
+            )
+        sandbox = Sandbox(url, key) if url and key else None
+        values: dict[str, object] = {"auth_dir": auth_dir, "sandbox": sandbox, **overrides}
+        return cls(**values)  # type: ignore[arg-type]
+
+    def access_policy(self) -> AccessPolicy:
+        return AccessPolicy(
+            self.trusted_contacts,
+            self.allowed_users,
+            open_to_everyone=self.open_to_everyone,
+            default_region=self.default_region,
+        )

@@ -1,0 +1,270 @@
+"""The Node sidecar process: started, watched and stopped by Python over stdin/stdout.
+
+One JSON object per line each way. The sidecar reports what Baileys reports (events), answers our
+commands (`re`), and asks us to read or write the auth state (`req`), which we answer from the
+AuthStore only once a write is durable. Baileys' logs arrive on stderr and go to Python logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
+
+log = logging.getLogger("cortask.whatsapp.sidecar")
+baileys_log = logging.getLogger("cortask.whatsapp.baileys")
+
+PROTOCOL = 1
+MIN_NODE_MAJOR = 20
+PACKAGE_DIR = Path(__file__).resolve().parent / "sidecar"
+MAX_LINE = 64 * 1024 * 1024
+
+
+class SidecarError(Exception):
+    """The sidecar cannot run or stopped working; the message says what to do."""
+
+
+class SidecarNotInstalled(SidecarError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarInstall:
+    directory: Path
+    node: str
+    baileys_version: str
+
+
+def pinned_baileys_version(directory: Path = PACKAGE_DIR) -> str:
+    return str(json.loads((directory / "package.json").read_text())["dependencies"]["baileys"])
+
+
+def locate_sidecar(home: Path | None = None) -> SidecarInstall:
+    """Find Node >= 20 and an installed sidecar whose Baileys matches the pinned version."""
+    node = shutil.which("node")
+    if node is None:
+        raise SidecarNotInstalled("Node.js is not installed: install Node 20 or newer, then run scripts/setup.")
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise SidecarNotInstalled(f"cannot run {node} --version ({exc}); install Node 20 or newer.") from exc
+    if major < MIN_NODE_MAJOR:
+        raise SidecarNotInstalled(f"Node {version} is too old: the sidecar needs Node {MIN_NODE_MAJOR} or newer.")
+    pinned = pinned_baileys_version()
+    candidates = [Path(p) for p in [os.environ.get("CORTASK_SIDECAR_DIR")] if p]
+    candidates.append(PACKAGE_DIR)
+    if home is not None:
+        candidates.append(home / "sidecar" / pinned)
+    for directory in candidates:
+        installed = directory / "node_modules" / "baileys" / "package.json"
+        if installed.exists():
+            found = json.loads(installed.read_text())["version"]
+            if found != pinned:
+                raise SidecarNotInstalled(
+                    f"the sidecar in {directory} has Baileys {found}, but this version of Cortask needs {pinned}: "
+                    f"run `npm ci` in {directory} (or scripts/setup)."
+                )
+            return SidecarInstall(directory, node, found)
+    raise SidecarNotInstalled(
+        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run scripts/setup, or `npm ci` in {PACKAGE_DIR}."
+    )
+
+
+class Sidecar:
+    """One running sidecar. `events` yields everything it reports; a final {'event': 'exited'}
+    says the process is gone (the channel treats that as a lost connection)."""
+
+    def __init__(self, install: SidecarInstall, store: AuthStore, log_level: str = "info") -> None:
+        self._install = install
+        self._store = store
+        self._log_level = log_level
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._next_id = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        # One writer: every store call runs on this single thread, in arrival order.
+        self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="authstore")
+        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.hello: dict[str, Any] = {}
+        self.fatal: dict[str, Any] | None = None
+        self.on_sent_lookup: Callable[[str], str | None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            self._install.node,
+            str(self._install.directory / "index.mjs"),
+            cwd=self._install.directory,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "CORTASK_SIDECAR_LOG_LEVEL": self._log_level},
+            limit=MAX_LINE,
+        )
+        hello: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._tasks = [
+            asyncio.create_task(self._read_stdout(hello), name="sidecar-stdout"),
+            asyncio.create_task(self._read_stderr(), name="sidecar-stderr"),
+        ]
+        try:
+            async with asyncio.timeout(timeout):
+                self.hello = await hello
+        except TimeoutError:
+            await self.kill()
+            raise SidecarError(f"the sidecar did not start within {timeout:.0f} s") from None
+        if self.hello.get("protocol") != PROTOCOL:
+            await self.stop()
+            raise SidecarNotInstalled(
+                f"the installed sidecar speaks protocol {self.hello.get('protocol')}, Python expects {PROTOCOL}: "
+                "reinstall it with scripts/setup."
+            )
+        if self.hello.get("baileys") != self._install.baileys_version:
+            await self.stop()
+            raise SidecarNotInstalled(f"the sidecar runs Baileys {self.hello.get('baileys')}; run scripts/setup.")
+
+    async def request(self, cmd: str, timeout: float = 60.0, **args: Any) -> dict[str, Any]:
+        """Send a command and return its result; raises SidecarError on failure or exit."""
+        if not self.running or self._proc is None or self._proc.stdin is None:
+            raise SidecarError("the sidecar is not running")
+        self._next_id += 1
+        request_id = self._next_id
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = fut
+        try:
+            await self._write({"id": request_id, "cmd": cmd, **args})
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise SidecarError(f"the sidecar did not answer {cmd!r} within {timeout:.0f} s") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Ask the sidecar to close its socket (keeping the link) and exit; kill it if it hangs."""
+        proc = self._proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await self._write({"id": 0, "cmd": "exit"})
+            try:
+                async with asyncio.timeout(timeout):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        await self._finish()
+
+    async def kill(self) -> None:
+        if self._proc and self._proc.returncode is None:
+            self._proc.kill()
+            await self._proc.wait()
+        await self._finish()
+
+    async def _finish(self) -> None:
+        if self._proc is not None and self._proc.stdin is not None and not self._proc.stdin.is_closing():
+            self._proc.stdin.close()  # lets asyncio release the process transport
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(task, 2)
+        self._store_thread.shutdown(wait=True)
+
+    async def _write(self, obj: dict[str, Any]) -> None:
+        assert self._proc and self._proc.stdin
+        self._proc.stdin.write((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+        await self._proc.stdin.drain()
+
+    async def _read_stdout(self, hello: asyncio.Future[dict[str, Any]]) -> None:
+        assert self._proc and self._proc.stdout
+        try:
+            async for raw in self._proc.stdout:
+                try:
+                    msg = json.loads(raw)
+                except json.JSONDecodeError:
+                    log.warning("sidecar printed a line that is not JSON: %r", raw[:200])
+                    continue
+                if not isinstance(msg, dict):
+                    continue
+                if "req" in msg:
+                    await self._serve(msg)
+                elif "re" in msg:
+                    fut = self._pending.get(msg["re"])
+                    if fut and not fut.done():
+                        if msg.get("ok"):
+                            fut.set_result(msg.get("result") or {})
+                        else:
+                            fut.set_exception(SidecarError(str(msg.get("error"))))
+                elif msg.get("event") == "hello" and not hello.done():
+                    hello.set_result(msg)
+                else:
+                    if msg.get("event") == "fatal":
+                        self.fatal = msg
+                    await self.events.put(msg)
+        finally:
+            code = await self._proc.wait()
+            for fut in self._pending.values():
+                if not fut.done():
+                    fut.set_exception(SidecarError(f"the sidecar exited (code {code})"))
+            if not hello.done():
+                hello.set_exception(SidecarError(f"the sidecar exited at start (code {code}); see the log"))
+            await self.events.put({"event": "exited", "code": code, "fatal": self.fatal})
+
+    async def _read_stderr(self) -> None:
+        assert self._proc and self._proc.stderr
+        async for raw in self._proc.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            try:
+                record = json.loads(line)
+                level = int(record.get("level", 30))
+                text = record.get("msg", "")
+                baileys_log.log(logging.WARNING if level >= 50 else logging.DEBUG, "%s %s", text, line[:2000])
+            except (json.JSONDecodeError, AttributeError, ValueError):
+                baileys_log.debug("%s", line[:2000])
+
+    async def _serve(self, msg: dict[str, Any]) -> None:
+        """Answer an auth-state request from the sidecar, in order, on the store's thread."""
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(self._store_thread, self._store_call, msg)
+            reply: dict[str, Any] = {"re": msg["req"], "ok": True, "result": result}
+        except (AuthStoreError, ValueError, KeyError, TypeError) as exc:
+            log.error("auth store request %s failed: %s", msg.get("op"), exc)
+            reply = {"re": msg["req"], "ok": False, "error": str(exc)}
+        with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
+            await self._write(reply)
+
+    def _store_call(self, msg: dict[str, Any]) -> dict[str, Any]:
+        op = msg.get("op")
+        store = self._store
+        if op == "keys.get":
+            return {"values": store.get_keys(str(msg["type"]), [str(i) for i in msg["ids"]])}
+        if op == "keys.set":
+            store.set_keys((str(t), str(i), v if v is None else str(v)) for t, i, v in msg["items"])
+            return {}
+        if op == "creds.get":
+            return {"creds": store.creds()}
+        if op == "creds.set":
+            store.set_creds(str(msg["creds"]))
+            return {}
+        if op == "sent.get":
+            return {"text": store.sent_text(str(msg["id"]))}
+        raise ValueError(f"unknown store operation {op!r}")

@@ -1,0 +1,232 @@
+// The Cortask WhatsApp sidecar: one Baileys socket, driven by Python over stdin/stdout, one JSON
+// object per line. It holds no policy and no state of its own: it connects when told, reports
+// what Baileys reports, sends when told, and keeps the auth state in Python's store (every key
+// read and write is a request to Python, answered only once the write is durable).
+// It never reconnects by itself. Logs go to stderr, never stdout.
+//
+// Python -> sidecar:  {"id":N,"cmd":"connect"|"send_text"|"presence"|"logout"|"close"|"exit",...}
+//                     {"re":N,"ok":true,"result":...} answers a request of ours
+// sidecar -> Python:  {"event":"hello"|"qr"|"connection"|"messages"|"creds"|"fatal",...}
+//                     {"re":N,"ok":...} answers a command; {"req":N,"op":...} asks Python
+import readline from 'node:readline';
+import { createRequire } from 'node:module';
+import {
+  makeWASocket, initAuthCreds, BufferJSON, proto, WA_CERT_DETAILS, Browsers,
+} from 'baileys';
+import pino from 'pino';
+import { format } from 'node:util';
+
+// stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
+// every console method goes to stderr instead.
+for (const m of ['log', 'info', 'warn', 'error', 'debug', 'trace']) {
+  console[m] = (...args) => process.stderr.write(format(...args) + '\n');
+}
+
+export const PROTOCOL = 1;
+const require = createRequire(import.meta.url);
+const BAILEYS_VERSION = require('baileys/package.json').version;
+// The WhatsApp Web version Baileys was compiled with; never fetched over the network.
+const logger = pino({ level: process.env.CORTASK_SIDECAR_LOG_LEVEL || 'info' }, pino.destination(2));
+
+const write = (obj) => process.stdout.write(JSON.stringify(obj, BufferJSON.replacer) + '\n');
+const fatal = (code, message) => {
+  write({ event: 'fatal', code, message });
+  // Give stdout a moment to flush, then stop: a failed durable write must never be ignored.
+  setTimeout(() => process.exit(3), 20);
+};
+
+// ---- requests to Python ---------------------------------------------------------------------
+let nextReq = 0;
+const pending = new Map();
+function ask(op, args = {}) {
+  const req = ++nextReq;
+  return new Promise((resolve, reject) => {
+    pending.set(req, { resolve, reject });
+    write({ req, op, ...args });
+  });
+}
+const revive = (text) => (text == null ? null : JSON.parse(text, BufferJSON.reviver));
+
+// ---- auth state kept by Python --------------------------------------------------------------
+async function loadAuthState() {
+  const stored = await ask('creds.get');
+  const creds = stored.creds ? revive(stored.creds) : initAuthCreds();
+  const keys = {
+    async get(type, ids) {
+      const { values } = await ask('keys.get', { type, ids });
+      const out = {};
+      for (const id of ids) {
+        let value = revive(values[id] ?? null);
+        if (value && type === 'app-state-sync-key') value = proto.Message.AppStateSyncKeyData.fromObject(value);
+        out[id] = value ?? undefined;
+      }
+      return out;
+    },
+    async set(data) {
+      const items = [];
+      for (const type of Object.keys(data)) {
+        for (const id of Object.keys(data[type])) {
+          const value = data[type][id];
+          items.push([type, id, value == null ? null : JSON.stringify(value, BufferJSON.replacer)]);
+        }
+      }
+      try {
+        await ask('keys.set', { items });
+      } catch (e) {
+        fatal('store_write_failed', `could not save Signal keys: ${e.message}`);
+        throw e;
+      }
+    },
+  };
+  const saveCreds = async () => {
+    try {
+      await ask('creds.set', { creds: JSON.stringify(creds, BufferJSON.replacer) });
+    } catch (e) {
+      fatal('store_write_failed', `could not save credentials: ${e.message}`);
+      throw e;
+    }
+  };
+  return { state: { creds, keys }, saveCreds };
+}
+
+// ---- the one socket -------------------------------------------------------------------------
+let sock = null;
+let generation = 0;
+
+function describeMessage(m) {
+  return {
+    key: m.key,
+    message: m.message ?? null,
+    pushName: m.pushName ?? null,
+    messageTimestamp: Number(m.messageTimestamp ?? 0),
+    messageStubType: m.messageStubType ?? null,
+    messageStubParameters: m.messageStubParameters ?? null,
+    broadcast: m.broadcast ?? false,
+  };
+}
+
+async function connect(cmd) {
+  if (sock) { sock.end(undefined); sock = null; }
+  const gen = ++generation;
+  if (cmd.sandbox) {
+    // The two test seams, only when Python explicitly configured a sandbox.
+    WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(cmd.sandbox.rootKey, 'hex');
+  }
+  const { state, saveCreds } = await loadAuthState();
+  const started = Date.now();
+  const s = makeWASocket({
+    auth: state,
+    logger,
+    browser: Browsers.macOS('Cortask'),
+    markOnlineOnConnect: false,
+    printQRInTerminal: false,
+    qrTimeout: cmd.qrTimeoutMs,
+    keepAliveIntervalMs: cmd.keepAliveMs ?? 30_000,
+    connectTimeoutMs: cmd.connectTimeoutMs ?? 20_000,
+    ...(cmd.sandbox ? { waWebSocketUrl: cmd.sandbox.url } : {}),
+    getMessage: async (key) => {
+      const { text } = await ask('sent.get', { id: key.id, jid: key.remoteJid });
+      return text == null ? undefined : proto.Message.fromObject({ conversation: text });
+    },
+  });
+  sock = s;
+  const current = () => gen === generation;
+  s.ev.on('creds.update', async () => {
+    await saveCreds();
+    if (current()) write({ event: 'creds', registered: Boolean(state.creds.me), me: state.creds.me ?? null });
+  });
+  s.ev.on('connection.update', (u) => {
+    if (!current()) return;
+    if (u.qr) write({ event: 'qr', qr: u.qr, ms: Date.now() - started });
+    if (u.connection || u.isNewLogin) {
+      const err = u.lastDisconnect?.error;
+      write({
+        event: 'connection',
+        connection: u.connection ?? null,
+        isNewLogin: Boolean(u.isNewLogin),
+        statusCode: err?.output?.statusCode ?? null,
+        reason: err?.message ?? null,
+        data: err?.data?.attrs ?? err?.data?.reason ?? null,
+        ms: Date.now() - started,
+      });
+    }
+    if (u.connection === 'close') sock = null;
+  });
+  s.ev.on('messages.upsert', ({ messages, type }) => {
+    if (!current()) return;
+    write({ event: 'messages', type, messages: messages.map(describeMessage) });
+  });
+  s.ev.on('messages.update', (updates) => {
+    if (!current()) return;
+    const receipts = updates
+      .filter((u) => u.update?.status != null)
+      .map((u) => ({ id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status }));
+    if (receipts.length) write({ event: 'receipts', receipts });
+  });
+  s.ev.on('lid-mapping.update', (mapping) => {
+    if (current()) write({ event: 'lid', mapping });
+  });
+  return { generation: gen };
+}
+
+function requireSocket() {
+  if (!sock) throw new Error('not connected');
+  return sock;
+}
+
+const commands = {
+  connect,
+  async send_text(cmd) {
+    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text });
+    return { id: msg.key.id, remoteJid: msg.key.remoteJid, timestamp: Number(msg.messageTimestamp ?? 0) };
+  },
+  async presence(cmd) { await requireSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },
+  async read(cmd) { await requireSocket().readMessages(cmd.keys); return {}; },
+  async lid_for_phone(cmd) {
+    const lid = await requireSocket().signalRepository.lidMapping.getLIDForPN(cmd.jid);
+    return { lid: lid ?? null };
+  },
+  async phone_for_lid(cmd) {
+    const pn = await requireSocket().signalRepository.lidMapping.getPNForLID(cmd.jid);
+    return { jid: pn ?? null };
+  },
+  async logout() {
+    const s = requireSocket();
+    await s.logout();
+    return {};
+  },
+  async close() { if (sock) { sock.end(undefined); sock = null; } return {}; },
+  async exit() { if (sock) sock.end(undefined); setTimeout(() => process.exit(0), 20); return {}; },
+};
+
+const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
+rl.on('line', async (line) => {
+  if (!line.trim()) return;
+  let msg;
+  try { msg = JSON.parse(line); } catch (e) {
+    write({ event: 'protocol_error', message: `not JSON: ${String(e.message).slice(0, 200)}` });
+    return;
+  }
+  if (msg.re != null) {
+    const waiter = pending.get(msg.re);
+    if (!waiter) return;
+    pending.delete(msg.re);
+    if (msg.ok) waiter.resolve(msg.result ?? {}); else waiter.reject(new Error(msg.error || 'request failed'));
+    return;
+  }
+  const handler = commands[msg.cmd];
+  if (!handler) {
+    write({ re: msg.id ?? null, ok: false, error: `unknown command ${JSON.stringify(msg.cmd)}` });
+    return;
+  }
+  try {
+    write({ re: msg.id ?? null, ok: true, result: await handler(msg) });
+  } catch (e) {
+    write({ re: msg.id ?? null, ok: false, error: String(e?.message ?? e) });
+  }
+});
+// Python went away: close the socket (keeping the link) and leave.
+rl.on('close', () => { if (sock) sock.end(undefined); setTimeout(() => process.exit(0), 20); });
+process.on('unhandledRejection', (e) => logger.error({ err: e }, 'unhandled rejection'));
+
+write({ event: 'hello', protocol: PROTOCOL, baileys: BAILEYS_VERSION, node: process.version });

@@ -1,0 +1,328 @@
+"""The channel's connection state as the user sees it: one named state, a sentence, an action.
+
+Pure values. The channel decides *when* the state changes; this module decides *what it says*.
+Each constructor on `ChannelStatus` builds the status for one state with its sentence and the
+action the user should take (None when there is nothing to do), so the wording lives in one
+place. `from_decision` turns a `reconnect.Decision` into the status to publish. When the channel
+talks to the wasim sandbox instead of WhatsApp, every sentence says so.
+
+Times are seconds since the epoch (what the caller's clock says); sentences that show a clock
+time format it in `tz` (default: the machine's local zone).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, tzinfo
+from enum import StrEnum
+from typing import Any
+
+from cortask.channels.whatsapp.reconnect import Action, CloseReason, Decision
+
+__all__ = [
+    "NOT_LINKED_ERROR",
+    "SANDBOX_NOTE",
+    "ChannelStatus",
+    "ConnectionState",
+    "from_decision",
+]
+
+NOT_LINKED_ERROR = "WhatsApp is not linked: generate a QR code and scan it first."
+SANDBOX_NOTE = "Sandbox: this is wasim, not the real WhatsApp."
+_RELINK_ACTION = "Generate a new QR code and scan it."
+_SCAN_ACTION = "Open WhatsApp on your phone, go to Settings → Linked Devices → Link a device, and scan the code."
+
+
+class ConnectionState(StrEnum):
+    UNLINKED = "unlinked"
+    LINKING = "linking"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+    LOGGED_OUT = "logged_out"
+    FORBIDDEN = "forbidden"
+    MULTIDEVICE_MISMATCH = "multidevice_mismatch"
+    GAVE_UP = "gave_up"
+    CREDENTIALS_UNREADABLE = "credentials_unreadable"
+    NEEDS_UPDATE = "needs_update"
+
+    @property
+    def terminal(self) -> bool:
+        """The channel will not reconnect by itself; the user has to act."""
+        return self in _TERMINAL
+
+    @property
+    def needs_relink(self) -> bool:
+        """The stored link is dead: only a new QR scan helps."""
+        return self in _NEEDS_RELINK
+
+
+_NEEDS_RELINK = frozenset({ConnectionState.LOGGED_OUT, ConnectionState.FORBIDDEN, ConnectionState.MULTIDEVICE_MISMATCH})
+_TERMINAL = _NEEDS_RELINK | {
+    ConnectionState.GAVE_UP,
+    ConnectionState.CREDENTIALS_UNREADABLE,
+    ConnectionState.NEEDS_UPDATE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    state: ConnectionState
+    sentence: str
+    action: str | None = None
+    attempt: int = 0
+    max_attempts: int = 0
+    next_retry_at: float | None = None
+    qr_expires_at: float | None = None
+    sandbox: bool = False
+    last_inbound_at: float | None = None
+    last_outbound_at: float | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready; `terminal` and `needs_relink` are included so a UI need not know the rules."""
+        return {
+            "state": self.state.value,
+            "sentence": self.sentence,
+            "action": self.action,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "next_retry_at": self.next_retry_at,
+            "qr_expires_at": self.qr_expires_at,
+            "sandbox": self.sandbox,
+            "last_inbound_at": self.last_inbound_at,
+            "last_outbound_at": self.last_outbound_at,
+            "detail": self.detail,
+            "terminal": self.state.terminal,
+            "needs_relink": self.state.needs_relink,
+        }
+
+    def with_activity(self, *, inbound_at: float | None = None, outbound_at: float | None = None) -> ChannelStatus:
+        """A copy with the given last-message times; None keeps the current value."""
+        return replace(
+            self,
+            last_inbound_at=self.last_inbound_at if inbound_at is None else inbound_at,
+            last_outbound_at=self.last_outbound_at if outbound_at is None else outbound_at,
+        )
+
+    # --- one constructor per state ----------------------------------------------------------
+
+    @classmethod
+    def unlinked(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.UNLINKED,
+            "WhatsApp is not linked.",
+            "Generate a QR code and scan it with WhatsApp on your phone.",
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def qr_expired(cls, *, sandbox: bool = False) -> ChannelStatus:
+        """Back to unlinked because nobody scanned the code in time."""
+        return cls._make(
+            ConnectionState.UNLINKED,
+            "The QR code expired before it was scanned.",
+            "Generate a new QR code and scan it within 60 seconds.",
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def linking(cls, qr_expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
+        left = max(0, math.ceil(qr_expires_at - now))
+        return cls._make(
+            ConnectionState.LINKING,
+            f"Waiting for the QR code to be scanned; it expires in {left} s.",
+            _SCAN_ACTION,
+            qr_expires_at=qr_expires_at,
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def connecting(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(ConnectionState.CONNECTING, "Connecting to WhatsApp…", None, sandbox=sandbox, detail=detail)
+
+    @classmethod
+    def open(cls, account: str | None = None, *, sandbox: bool = False) -> ChannelStatus:
+        who = f" as {account}" if account else ""
+        return cls._make(ConnectionState.OPEN, f"Connected to WhatsApp{who}.", None, sandbox=sandbox)
+
+    @classmethod
+    def reconnecting(
+        cls,
+        attempt: int,
+        max_attempts: int,
+        next_retry_at: float,
+        reason: CloseReason | None = None,
+        *,
+        sandbox: bool = False,
+        detail: str | None = None,
+        tz: tzinfo | None = None,
+    ) -> ChannelStatus:
+        when = f"(attempt {attempt} of {max_attempts}) at {_clock(next_retry_at, tz)}"
+        action: str | None = None
+        if reason is CloseReason.REPLACED:
+            sentence = f"Another WhatsApp Web session took over this link; reconnecting {when}."
+            action = "Make sure no other Cortask instance or program uses these WhatsApp credentials."
+        elif reason is CloseReason.VERSION_REFUSED:
+            sentence = f"WhatsApp refused this client version; trying again {when}."
+            action = "If this repeats, update the WhatsApp sidecar (run scripts/setup)."
+        elif reason is CloseReason.SIDECAR_EXITED:
+            sentence = f"The WhatsApp sidecar stopped unexpectedly; restarting it {when}."
+        else:
+            sentence = f"Connection lost; reconnecting {when}."
+        return cls._make(
+            ConnectionState.RECONNECTING,
+            sentence,
+            action,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            next_retry_at=next_retry_at,
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def paused(cls, *, sandbox: bool = False) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.PAUSED,
+            "The channel is paused; the device stays linked.",
+            "Resume the channel to reconnect.",
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def stopped(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.STOPPED,
+            "The channel is stopped.",
+            "Start the channel to connect to WhatsApp.",
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def logged_out(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.LOGGED_OUT,
+            "WhatsApp logged this device out.",
+            _RELINK_ACTION,
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def forbidden(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.FORBIDDEN,
+            "WhatsApp refused this account; it may be banned or restricted.",
+            f"Check WhatsApp on your phone. {_RELINK_ACTION}",
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def multidevice_mismatch(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.MULTIDEVICE_MISMATCH,
+            "WhatsApp reported a multi-device mismatch.",
+            f"Update WhatsApp on your phone. {_RELINK_ACTION}",
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def gave_up(cls, max_attempts: int, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.GAVE_UP,
+            f"Could not reconnect to WhatsApp after {max_attempts} attempts; stopped trying.",
+            "Check the network connection, then start the channel again.",
+            attempt=max_attempts,
+            max_attempts=max_attempts,
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def credentials_unreadable(cls, detail: str | None = None, *, sandbox: bool = False) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.CREDENTIALS_UNREADABLE,
+            "The stored WhatsApp credentials could not be read; nothing was overwritten.",
+            "Restore the auth directory from a backup, or log out and scan a new QR code.",
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def needs_update(cls, *, sandbox: bool = False, detail: str | None = None) -> ChannelStatus:
+        return cls._make(
+            ConnectionState.NEEDS_UPDATE,
+            "WhatsApp refused this client version; the WhatsApp sidecar needs updating.",
+            "Update the sidecar (run scripts/setup), then start the channel again. The link is kept.",
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+    @classmethod
+    def _make(
+        cls,
+        state: ConnectionState,
+        sentence: str,
+        action: str | None,
+        *,
+        sandbox: bool,
+        detail: str | None = None,
+        attempt: int = 0,
+        max_attempts: int = 0,
+        next_retry_at: float | None = None,
+        qr_expires_at: float | None = None,
+    ) -> ChannelStatus:
+        return cls(
+            state=state,
+            sentence=f"{sentence} {SANDBOX_NOTE}" if sandbox else sentence,
+            action=action,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            next_retry_at=next_retry_at,
+            qr_expires_at=qr_expires_at,
+            sandbox=sandbox,
+            detail=detail,
+        )
+
+
+def from_decision(decision: Decision, *, sandbox: bool = False, tz: tzinfo | None = None) -> ChannelStatus:
+    """The status to publish after the reconnect policy decided what to do about a close."""
+    detail = decision.sentence + (f" ({decision.detail})" if decision.detail else "")
+    if decision.action is Action.RECONNECT_NOW:
+        return ChannelStatus.connecting(sandbox=sandbox, detail=detail)
+    if decision.action is Action.RETRY_AFTER:
+        assert decision.retry_at is not None
+        return ChannelStatus.reconnecting(
+            decision.attempt,
+            decision.max_attempts,
+            decision.retry_at,
+            decision.reason,
+            sandbox=sandbox,
+            detail=detail,
+            tz=tz,
+        )
+    if decision.action is Action.GAVE_UP:
+        return ChannelStatus.gave_up(decision.max_attempts, sandbox=sandbox, detail=detail)
+    if decision.reason is CloseReason.LOGGED_OUT:
+        return ChannelStatus.logged_out(sandbox=sandbox, detail=detail)
+    if decision.reason is CloseReason.FORBIDDEN:
+        return ChannelStatus.forbidden(sandbox=sandbox, detail=detail)
+    if decision.reason is CloseReason.MULTIDEVICE_MISMATCH:
+        return ChannelStatus.multidevice_mismatch(sandbox=sandbox, detail=detail)
+    if decision.reason is CloseReason.VERSION_REFUSED:
+        return ChannelStatus.needs_update(sandbox=sandbox, detail=detail)
+    raise ValueError(f"no status for terminal decision {decision.reason}")  # unreachable by design
+
+
+def _clock(timestamp: float, tz: tzinfo | None) -> str:
+    if tz is None:
+        return datetime.fromtimestamp(timestamp).astimezone().strftime("%H:%M:%S")
+    return datetime.fromtimestamp(timestamp, tz).strftime("%H:%M:%S")
