@@ -67,9 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--member", action="append", required=True, help="a contact phone (repeat)")
 
     c = control("send", "a contact sends a message to the account (prints its id)")
-    c.add_argument(
-        "--from", dest="sender", required=True, help="contact phone, or 'self' for the account's phone"
-    )
+    c.add_argument("--from", dest="sender", required=True, help="contact phone, or 'self' for the account's phone")
     c.add_argument("--text", default="", help="text, caption or name")
     c.add_argument(
         "--kind",
@@ -93,9 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _serve(args: argparse.Namespace) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     sim = Wasim(args.state, host=args.host, port=args.port, default_phone=args.phone)
     await sim.start()
     runner, control_url = await start_control(sim, args.host, args.control_port)
@@ -134,9 +130,7 @@ async def _client(args: argparse.Namespace) -> int:
     elif args.command == "contact":
         status, data = await _call(args.control, "GET", "/contacts")
     elif args.command == "group":
-        status, data = await _call(
-            args.control, "POST", "/groups", {"subject": args.subject, "members": args.member}
-        )
+        status, data = await _call(args.control, "POST", "/groups", {"subject": args.subject, "members": args.member})
     elif args.command == "send":
         message = {
             "from": args.sender,

@@ -175,9 +175,7 @@ class WasimState:
             try:
                 state._restore(json.loads(path.read_text()))
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise StateError(
-                    f"cannot read wasim state {path}: {exc}; move it away to start afresh"
-                ) from exc
+                raise StateError(f"cannot read wasim state {path}: {exc}; move it away to start afresh") from exc
         else:
             state.save()
         return state

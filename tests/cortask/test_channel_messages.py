@@ -177,3 +177,19 @@ async def test_one_chat_in_order_different_chats_concurrently(sim: Wasim, make_c
     assert await _reply_seen(sim, GRACE) == ["done g0"]
     assert all(sum(1 for r in o if r.startswith("49")) <= 1 for o in overlap), "Ada's messages never overlap"
     assert any(len(o) == 2 for o in overlap), "Ada's and Grace's chats ran at the same time"
+
+
+async def test_a_phone_that_asks_for_a_retry_gets_the_reply_again(sim: Wasim, make_channel: MakeChannel) -> None:
+    # Baileys answers a retry receipt by re-encrypting what we sent, which it reads back through
+    # getMessage from our store: without it the phone would show "Waiting for this message".
+    channel = await make_channel(sim, trusted_contacts=(TrustedContact.parse(ADA, "write"),))
+    await link(channel, sim)
+    sim.add_contact(ADA, "Ada")
+    await sim.messaging.send(ADA, "first")
+    assert await _reply_seen(sim, ADA) == ["echo: first"]
+    sim.messaging.fail_next_decrypt.add(ADA[1:])
+    since = sim.events.last_seq
+    await sim.messaging.send(ADA, "second")
+    await sim.events.wait_for("decrypt.failed", since=since)
+    # The resend arrives after typing was already cleared.
+    assert await _reply_seen(sim, ADA, 2, typing=False) == ["echo: first", "echo: second"]

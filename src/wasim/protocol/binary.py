@@ -61,9 +61,7 @@ MAX_INFLATED = 8 * 1024 * 1024
 # word present in both tables (none today) would use the double form.
 _TOKEN_BYTES: dict[str, bytes] = {tok: bytes((i,)) for i, tok in enumerate(SINGLE_BYTE_TOKENS) if tok}
 _TOKEN_BYTES.update(
-    (tok, bytes((DICTIONARY_0 + d, i)))
-    for d, table in enumerate(DOUBLE_BYTE_TOKENS)
-    for i, tok in enumerate(table)
+    (tok, bytes((DICTIONARY_0 + d, i))) for d, table in enumerate(DOUBLE_BYTE_TOKENS) for i, tok in enumerate(table)
 )
 
 # Packed alphabets: a character's nibble is its index; nibble 15 is the padding "\0".
@@ -75,9 +73,7 @@ _NIBBLE_RE = re.compile(rf"[0-9.\-]{{1,{PACKED_MAX}}}")
 _HEX_RE = re.compile(rf"[0-9A-F]{{1,{PACKED_MAX}}}")
 # The two characters of every possible packed byte, so decoding needs no per-nibble work; "?"
 # marks the nibbles 12-14, which are invalid in a nibble-packed string.
-_NIBBLE_PAIRS = [
-    (_NIBBLE_ALPHABET + "???\0")[b >> 4] + (_NIBBLE_ALPHABET + "???\0")[b & 15] for b in range(256)
-]
+_NIBBLE_PAIRS = [(_NIBBLE_ALPHABET + "???\0")[b >> 4] + (_NIBBLE_ALPHABET + "???\0")[b & 15] for b in range(256)]
 _HEX_PAIRS = [_HEX_ALPHABET[b >> 4] + _HEX_ALPHABET[b & 15] for b in range(256)]
 
 # AD_JID's domain type byte <-> JID server.

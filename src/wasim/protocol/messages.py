@@ -64,16 +64,12 @@ def build_message(kind: str, text: str = "", *, target_id: str = "", chat_jid: s
         msg = M(audio_message=M.AudioMessage(seconds=1, ptt=True, **_media(kind)))
     elif kind == "document":
         msg = M(
-            document_message=M.DocumentMessage(
-                title=text or "file.pdf", file_name=text or "file.pdf", **_media(kind)
-            )
+            document_message=M.DocumentMessage(title=text or "file.pdf", file_name=text or "file.pdf", **_media(kind))
         )
     elif kind == "sticker":
         msg = M(sticker_message=M.StickerMessage(height=64, width=64, **_media(kind)))
     elif kind == "location":
-        msg = M(
-            location_message=M.LocationMessage(degrees_latitude=52.52, degrees_longitude=13.405, name=text)
-        )
+        msg = M(location_message=M.LocationMessage(degrees_latitude=52.52, degrees_longitude=13.405, name=text))
     elif kind == "contact":
         name = text or "Grace Hopper"
         vcard = f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nTEL;type=CELL:+15550009999\nEND:VCARD"
@@ -100,9 +96,7 @@ def wrap_device_sent(message: bytes, destination_jid: str) -> bytes:
     """What the account's own phone sends its companions about a message it sent elsewhere."""
     inner = M.FromString(message)
     return bytes(
-        M(
-            device_sent_message=M.DeviceSentMessage(destination_jid=destination_jid, message=inner)
-        ).SerializeToString()
+        M(device_sent_message=M.DeviceSentMessage(destination_jid=destination_jid, message=inner)).SerializeToString()
     )
 
 

@@ -155,8 +155,7 @@ class NoiseServer:
             raise TransportError(f"bad intro header {header.hex()} (expected 'WA')")
         if header[2] != WA_VERSION or header[3] != DICT_VERSION:
             raise TransportError(
-                f"unsupported protocol version {header[2]}.{header[3]} "
-                f"(wasim speaks {WA_VERSION}.{DICT_VERSION})"
+                f"unsupported protocol version {header[2]}.{header[3]} (wasim speaks {WA_VERSION}.{DICT_VERSION})"
             )
         # The prologue is the WA header alone, also after an ED routing prefix.
         self._state.mix_hash(INTRO_HEADER)

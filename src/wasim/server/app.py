@@ -174,9 +174,7 @@ class Wasim:
         kind = node.tag
         if kind == "receipt" and node.attrs.get("type") == "retry":
             await self.messaging.on_retry_receipt(conn, node)
-            await conn.send_node(
-                Node("ack", {"class": "receipt", "id": node.attrs.get("id", ""), "type": "retry"})
-            )
+            await conn.send_node(Node("ack", {"class": "receipt", "id": node.attrs.get("id", ""), "type": "retry"}))
         if kind in ("chatstate", "receipt"):
             self.messaging.record_presence(conn, node)
             self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
@@ -207,9 +205,7 @@ class Wasim:
         unknown = [p for p in phones if p not in self.state.contacts]
         if unknown:
             raise ValueError(f"unknown contacts {', '.join('+' + p for p in unknown)}: add them first")
-        group = Group(
-            jid=f"120363{secrets.randbelow(10**12):012d}@g.us", subject=subject, members=[acc.phone, *phones]
-        )
+        group = Group(jid=f"120363{secrets.randbelow(10**12):012d}@g.us", subject=subject, members=[acc.phone, *phones])
         self.state.groups[subject] = group
         self.state.save()
         self.events.emit("group.created", jid=group.jid, subject=subject, members=group.members)

@@ -112,9 +112,7 @@ def make_app(sim: Wasim) -> web.Application:
         contact = sim.add_contact(
             _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
         )
-        return web.json_response(
-            {"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name}
-        )
+        return web.json_response({"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name})
 
     @routes.get("/contacts")
     async def contacts(request: web.Request) -> web.Response:
@@ -127,9 +125,7 @@ def make_app(sim: Wasim) -> web.Application:
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             raise BadRequest("field 'members' must be a list of phone numbers")
         group = sim.create_group(_field(data, "subject", str), members, _field(data, "account", str, False))
-        return web.json_response(
-            {"ok": True, "jid": group.jid, "subject": group.subject, "members": group.members}
-        )
+        return web.json_response({"ok": True, "jid": group.jid, "subject": group.subject, "members": group.members})
 
     @routes.post("/send")
     async def send(request: web.Request) -> web.Response:

@@ -71,8 +71,7 @@ class Directory:
             items.append(Node("device", {"id": "0"}))  # the phone needs no key index
         if acc is not None:
             items += [
-                Node("device", {"id": str(d.device_id), "key-index": str(acc.key_index)})
-                for d in acc.live_devices()
+                Node("device", {"id": str(d.device_id), "key-index": str(acc.key_index)}) for d in acc.live_devices()
             ]
         return Node("devices", {}, [Node("device-list", {}, items), Node("key-index-list", {"ts": now_s()})])
 
@@ -122,9 +121,7 @@ def _bundle(
     ]
     if prekey is not None:
         key_id, public = prekey
-        nodes.append(
-            Node("key", {}, [Node("id", {}, key_id.to_bytes(3, "big")), Node("value", {}, raw_key(public))])
-        )
+        nodes.append(Node("key", {}, [Node("id", {}, key_id.to_bytes(3, "big")), Node("value", {}, raw_key(public))]))
     return nodes
 
 

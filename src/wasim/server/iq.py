@@ -82,9 +82,7 @@ def _prekey_upload(conn: ClientConnection, node: Node) -> Node:
     device.signed_prekey = signed
     device.prekeys.update({k: v for k, v in keys.items() if k not in device.consumed})
     conn.server.state.save()
-    conn.server.events.emit(
-        "prekeys.uploaded", phone=conn.account_phone, device=device.device_id, count=len(keys)
-    )
+    conn.server.events.emit("prekeys.uploaded", phone=conn.account_phone, device=device.device_id, count=len(keys))
     return iq_result(node)
 
 

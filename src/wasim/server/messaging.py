@@ -63,6 +63,9 @@ class Outgoing:
 class Messaging:
     def __init__(self, server: Wasim) -> None:
         self._server = server
+        # Contacts whose next decryption fails on purpose (a fault: the phone lost the session),
+        # so it asks the companion for a retry.
+        self.fail_next_decrypt: set[str] = set()
         self._pending: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
         self._sent: dict[str, Outgoing] = {}
 
@@ -103,9 +106,7 @@ class Messaging:
         if from_self and not chat:
             raise ValueError("a message from the account's own phone needs the chat it was written in")
         chat_jid = chat if chat and "@" in chat else f"{(chat or '').lstrip('+')}@s.whatsapp.net"
-        message = build_message(
-            kind, text, target_id=target_id, chat_jid=account.jid if not from_self else chat_jid
-        )
+        message = build_message(kind, text, target_id=target_id, chat_jid=account.jid if not from_self else chat_jid)
         if from_self:
             message = wrap_device_sent(message, chat_jid)
         out = Outgoing(
@@ -239,9 +240,7 @@ class Messaging:
         if account is None or device is None:
             return
         participants = node.child("participants")
-        targets = (
-            participants.children("to") if participants else [Node("to", {"jid": to}, node.children("enc"))]
-        )
+        targets = participants.children("to") if participants else [Node("to", {"jid": to}, node.children("enc"))]
         recipient = self._server.state.contact_for(to)
         if recipient is None:
             await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": "400"}))
@@ -264,6 +263,9 @@ class Messaging:
             return  # another companion of the account: nobody simulated reads it
         cipher = self._cipher(contact, account, device)
         try:
+            if contact.phone in self.fail_next_decrypt:
+                self.fail_next_decrypt.discard(contact.phone)
+                raise SignalError("decryption failed on purpose (fault injected)")
             plain = unpad(cipher.decrypt(enc.attrs.get("type", ""), enc.content_bytes()))
         except SignalError as exc:
             log.warning("contact %s could not decrypt %s: %r", contact.phone, msg_id, exc)

@@ -75,9 +75,7 @@ class SimulatedPhone:
                     "pair-success",
                     {},
                     [
-                        Node(
-                            "device-identity", {"key-index": str(identity.key_index)}, identity.hmac_container
-                        ),
+                        Node("device-identity", {"key-index": str(identity.key_index)}, identity.hmac_container),
                         Node("platform", {"name": PLATFORM_NAME}),
                         Node(
                             "device",
@@ -101,9 +99,7 @@ class SimulatedPhone:
         if reply.attrs.get("type") != "result" or signed is None:
             server.events.emit("pairing.failed", why="companion rejected pair-success", reply=str(reply))
             raise PairingError(f"couldn't link device: the companion rejected the pairing ({reply})")
-        check_device_signature(
-            signed.content_bytes(), identity, account.identity.public, data.identity_public
-        )
+        check_device_signature(signed.content_bytes(), identity, account.identity.public, data.identity_public)
         account.next_device_id += 1
         account.devices[device_id] = Device(
             device_id=device_id,

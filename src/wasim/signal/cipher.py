@@ -24,9 +24,7 @@ class Ciphertext(NamedTuple):
 
 
 class SessionCipher:
-    def __init__(
-        self, keys: KeyStore, record: SessionRecord, *, trusted_identity: bytes | None = None
-    ) -> None:
+    def __init__(self, keys: KeyStore, record: SessionRecord, *, trusted_identity: bytes | None = None) -> None:
         """`trusted_identity`, when given, is the only identity key accepted for the peer
         (Baileys trusts any; a server that knows the device's uploaded key can be stricter)."""
         self.keys = keys

@@ -164,9 +164,7 @@ class SenderKeyMessage:
     signature: bytes
 
     @classmethod
-    def build(
-        cls, *, signing_key: KeyPair, key_id: int, iteration: int, ciphertext: bytes
-    ) -> SenderKeyMessage:
+    def build(cls, *, signing_key: KeyPair, key_id: int, iteration: int, ciphertext: bytes) -> SenderKeyMessage:
         signed = bytes([VERSION_BYTE]) + (
             _uint_field(1, key_id) + _uint_field(2, iteration) + _bytes_field(3, ciphertext)
         )
@@ -327,9 +325,7 @@ class SenderKeyState:
         return cls(message.key_id, message.signing_key, message.chain_key, message.iteration)
 
     def copy(self) -> SenderKeyState:
-        return SenderKeyState(
-            self.key_id, self.signing_key, self.chain_key, self.iteration, dict(self.message_keys)
-        )
+        return SenderKeyState(self.key_id, self.signing_key, self.chain_key, self.iteration, dict(self.message_keys))
 
     def take_message_key(self, iteration: int) -> bytes:
         """The seed for `iteration`, used up; skipped iterations keep theirs for late messages."""

@@ -335,9 +335,7 @@ class SessionState:
             "remote_ratchet_key": self.remote_ratchet_key.hex(),
             "previous_counter": self.previous_counter,
             "sending_chain": None if self.sending_chain is None else self.sending_chain.to_json(),
-            "receiving_chains": [
-                {"ratchet_key": k.hex(), **c.to_json()} for k, c in self.receiving_chains.items()
-            ],
+            "receiving_chains": [{"ratchet_key": k.hex(), **c.to_json()} for k, c in self.receiving_chains.items()],
             "pending_pre_key": None if self.pending_pre_key is None else self.pending_pre_key.to_json(),
             "closed": self.closed,
         }
@@ -355,9 +353,7 @@ class SessionState:
             remote_ratchet_key=bytes.fromhex(data["remote_ratchet_key"]),
             previous_counter=int(data["previous_counter"]),
             sending_chain=None if sending is None else Chain.from_json(sending),
-            receiving_chains={
-                bytes.fromhex(c["ratchet_key"]): Chain.from_json(c) for c in data["receiving_chains"]
-            },
+            receiving_chains={bytes.fromhex(c["ratchet_key"]): Chain.from_json(c) for c in data["receiving_chains"]},
             pending_pre_key=None if pending is None else PendingPreKey.from_json(pending),
             closed=bool(data["closed"]),
         )

@@ -175,9 +175,7 @@ class WhisperMessage:
         ciphertext = values.get(4)
         if not isinstance(ciphertext, bytes) or not ciphertext:
             raise InvalidMessage("WhisperMessage without ciphertext")
-        return cls(
-            _key(values, 1, "ratchet key"), _uint32(values, 2), _uint32(values, 3), ciphertext, body, mac
-        )
+        return cls(_key(values, 1, "ratchet key"), _uint32(values, 2), _uint32(values, 3), ciphertext, body, mac)
 
     def serialize(self) -> bytes:
         return bytes([VERSION_BYTE]) + self.body + self.mac

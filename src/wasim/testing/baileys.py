@@ -160,9 +160,7 @@ class BaileysDriver:
         return mark
 
     async def wait_close(self, since: int, timeout: float = 30) -> Event:
-        return await self.wait(
-            "connection", lambda e: e["connection"] == "close", since=since, timeout=timeout
-        )
+        return await self.wait("connection", lambda e: e["connection"] == "close", since=since, timeout=timeout)
 
     async def wait_open(self, since: int, timeout: float = 30) -> Event:
         def opened(e: Event) -> bool:

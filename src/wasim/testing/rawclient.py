@@ -47,9 +47,7 @@ class RawClient:
         eph, static = KeyPair.generate(), KeyPair.generate()
         self._mix_hash(INTRO_HEADER)
         self._mix_hash(eph.public)
-        hello = wa_pb2.HandshakeMessage(
-            client_hello=wa_pb2.HandshakeMessage.ClientHello(ephemeral=eph.public)
-        )
+        hello = wa_pb2.HandshakeMessage(client_hello=wa_pb2.HandshakeMessage.ClientHello(ephemeral=eph.public))
         intro = INTRO_HEADER
         if routing_info is not None:
             intro = b"ED\x00\x01" + len(routing_info).to_bytes(3, "big") + routing_info + INTRO_HEADER

@@ -14,6 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
@@ -32,6 +33,11 @@ log = logging.getLogger("cortask.whatsapp")
 Handler = Callable[[InboundText], Awaitable[str]]
 READ_ONLY_REPLY = "You have read-only access."
 ERROR_REPLY = "Sorry, an error occurred."
+
+
+def new_message_id() -> str:
+    """A message id in the form WhatsApp Web uses (3EB0 + 18 hex digits)."""
+    return "3EB0" + secrets.token_hex(9).upper()
 
 
 class NotLinked(Exception):
@@ -482,18 +488,19 @@ class WhatsAppChannel:
             with contextlib.suppress(SidecarError):
                 await self._sidecar.request("presence", type=kind, jid=chat)
 
-    async def _send(self, chat: str, text: str) -> None:
+    async def _send(self, chat: str, text: str) -> str:
+        """Send `text` to `chat`; returns the message id. The text is stored (durably) under its
+        id before it is sent, so Baileys can re-encrypt it if the phone asks for a retry."""
         sidecar = self._sidecar
         if sidecar is None:
             raise ChannelError("not connected")
-        result = await sidecar.request("send_text", jid=chat, text=text)
-        self._record("replied", chat, str(result.get("id")), chars=len(text))
+        message_id = new_message_id()
         if self._store is not None:
-            store = self._store
-            await asyncio.get_running_loop().run_in_executor(
-                None, store.remember_sent, str(result.get("id")), chat, text
-            )
+            await asyncio.get_running_loop().run_in_executor(None, self._store.remember_sent, message_id, chat, text)
+        await sidecar.request("send_text", jid=chat, text=text, messageId=message_id)
+        self._record("replied", chat, message_id, chars=len(text))
         self._status = self._status.with_activity(outbound_at=time.time())
+        return message_id
 
     # -- status ----------------------------------------------------------------------------------
 

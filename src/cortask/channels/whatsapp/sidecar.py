@@ -143,6 +143,8 @@ class Sidecar:
 
     async def request(self, cmd: str, timeout: float = 60.0, **args: Any) -> dict[str, Any]:
         """Send a command and return its result; raises SidecarError on failure or exit."""
+        if "id" in args or "cmd" in args:
+            raise ValueError("'id' and 'cmd' are the line protocol's own fields; name the argument differently")
         if not self.running or self._proc is None or self._proc.stdin is None:
             raise SidecarError("the sidecar is not running")
         self._next_id += 1
@@ -204,6 +206,7 @@ class Sidecar:
                     continue
                 if not isinstance(msg, dict):
                     continue
+                log.debug("from sidecar: %.200s", raw)
                 if "req" in msg:
                     await self._serve(msg)
                 elif "re" in msg:

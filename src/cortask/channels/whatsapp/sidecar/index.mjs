@@ -177,7 +177,9 @@ function requireSocket() {
 const commands = {
   connect,
   async send_text(cmd) {
-    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text });
+    // Python chooses the id and records the text durably first, so a retry receipt that
+    // arrives at once can always be answered (getMessage).
+    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text }, cmd.messageId ? { messageId: cmd.messageId } : {});
     return { id: msg.key.id, remoteJid: msg.key.remoteJid, timestamp: Number(msg.messageTimestamp ?? 0) };
   },
   async presence(cmd) { await requireSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },

@@ -1,0 +1,95 @@
+"""The auth store's promises: all or nothing, durable, one owner, unreadable never overwritten."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from cortask.channels.whatsapp.authstore import (
+    AuthDirInUse,
+    AuthStore,
+    CredentialsUnreadable,
+    StoreWriteFailed,
+)
+
+
+def test_files_are_private_to_the_user(tmp_path: Path) -> None:
+    store = AuthStore.open(tmp_path / "auth")
+    store.set_creds(json.dumps({"me": None}))
+    store.close()
+    assert stat.S_IMODE((tmp_path / "auth").stat().st_mode) == 0o700
+    for f in (tmp_path / "auth").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_a_multi_key_write_commits_all_or_nothing(tmp_path: Path) -> None:
+    store = AuthStore.open(tmp_path / "auth")
+    store.set_keys([("session", "a.0", '{"v": 1}'), ("pre-key", "1", '{"k": 1}')])
+    with pytest.raises(ValueError, match="unknown Signal key type"):
+        store.set_keys([("session", "a.0", '{"v": 2}'), ("not-a-type", "x", "{}")])
+    assert store.get_keys("session", ["a.0"]) == {"a.0": '{"v": 1}'}
+    store.set_keys([("session", "a.0", None), ("pre-key", "2", '{"k": 2}')])  # None deletes
+    assert store.get_keys("session", ["a.0"]) == {}
+    assert store.get_keys("pre-key", ["1", "2", "3"]) == {"1": '{"k": 1}', "2": '{"k": 2}'}
+    store.close()
+    reopened = AuthStore.open(tmp_path / "auth")
+    assert reopened.get_keys("pre-key", ["2"]) == {"2": '{"k": 2}'}
+
+
+def test_every_baileys_key_type_round_trips(tmp_path: Path) -> None:
+    store = AuthStore.open(tmp_path / "auth")
+    types = [
+        "pre-key", "session", "sender-key", "sender-key-memory", "app-state-sync-key",
+        "app-state-sync-version", "lid-mapping", "device-list", "tctoken", "identity-key",
+    ]  # fmt: skip
+    store.set_keys([(t, f"id-{t}", json.dumps({"t": t})) for t in types])
+    for t in types:
+        assert store.get_keys(t, [f"id-{t}"]) == {f"id-{t}": json.dumps({"t": t})}
+
+
+def test_one_owner_per_auth_directory(tmp_path: Path) -> None:
+    first = AuthStore.open(tmp_path / "auth")
+    with pytest.raises(AuthDirInUse, match=rf"in use by process {os.getpid()}"):
+        AuthStore.open(tmp_path / "auth")
+    first.close()
+    AuthStore.open(tmp_path / "auth").close()  # free again once the owner closed it
+
+
+@pytest.mark.parametrize("damage", ["garbage_db", "garbage_creds"])
+def test_unreadable_credentials_are_reported_and_left_untouched(tmp_path: Path, damage: str) -> None:
+    auth = tmp_path / "auth"
+    store = AuthStore.open(auth)
+    store.set_creds(json.dumps({"me": {"id": "1:2@s.whatsapp.net"}}))
+    if damage == "garbage_creds":
+        with store._write() as db:  # simulate a damaged row, which set_creds itself refuses to write
+            db.execute("UPDATE creds SET json = '{not json' WHERE id = 1")
+    store.close()
+    if damage == "garbage_db":
+        (auth / "auth.db").write_bytes(b"this is not a database, it was damaged" * 100)
+        for extra in ("auth.db-wal", "auth.db-shm"):
+            (auth / extra).unlink(missing_ok=True)
+    before = {p.name: p.read_bytes() for p in auth.iterdir() if p.name != "owner.lock"}
+    with pytest.raises(CredentialsUnreadable, match=r"cannot be read.*left untouched"):
+        AuthStore.open(auth)
+    after = {p.name: p.read_bytes() for p in auth.iterdir() if p.name != "owner.lock"}
+    assert after == before, "nothing was overwritten"
+
+
+def test_a_write_that_cannot_be_made_durable_raises_instead_of_pretending(tmp_path: Path) -> None:
+    store = AuthStore.open(tmp_path / "auth")
+    store._db.execute("PRAGMA query_only = ON")  # any write now fails inside SQLite
+    with pytest.raises(StoreWriteFailed, match="could not save WhatsApp keys"):
+        store.set_keys([("session", "a.0", "{}")])
+
+
+def test_sent_messages_are_remembered_for_retries_and_pruned_after_14_days(tmp_path: Path) -> None:
+    store = AuthStore.open(tmp_path / "auth")
+    store.remember_sent("OLD", "a@s.whatsapp.net", "old text", at=1_000_000.0)
+    store.remember_sent("NEW", "a@s.whatsapp.net", "new text", at=1_000_000.0 + 15 * 24 * 3600)
+    assert store.sent_text("NEW") == "new text"
+    assert store.sent_text("OLD") is None
+    assert store.sent_text("MISSING") is None
