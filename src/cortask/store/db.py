@@ -1,0 +1,187 @@
+"""The SQLite file: where it lives, how it is opened, and bringing its schema up to date.
+
+One file, ``$CORTASK_HOME/cortask.db`` (``~/.cortask/cortask.db`` by default). Opened with:
+
+* ``journal_mode=WAL``: readers never block the writer, and a crash leaves only whole transactions;
+* ``synchronous=FULL``: a commit is on disk (fsync of the WAL) before it returns, so a journal
+  entry recorded before a message is processed survives a power cut;
+* ``foreign_keys=ON`` and a ``busy_timeout``, so another process (the CLI) briefly holding the
+  write lock makes us wait instead of fail.
+
+The home directory is created 0700 and the database file 0600 (SQLite gives the -wal and -shm
+files the database file's mode). Existing files and directories keep the mode they have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cortask.channels.whatsapp.config import cortask_home
+from cortask.store.errors import DatabaseUnusable, SchemaTooNew
+from cortask.store.schema import MIGRATIONS, Migration
+
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "DB_FILE",
+    "connect",
+    "default_database_path",
+    "migrate",
+    "schema_version",
+]
+
+DB_FILE = "cortask.db"
+BUSY_TIMEOUT_MS = 5000
+
+_VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+)
+"""
+
+
+def default_database_path(environ: Mapping[str, str] = os.environ) -> Path:
+    return cortask_home(environ) / DB_FILE
+
+
+def connect(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> sqlite3.Connection:
+    """Open (creating if needed) the database at `path`, configured and migrated.
+
+    The connection is in autocommit mode (``isolation_level=None``): callers open their own
+    transactions. It may be used from any thread, one at a time.
+    """
+    _create_private(path)
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise DatabaseUnusable(
+            f"Cannot open the Cortask database {path}: {exc}. Check the path and its permissions."
+        ) from exc
+    try:
+        _configure(conn, path)
+        migrate(conn, path, migrations)
+    except BaseException as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.DatabaseError):
+            raise DatabaseUnusable(
+                f"{path} cannot be used as the Cortask database ({exc}). "
+                "Move it aside (Cortask then starts with a new, empty one) or restore it from a backup."
+            ) from exc
+        raise
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version the database is at; 0 for a database without Cortask's tables."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
+    if exists is None:
+        return 0
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Apply the migrations the database has not seen yet and return its version.
+
+    Idempotent, and safe if two processes open a new database at once: each migration re-reads
+    the version under the write lock before it runs. Refuses (SchemaTooNew) a database that a
+    newer Cortask has written, without changing it, and (DatabaseUnusable) a SQLite database
+    that holds somebody else's tables.
+    """
+    supported = migrations[-1].version if migrations else 0
+    current = schema_version(conn)
+    if current > supported:
+        raise SchemaTooNew(
+            f"{path} was written by a newer version of Cortask (database schema {current}; this version "
+            f"understands up to {supported}). Upgrade Cortask to open it.",
+            found=current,
+            supported=supported,
+        )
+    if current == 0 and _has_foreign_tables(conn):
+        raise DatabaseUnusable(
+            f"{path} is a SQLite database, but not Cortask's. Point CORTASK_HOME at another directory, "
+            "or move the file aside."
+        )
+    for migration in migrations:
+        if migration.version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_VERSION_TABLE)
+            if schema_version(conn) < migration.version:  # another process may have been first
+                for statement in migration.statements:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.description, encode_time(datetime.now(UTC))),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        current = migration.version
+    return current
+
+
+# --- times ---------------------------------------------------------------------------------
+
+
+def encode_time(value: datetime) -> str:
+    """UTC ISO 8601 with microseconds: fixed width, so text order is time order."""
+    if value.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def decode_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+# --- internals -----------------------------------------------------------------------------
+
+
+def _create_private(path: Path) -> None:
+    """Create the directory (0700) and the file (0600) when they do not exist yet."""
+    directory = path.parent
+    try:
+        if not directory.exists():
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseUnusable(
+            f"Cannot create the Cortask database {path}: {exc.strerror}. "
+            "Check that its directory can be created and written, or set CORTASK_HOME to one that can."
+        ) from exc
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        raise DatabaseUnusable(
+            f"SQLite could not put {path} in WAL mode (it reported {mode[0] if mode else 'nothing'!r}). "
+            "Keep CORTASK_HOME on a local file system."
+        )
+    conn.execute("PRAGMA synchronous = FULL")
+
+
+def _has_foreign_tables(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).fetchone()
+    return row is not None and int(row[0]) > 0

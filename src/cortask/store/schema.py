@@ -1,0 +1,150 @@
+"""The numbered schema migrations. Append new ones; never edit one that has shipped.
+
+Each migration runs in its own transaction together with the row that records it in
+`schema_version`, so a database is always exactly at one version. SQLite cannot change
+`foreign_keys` inside a transaction: a future migration that rebuilds a referenced table must
+keep its foreign keys valid by itself (create, copy, drop, rename in that order).
+
+Times are stored as ISO 8601 text in UTC with microseconds (they sort as text). Booleans are
+0/1 with CHECK constraints. Order of arrival is an AUTOINCREMENT integer, never a timestamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    1,
+    "workspaces, WhatsApp channel settings, agent settings, chats, sessions, inbound journal, outbox",
+    (
+        """
+        CREATE TABLE workspaces (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE COLLATE NOCASE CHECK (length(trim(name)) > 0),
+            created_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE whatsapp_settings (
+            workspace_id INTEGER PRIMARY KEY REFERENCES workspaces (id) ON DELETE CASCADE,
+            enabled INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+            answer_groups INTEGER NOT NULL DEFAULT 0 CHECK (answer_groups IN (0, 1)),
+            open_to_everyone INTEGER NOT NULL DEFAULT 0 CHECK (open_to_everyone IN (0, 1)),
+            default_region TEXT,
+            auth_dir TEXT,
+            updated_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE whatsapp_trusted_contacts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            phone TEXT NOT NULL CHECK (phone GLOB '+[1-9]*'),
+            name TEXT,
+            permission TEXT NOT NULL CHECK (permission IN ('read', 'write', 'admin')),
+            created_at TEXT NOT NULL,
+            UNIQUE (workspace_id, phone)
+        )
+        """,
+        """
+        CREATE TABLE whatsapp_allowed_users (
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            entry TEXT NOT NULL,
+            PRIMARY KEY (workspace_id, position)
+        )
+        """,
+        """
+        CREATE TABLE agent_settings (
+            workspace_id INTEGER PRIMARY KEY REFERENCES workspaces (id) ON DELETE CASCADE,
+            provider TEXT NOT NULL CHECK (length(provider) > 0),
+            settings TEXT NOT NULL CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+            updated_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE chat_workspaces (
+            chat_jid TEXT PRIMARY KEY,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX chat_workspaces_by_workspace ON chat_workspaces (workspace_id)",
+        """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            text TEXT NOT NULL,
+            at TEXT NOT NULL,
+            message_id TEXT
+        )
+        """,
+        "CREATE INDEX messages_by_session ON messages (session_id, seq)",
+        # A WhatsApp message is one turn, however often it is replayed.
+        "CREATE UNIQUE INDEX messages_once ON messages (session_id, message_id) WHERE message_id IS NOT NULL",
+        """
+        CREATE TABLE inbound_journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            account TEXT NOT NULL,
+            chat_jid TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            text TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            message_ts TEXT,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'answered', 'failed', 'skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            reply_message_id TEXT,
+            reply_text TEXT,
+            error TEXT,
+            reason TEXT,
+            updated_at TEXT NOT NULL,
+            UNIQUE (account, chat_jid, message_id)
+        )
+        """,
+        "CREATE INDEX inbound_journal_by_state ON inbound_journal (state, seq)",
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_jid TEXT NOT NULL,
+            text TEXT NOT NULL,
+            in_reply_to TEXT,
+            account TEXT,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent')),
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_message_id TEXT,
+            sent_at TEXT,
+            CHECK ((state = 'sent') = (sent_at IS NOT NULL))
+        )
+        """,
+        "CREATE INDEX outbox_by_state ON outbox (state, id)",
+        # One queued reply per inbound message: enqueueing it again returns the same item.
+        "CREATE UNIQUE INDEX outbox_one_reply ON outbox (chat_jid, in_reply_to) WHERE in_reply_to IS NOT NULL",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

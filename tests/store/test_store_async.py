@@ -1,0 +1,157 @@
+"""AsyncStore: the Store API from asyncio, on one worker thread, without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from cortask.store import AsyncStore, Duplicate, JournalState, NotFound, Role, Store, StoreClosed
+
+ME = "4915100000000@s.whatsapp.net"
+
+
+@pytest.fixture
+async def astore(tmp_path: Path) -> AsyncIterator[AsyncStore]:
+    async with await AsyncStore.open(tmp_path / "cortask.db") as opened:
+        yield opened
+
+
+def test_every_store_method_has_an_async_twin() -> None:
+    def public(cls: type) -> set[str]:
+        return {name for name, value in vars(cls).items() if not name.startswith("_") and inspect.isfunction(value)}
+
+    expected = public(Store) - {"open", "close", "transaction"}
+    assert expected <= public(AsyncStore)
+    for name in expected:
+        assert inspect.iscoroutinefunction(getattr(AsyncStore, name)), name
+        assert getattr(AsyncStore, name).__doc__ == getattr(Store, name).__doc__
+
+
+async def test_calls_work_and_errors_come_through(astore: AsyncStore) -> None:
+    personal = await astore.default_workspace()
+    assert personal.name == "Personal"
+    work = await astore.create_workspace("Work")
+    assert await astore.get_workspace(work.id) == work
+    with pytest.raises(NotFound):
+        await astore.get_workspace(99)
+    await astore.add_trusted_contact(work.id, "+49 151 23456789", "write")
+    assert (await astore.access_policy(work.id)).decide("+4915123456789").runs_agent
+    assert await astore.journal_record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi") is True
+    assert await astore.journal_record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi") is False
+
+
+async def test_open_uses_cortask_home(tmp_path: Path) -> None:
+    store = await AsyncStore.open(environ={"CORTASK_HOME": str(tmp_path / "h")})
+    try:
+        assert store.path == tmp_path / "h" / "cortask.db"
+    finally:
+        await store.aclose()
+
+
+async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
+    store = await AsyncStore.open(tmp_path / "cortask.db")
+    await store.aclose()
+    await store.aclose()  # idempotent
+    assert store.closed
+    assert store.sync.closed
+    with pytest.raises(StoreClosed):
+        await store.list_workspaces()
+
+
+async def test_many_tasks_at_once(astore: AsyncStore) -> None:
+    chats = [f"49151000{i:05d}@s.whatsapp.net" for i in range(40)]
+
+    async def converse(chat: str) -> None:
+        for n in range(5):
+            mid = f"{chat}-{n}"
+            assert await astore.journal_record(ME, chat, mid, chat, f"msg {n}")
+            await astore.journal_begin_attempt(ME, chat, mid)
+            await astore.append_message("whatsapp:" + chat, Role.USER, f"msg {n}", message_id=mid)
+            await astore.append_message("whatsapp:" + chat, Role.ASSISTANT, f"re {n}", message_id="R" + mid)
+            await astore.journal_mark_answered(ME, chat, mid, reply_message_id="R" + mid)
+
+    await asyncio.gather(*(converse(chat) for chat in chats))
+    counts = await astore.journal_counts()
+    assert counts[JournalState.ANSWERED] == 200
+    assert counts[JournalState.PENDING] == 0
+    for chat in chats[:5]:
+        turns = await astore.history("whatsapp:" + chat)
+        assert [t.text for t in turns] == [text for n in range(5) for text in (f"msg {n}", f"re {n}")]
+
+
+async def test_racing_duplicates_are_recorded_once(astore: AsyncStore) -> None:
+    results = await asyncio.gather(
+        *(astore.journal_record(ME, "a@s.whatsapp.net", "SAME", "a@s.whatsapp.net", "hi") for _ in range(50))
+    )
+    assert results.count(True) == 1
+    outcomes = await asyncio.gather(*(astore.create_workspace("Work") for _ in range(20)), return_exceptions=True)
+    assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
+    assert all(isinstance(o, Duplicate) for o in outcomes if isinstance(o, BaseException))
+    item = await astore.outbox_enqueue("a@s.whatsapp.net", "reply", in_reply_to="SAME")
+    sent = await asyncio.gather(*(astore.outbox_mark_sent(item.id, f"S{i}") for i in range(20)))
+    assert sent.count(True) == 1
+
+
+async def test_all_calls_run_on_one_worker_thread(astore: AsyncStore) -> None:
+    idents = await asyncio.gather(*(astore.run(lambda _store: threading.get_ident()) for _ in range(30)))
+    assert len(set(idents)) == 1
+    assert idents[0] != threading.get_ident()
+
+
+async def test_the_event_loop_is_never_blocked(astore: AsyncStore) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    def slow(store: Store) -> int:
+        time.sleep(0.3)  # stands in for a slow disk
+        return len(store.list_workspaces())
+
+    task = asyncio.create_task(ticker())
+    try:
+        assert await astore.run(slow) == 1
+    finally:
+        task.cancel()
+    assert ticks >= 10
+
+
+async def test_run_with_a_transaction_is_atomic(astore: AsyncStore) -> None:
+    def answer(store: Store, fail: bool) -> None:
+        with store.transaction():
+            store.journal_record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "q")
+            store.append_message("whatsapp:a@s.whatsapp.net", "user", "q", message_id="M1")
+            if fail:
+                raise RuntimeError("agent crashed")
+
+    with pytest.raises(RuntimeError):
+        await astore.run(answer, True)
+    assert await astore.journal_get(ME, "a@s.whatsapp.net", "M1") is None
+    assert await astore.history("whatsapp:a@s.whatsapp.net") == []
+    await astore.run(answer, fail=False)
+    assert len(await astore.history("whatsapp:a@s.whatsapp.net")) == 1
+
+
+async def test_a_cancelled_call_still_completes_and_the_store_stays_usable(astore: AsyncStore) -> None:
+    started = threading.Event()
+
+    def slow_write(store: Store) -> None:
+        started.set()
+        time.sleep(0.1)
+        store.create_workspace("Written anyway")
+
+    task = asyncio.create_task(astore.run(slow_write))
+    await asyncio.to_thread(started.wait, 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await astore.find_workspace("Written anyway") is not None  # queued after the write

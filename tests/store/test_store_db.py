@@ -1,0 +1,264 @@
+"""The database file: location, permissions, pragmas, migrations and refusing what it must not touch."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cortask.store import (
+    DB_FILE,
+    SCHEMA_VERSION,
+    DatabaseUnusable,
+    SchemaTooNew,
+    Store,
+    StoreBusy,
+    StoreClosed,
+    default_database_path,
+)
+from cortask.store import db as store_db
+from cortask.store.db import connect, migrate, schema_version
+from cortask.store.schema import MIGRATIONS, Migration
+
+V2 = Migration(2, "test: notes", ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "home" / "cortask.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[Store]:
+    with Store.open(db_path) as opened:
+        yield opened
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_zero() -> Iterator[None]:
+    """Make the explicit chmods visible: with umask 0, mkdir/open would otherwise give 0777/0666."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+# --- where it lives -------------------------------------------------------------------------
+
+
+def test_default_path_follows_cortask_home(tmp_path: Path) -> None:
+    assert default_database_path({"CORTASK_HOME": str(tmp_path / "h")}) == tmp_path / "h" / DB_FILE
+    assert default_database_path({}) == Path.home() / ".cortask" / "cortask.db"
+
+
+def test_open_without_path_uses_cortask_home(tmp_path: Path) -> None:
+    with Store.open(environ={"CORTASK_HOME": str(tmp_path / "home")}) as store:
+        assert store.path == tmp_path / "home" / "cortask.db"
+    assert (tmp_path / "home" / "cortask.db").is_file()
+
+
+# --- permissions ----------------------------------------------------------------------------
+
+
+def test_new_home_is_0700_and_database_files_0600(tmp_path: Path, umask_zero: None) -> None:
+    home = tmp_path / "new" / "home"
+    with Store.open(home / "cortask.db") as store:
+        store.create_workspace("Work")  # makes sure the -wal file exists
+        assert mode(home) == 0o700
+        assert mode(home / "cortask.db") == 0o600
+        for suffix in ("-wal", "-shm"):
+            assert mode(home / f"cortask.db{suffix}") == 0o600, suffix
+
+
+def test_existing_home_and_file_keep_their_modes(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    with Store.open(home / "cortask.db"):
+        pass
+    os.chmod(home / "cortask.db", 0o640)
+    with Store.open(home / "cortask.db"):
+        pass
+    assert mode(home) == 0o755
+    assert mode(home / "cortask.db") == 0o640
+
+
+# --- pragmas --------------------------------------------------------------------------------
+
+
+def test_connection_pragmas(db_path: Path) -> None:
+    conn = connect(db_path)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == store_db.BUSY_TIMEOUT_MS
+        assert conn.isolation_level is None
+    finally:
+        conn.close()
+
+
+def test_foreign_keys_are_enforced(store: Store, db_path: Path) -> None:
+    conn = connect(db_path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("INSERT INTO chat_workspaces VALUES ('c@g.us', 999, '2025-01-01T00:00:00+00:00')")
+    finally:
+        conn.close()
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+def test_migrates_an_empty_database_to_the_current_version(db_path: Path) -> None:
+    with Store.open(db_path) as store:
+        assert [w.name for w in store.list_workspaces()] == ["Personal"]
+    conn = sqlite3.connect(db_path)
+    try:
+        rows = conn.execute("SELECT version, description FROM schema_version ORDER BY version").fetchall()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    assert all(r[1] for r in rows)
+    assert {
+        "schema_version",
+        "workspaces",
+        "whatsapp_settings",
+        "whatsapp_trusted_contacts",
+        "whatsapp_allowed_users",
+        "agent_settings",
+        "chat_workspaces",
+        "sessions",
+        "messages",
+        "inbound_journal",
+        "outbox",
+    } <= tables
+
+
+def test_reopening_applies_nothing_twice_and_keeps_data(db_path: Path) -> None:
+    with Store.open(db_path) as store:
+        store.create_workspace("Work")
+    for _ in range(3):
+        with Store.open(db_path) as store:
+            assert [w.name for w in store.list_workspaces()] == ["Personal", "Work"]
+    conn = connect(db_path)
+    try:
+        assert migrate(conn, db_path) == SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        conn.close()
+
+
+def test_a_new_migration_upgrades_an_existing_database(db_path: Path) -> None:
+    with Store.open(db_path) as store:
+        store.create_workspace("Work")
+    conn = connect(db_path, (*MIGRATIONS, V2))
+    try:
+        assert schema_version(conn) == 2
+        conn.execute("INSERT INTO notes (body) VALUES ('kept')")
+        assert migrate(conn, db_path, (*MIGRATIONS, V2)) == 2  # idempotent
+        assert [r[0] for r in conn.execute("SELECT name FROM workspaces ORDER BY id")] == ["Personal", "Work"]
+    finally:
+        conn.close()
+
+
+def test_a_failing_migration_leaves_the_database_at_the_previous_version(db_path: Path) -> None:
+    broken = Migration(2, "broken", ("CREATE TABLE half (id INTEGER)", "THIS IS NOT SQL"))
+    with Store.open(db_path):
+        pass
+    with pytest.raises(DatabaseUnusable):
+        connect(db_path, (*MIGRATIONS, broken))
+    conn = connect(db_path)
+    try:
+        assert schema_version(conn) == SCHEMA_VERSION
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'half'").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
+def test_a_database_from_a_newer_cortask_is_refused_untouched(db_path: Path) -> None:
+    conn = connect(db_path, (*MIGRATIONS, V2))
+    conn.close()
+    before = db_path.read_bytes()
+    with pytest.raises(SchemaTooNew) as caught:
+        Store.open(db_path)
+    assert caught.value.found == 2
+    assert caught.value.supported == SCHEMA_VERSION
+    message = str(caught.value)
+    assert "newer version of Cortask" in message
+    assert "Upgrade Cortask" in message
+    assert str(db_path) in message
+    assert isinstance(caught.value, DatabaseUnusable)
+    assert db_path.read_bytes() == before
+
+
+def test_a_file_that_is_not_sqlite_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"this is not a database, just some text that is long enough" * 20)
+    with pytest.raises(DatabaseUnusable, match=r"cannot be used as the Cortask database.*Move it aside"):
+        Store.open(db_path)
+
+
+def test_somebody_elses_sqlite_database_is_refused(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(DatabaseUnusable, match="not Cortask's"):
+        Store.open(db_path)
+    conn = sqlite3.connect(db_path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    finally:
+        conn.close()
+    assert names == ["photos"]
+
+
+def test_an_unwritable_location_says_what_to_check(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for path in (blocker / "cortask.db", blocker / "sub" / "cortask.db"):
+        with pytest.raises(DatabaseUnusable, match=r"Cannot create the Cortask database.*CORTASK_HOME"):
+            Store.open(path)
+
+
+# --- lifecycle ------------------------------------------------------------------------------
+
+
+def test_closed_store_refuses_calls_and_close_is_idempotent(db_path: Path) -> None:
+    store = Store.open(db_path)
+    store.close()
+    store.close()
+    assert store.closed
+    with pytest.raises(StoreClosed, match="open it again"):
+        store.list_workspaces()
+
+
+def test_two_connections_see_each_others_commits(db_path: Path) -> None:
+    with Store.open(db_path) as first, Store.open(db_path) as second:
+        first.create_workspace("Work")
+        assert [w.name for w in second.list_workspaces()] == ["Personal", "Work"]
+        assert len(first.list_workspaces()) == 2
+
+
+def test_a_writer_kept_out_by_another_process_gets_store_busy(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 50)
+    with Store.open(db_path) as first, Store.open(db_path) as second:
+        with first.transaction():
+            first.create_workspace("Work")
+            with pytest.raises(StoreBusy, match="locked by another process"):
+                second.create_workspace("Other")
+            assert [w.name for w in second.list_workspaces()] == ["Personal"]  # readers are not blocked
+        second.create_workspace("Other")
+        assert [w.name for w in first.list_workspaces()] == ["Personal", "Work", "Other"]
