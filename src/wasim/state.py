@@ -6,6 +6,7 @@ on every change, so a killed or restarted wasim comes back with every link intac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -163,6 +164,7 @@ class WasimState:
         self.accounts: dict[str, Account] = {}
         self.contacts: dict[str, Contact] = {}  # by phone digits; own phones included
         self.groups: dict[str, Group] = {}  # by subject
+        self._save_pending: asyncio.TimerHandle | None = None
 
     @classmethod
     def load(cls, directory: Path | None) -> WasimState:
@@ -215,7 +217,22 @@ class WasimState:
             return None
         return acc, acc.devices[device_id]
 
+    def save_soon(self, delay: float = 0.05) -> None:
+        """Save within `delay` seconds, coalescing the many small changes a burst of messages
+        makes (each save rewrites the whole file). Structural changes call save() at once."""
+        if self.directory is None or self._save_pending is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.save()
+            return
+        self._save_pending = loop.call_later(delay, self.save)
+
     def save(self) -> None:
+        if self._save_pending is not None:
+            self._save_pending.cancel()
+            self._save_pending = None
         if self.directory is None:
             return
         data = json.dumps(self._dump(), separators=(",", ":"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -167,7 +168,18 @@ def make_app(sim: Wasim) -> web.Application:
         except ValueError as exc:
             raise BadRequest("'since' must be an event sequence number") from exc
         kind = request.query.get("kind")
-        return web.json_response({"events": [e.to_json() for e in sim.events.since(since, kind)]})
+        found = sim.events.since(since, kind)
+        wait = request.query.get("wait")
+        if not found and wait and kind:
+            # Long poll: answer as soon as a matching event happens (or with nothing after `wait` s).
+            try:
+                seconds = min(float(wait), 60.0)
+            except ValueError as exc:
+                raise BadRequest("'wait' must be a number of seconds") from exc
+            with contextlib.suppress(TimeoutError):
+                await sim.events.wait_for(kind, since=since, timeout=seconds)
+            found = sim.events.since(since, kind)
+        return web.json_response({"events": [e.to_json() for e in found], "last": sim.events.last_seq})
 
     app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
     app.add_routes(routes)

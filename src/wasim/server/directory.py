@@ -97,7 +97,7 @@ class Directory:
                 log.info("no key bundle for %s; omitted from the reply", jid)
                 continue
             out.append(Node("user", {"jid": jid}, nodes))
-        self._server.state.save()  # one-time pre-keys handed out are never handed out again
+        self._server.state.save_soon()  # one-time pre-keys handed out are never handed out again
         return iq_result(node, [Node("list", {}, out)])
 
 

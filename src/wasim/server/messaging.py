@@ -171,7 +171,7 @@ class Messaging:
         else:
             enc = cipher.encrypt(pad(out.message))
             encs = [Node("enc", {"v": "2", "type": enc.type}, enc.body)]
-        state.save()
+        state.save_soon()
         await conn.send_node(self._stanza(account, contact, out, encs, offline))
         out.delivered_to.add(device.device_id)
         self._server.events.emit("delivered", id=out.id, device=device.device_id, offline=offline)
@@ -249,7 +249,7 @@ class Messaging:
         await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "t": now_s()}))
         for target in targets:
             await self._decrypt_for(conn, account, device, msg_id, to, target)
-        self._server.state.save()
+        self._server.state.save_soon()
         # The recipient's phone got it: a delivery receipt, as WhatsApp sends.
         await conn.send_node(Node("receipt", {"from": to, "id": msg_id, "t": now_s()}))
 

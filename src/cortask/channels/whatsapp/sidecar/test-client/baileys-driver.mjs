@@ -26,7 +26,8 @@ let authState = null;
 let generation = 0;
 let saving = Promise.resolve(); // creds writes in order; exit waits for them (Baileys' store
 // writes creds.json in place, so exiting mid-write would leave it empty)
-let echo = false; // answer every incoming text with the same text (benchmarks' in-process echo bot) // events of a socket replaced by a newer one are not reported
+let echo = false;
+let echoing = Promise.resolve(); // answer every incoming text with the same text (benchmarks' in-process echo bot) // events of a socket replaced by a newer one are not reported
 
 async function connect(cmd) {
   const gen = ++generation;
@@ -78,7 +79,10 @@ async function connect(cmd) {
     if (!echo || type !== 'notify') return;
     for (const m of messages) {
       const text = m.message?.conversation ?? m.message?.extendedTextMessage?.text;
-      if (!m.key.fromMe && text) s.sendMessage(m.key.remoteJid, { text }).catch((e) => logger.error(e));
+      if (m.key.fromMe || !text) continue;
+      // One send at a time: concurrent sendMessage calls to one chat race on its Signal session
+      // in Baileys rc14 (duplicate counters, bad MACs at the phone).
+      echoing = echoing.then(() => s.sendMessage(m.key.remoteJid, { text })).catch((e) => logger.error(e));
     }
   });
   s.ev.on('messages.update', (updates) => current() && out({ event: 'messages.update', updates }));

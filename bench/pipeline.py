@@ -1,0 +1,185 @@
+"""The channel's pipeline against an in-process Node Baileys echo bot, side by side on one wasim.
+
+(a) ours: contact -> wasim -> Baileys in the sidecar -> Python channel (filter, access, typing)
+    -> echo handler -> sidecar -> wasim -> contact.
+(b) node: contact -> wasim -> a plain Baileys echo bot in one Node process -> wasim -> contact
+    (the architecture of the original TypeScript adapter).
+wasim runs in its own process for both; the contact is driven through its control API, and a
+reply counts when wasim has decrypted it at the contact. Also: generate_qr() to the first QR,
+and the idle memory of the Python process plus the sidecar.
+
+    .venv/bin/python bench/pipeline.py [--burst N] [--sequential N]
+
+Last line: one JSON object (ours_msgs_per_s, node_msgs_per_s, ratio, ours_p99_ms, node_p99_ms,
+added_p99_ms, qr_s, idle_rss_mb, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from cortask.channels.whatsapp.access import TrustedContact
+from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.state import ConnectionState
+from wasim.testing.baileys import BaileysDriver
+
+CONTACT = "+4915123456789"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+class Control:
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with self.session.request(method, self.url + path, json=body) as resp:
+            data = await resp.json()
+            if resp.status >= 400:
+                raise RuntimeError(f"{path}: {data}")
+            return data
+
+    async def last_seq(self) -> int:
+        return int((await self.call("GET", "/events?since=999999999"))["last"])
+
+    async def replies(self, since: int, want: int, timeout: float = 30) -> tuple[int, list[dict[str, Any]]]:
+        """Wait until `want` texts from the account reached the contact after event `since`
+        (or `timeout` passed: then fewer are returned, and the caller counts the loss)."""
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(got) < want and time.monotonic() < deadline:
+            data = await self.call("GET", f"/events?since={since}&kind=contact.received&wait=2")
+            since = max([since] + [e["seq"] for e in data["events"]])
+            got += [e for e in data["events"] if e["contact"] == CONTACT[1:] and e.get("text")]
+        return since, got
+
+
+async def measure(control: Control, burst: int, sequential: int) -> dict[str, float]:
+    rtts = []
+    lost = 0
+    for i in range(sequential):
+        since = await control.last_seq()
+        t0 = time.perf_counter()
+        await control.call("POST", "/send", {"from": CONTACT, "text": f"ping {i}"})
+        _, got = await control.replies(since, 1, timeout=10)
+        if got:
+            rtts.append((time.perf_counter() - t0) * 1000)
+        else:
+            lost += 1
+    since = await control.last_seq()
+    t0 = time.perf_counter()
+    await control.call("POST", "/send", {"from": CONTACT, "text": "burst", "count": burst})
+    _, got = await control.replies(since, burst)
+    last = max((e["at"] for e in got), default=time.time())
+    elapsed = last - (time.time() - (time.perf_counter() - t0))
+    return {
+        "msgs_per_s": round(len(got) / elapsed, 1),
+        "p50_ms": pct(rtts, 0.5),
+        "p99_ms": pct(rtts, 0.99),
+        "lost": lost + burst - len(got),
+    }
+
+
+async def echo(message: InboundText) -> str:
+    return message.text
+
+
+async def run(burst: int, sequential: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "wasim", "serve", "--state", str(root / "wasim"), stdout=asyncio.subprocess.PIPE
+        )
+        assert server.stdout is not None
+        info = json.loads(await server.stdout.readline())
+        try:
+            async with aiohttp.ClientSession() as session:
+                control = Control(session, info["control_url"])
+                await control.call("POST", "/contacts", {"phone": CONTACT, "name": "Ada"})
+
+                # (a) ours
+                config = WhatsAppConfig(
+                    auth_dir=root / "auth",
+                    sandbox=Sandbox(info["url"], info["root_public_key"]),
+                    trusted_contacts=(TrustedContact.parse(CONTACT, "write"),),
+                    sidecar_log_level="warn",
+                )
+                channel = WhatsAppChannel(config, echo)
+                t0 = time.perf_counter()
+                qrs = channel.generate_qr()
+                qr = await anext(qrs)
+                qr_s = time.perf_counter() - t0
+                await control.call("POST", "/scan", {"qr": qr.data})
+                async for status in channel.subscribe():
+                    if status.state is ConnectionState.OPEN:
+                        break
+                await asyncio.sleep(3)  # let start-up work settle before reading idle memory
+                assert channel.sidecar_pid is not None
+                idle_rss = rss_mb(channel.sidecar_pid) + rss_mb(__import__("os").getpid())
+                ours = await measure(control, burst, sequential)
+                await channel.stop()  # unlink, so (b) is the account's only device
+                await channel.close()
+
+                # (b) the in-process Node echo bot
+                bot = await BaileysDriver(root / "bot-auth").start()
+                mark = await bot.connect(info["url"], info["root_public_key"])
+                qr_event = await bot.wait("qr", since=mark)
+                await control.call("POST", "/scan", {"qr": qr_event["qr"]})
+                await bot.wait_close(mark)
+                mark = await bot.connect(info["url"], info["root_public_key"])
+                await bot.wait_open(mark)
+                await bot.command("echo", enabled=True)
+                node = await measure(control, burst, sequential)
+                await bot.close()
+        finally:
+            server.terminate()
+            await server.wait()
+    return {
+        "burst": burst,
+        "sequential": sequential,
+        "ours_msgs_per_s": ours["msgs_per_s"],
+        "node_msgs_per_s": node["msgs_per_s"],
+        "ratio": round(ours["msgs_per_s"] / node["msgs_per_s"], 3),
+        "ours_p50_ms": ours["p50_ms"],
+        "node_p50_ms": node["p50_ms"],
+        "ours_p99_ms": ours["p99_ms"],
+        "node_p99_ms": node["p99_ms"],
+        "added_p99_ms": round(ours["p99_ms"] - node["p99_ms"], 2),
+        "ours_lost": ours["lost"],
+        "node_lost": node["lost"],
+        "qr_s": round(qr_s, 3),
+        "idle_rss_mb": round(idle_rss, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--burst", type=int, default=300)
+    parser.add_argument("--sequential", type=int, default=100)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.burst, args.sequential))))
+
+
+if __name__ == "__main__":
+    main()

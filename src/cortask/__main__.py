@@ -1,0 +1,3 @@
+from cortask.cli import main
+
+main()

@@ -1,0 +1,162 @@
+"""An agent that is a local program: the message on its stdin, its stdout the reply.
+
+The chat's details are in the program's environment, on top of the service's own:
+``CORTASK_SESSION_ID``, ``CORTASK_WORKSPACE``, ``CORTASK_CHAT_JID``, ``CORTASK_SENDER_PHONE`` and
+``CORTASK_SENDER_NAME`` (empty when unknown). The message is written to stdin as UTF-8, without a
+trailing newline. The reply is stdout decoded as UTF-8 with one trailing newline removed.
+
+The command is an argv list, or a string split like a shell would split words (`shlex.split`) but run
+without a shell: no variables, globs or pipes unless ``shell=True`` asks for ``/bin/sh -c``. The program
+runs in a new session, so its process group can be killed whole: when the timeout passes, or when the
+reply is cancelled, the program and every child it started are killed with SIGKILL. A non-zero exit
+status, a signal, or a reply with nothing but whitespace in it is an `AgentError` quoting the exit code
+and the first line of stderr. POSIX only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shlex
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cortask.agents.base import Agent, AgentError, FailureKind, Session, fail, short
+
+log = logging.getLogger("cortask.agents")
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def command_argv(command: str | Sequence[str], *, shell: bool = False) -> list[str]:
+    """The argv that runs `command`: split like shell words, or handed to ``/bin/sh -c`` when `shell`."""
+    if isinstance(command, str):
+        if shell:
+            argv = ["/bin/sh", "-c", command] if command.strip() else []
+        else:
+            try:
+                argv = shlex.split(command)
+            except ValueError as exc:
+                raise ValueError(f"the command {command!r} cannot be split into words: {exc}") from None
+    else:
+        argv = [str(arg) for arg in command]
+        if shell and argv:
+            argv = ["/bin/sh", "-c", shlex.join(argv)]
+    if not argv or not argv[0]:
+        raise ValueError("the command is empty: set it to the program to run, e.g. 'python3 my_agent.py'")
+    return argv
+
+
+def strip_one_newline(text: str) -> str:
+    """`text` without one trailing newline (``\\n`` or ``\\r\\n``): what ``print`` added, and no more."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    if text.endswith("\n"):
+        return text[:-1]
+    return text
+
+
+class CommandAgent(Agent):
+    provider = "command"
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        cwd: str | Path | None = None,
+        shell: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """`environ` is the environment the program starts from (the service's own by default)."""
+        if timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.argv = command_argv(command, shell=shell)
+        self.timeout = float(timeout)
+        self.cwd = Path(cwd) if cwd is not None else None
+        self.shell = shell
+        self._environ = environ
+        self._name = Path(self.argv[0]).name if not shell else "/bin/sh -c"
+
+    def __repr__(self) -> str:
+        return f"CommandAgent(argv={self.argv!r}, timeout={self.timeout:g}, cwd={self.cwd!r})"
+
+    def environment(self, session: Session) -> dict[str, str]:
+        """The program's environment for a message in `session`."""
+        env = dict(os.environ if self._environ is None else self._environ)
+        env.update(
+            CORTASK_SESSION_ID=session.session_id,
+            CORTASK_WORKSPACE=session.workspace,
+            CORTASK_CHAT_JID=session.chat_jid,
+            CORTASK_SENDER_PHONE=session.sender_phone or "",
+            CORTASK_SENDER_NAME=session.sender_name or "",
+        )
+        return env
+
+    async def reply(self, session: Session, text: str) -> str:
+        log.debug("command agent (%s) answering in %s: %r", self._name, session.session_id, text)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.environment(session),
+                cwd=self.cwd,
+                start_new_session=True,  # its own process group, so a timeout can kill its children too
+            )
+        except OSError as exc:
+            raise self._fail(
+                f"could not be started ({exc.strerror or exc}); check the command and its working directory",
+                session,
+            ) from None
+        finished = False
+        try:
+            async with asyncio.timeout(self.timeout):
+                stdout, stderr = await process.communicate(text.encode("utf-8"))
+            finished = True
+        except TimeoutError:
+            raise self._fail(
+                f"did not finish within {self.timeout:g} s and was stopped; make it faster or raise its timeout",
+                session,
+                kind=FailureKind.TIMEOUT,
+            ) from None
+        finally:
+            if not finished:  # timed out or cancelled: nothing of it may outlive the reply
+                await _kill_group(process)
+        code = process.returncode
+        said = short(stderr.decode("utf-8", errors="replace"))
+        stderr_part = f"; stderr: {said}" if said else "; it wrote nothing to stderr"
+        if code != 0:
+            how = (
+                f"was killed by signal {_signal_name(-code)}"
+                if code is not None and code < 0
+                else f"exited with code {code}"
+            )
+            raise self._fail(f"failed: it {how}{stderr_part}", session)
+        answer = strip_one_newline(stdout.decode("utf-8", errors="replace"))
+        if not answer.strip():
+            raise self._fail(f"printed no reply (exit code 0){stderr_part}", session)
+        return answer
+
+    def _fail(self, sentence: str, session: Session, *, kind: FailureKind = FailureKind.PROCESS) -> AgentError:
+        return fail(f"The command agent ({self._name}) {sentence}.", provider=self.provider, kind=kind, session=session)
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    try:
+        # The group id is the program's pid (a new session); it lives on while any child is in it.
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    # Reap it, shielded: a cancelled reply must still not leave a zombie or an open pipe behind.
+    await asyncio.shield(process.wait())
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)

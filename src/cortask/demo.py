@@ -1,0 +1,46 @@
+"""`cortask demo`: the product on the offline WhatsApp sandbox, so anyone can try it without a phone.
+
+wasim runs in-process (its state under $CORTASK_HOME/demo/wasim), the gateway uses it as its
+WhatsApp, and the echo agent answers. A simulated contact, Ada (+4915123456789), is created and
+trusted; wasim's control API (printed) lets you scan the QR and chat as her or as a stranger.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cortask.agents import AgentConfig
+from cortask.channels.whatsapp.config import Sandbox
+from cortask.gateway.server import run_gateway
+from cortask.service import CortaskService
+from wasim.server.app import Wasim
+from wasim.server.control import start_control
+
+DEMO_CONTACT = "+4915123456789"
+
+
+async def run_demo(home: Path, port: int, agent: str = "echo") -> int:
+    demo_home = home / "demo"
+    sim = Wasim(demo_home / "wasim")
+    await sim.start()
+    runner, control_url = await start_control(sim)
+    if sim.state.contacts.get(DEMO_CONTACT[1:]) is None:
+        sim.add_contact(DEMO_CONTACT, "Ada")
+    service = CortaskService(
+        demo_home, sandbox=Sandbox(sim.url, sim.root_public_key), agent_override=AgentConfig(agent, {})
+    )
+    await service.start()
+    assert service.store and service.workspace
+    await service.store.set_whatsapp_enabled(service.workspace.id, True)
+    if not await service.store.trusted_contacts(service.workspace.id):
+        await service.store.add_trusted_contact(service.workspace.id, DEMO_CONTACT, "write", "Ada")
+    await service.reload_policy()
+    announce = (
+        f"\nSandbox (wasim) control API: {control_url}  — scan with: "
+        f'.venv/bin/python -m wasim scan --control {control_url} "<QR string>"'
+    )
+    try:
+        return await run_gateway(service, "127.0.0.1", port, None, announce=announce, home=home)
+    finally:
+        await runner.cleanup()
+        await sim.stop()

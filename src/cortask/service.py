@@ -1,0 +1,135 @@
+"""The Cortask service: the store, the WhatsApp channel and the agent, wired together.
+
+Each inbound text is journaled before anything else happens (so a crash cannot lose it and a
+redelivery cannot answer it twice), then answered by the workspace's agent with the chat's recent
+history, and the exchange is kept in the chat's session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cortask.agents import Agent, AgentConfig, AgentError, Session, Turn, build_agent
+from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig, cortask_home
+from cortask.channels.whatsapp.inbound import InboundText
+from cortask.store import AsyncStore
+from cortask.store.models import Workspace, session_id_for_chat
+
+log = logging.getLogger("cortask.service")
+
+HISTORY_TURNS = 20
+DEFAULT_AGENT = AgentConfig("echo", {})
+
+
+class CortaskService:
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        sandbox: Sandbox | None = None,
+        agent_override: AgentConfig | None = None,
+        environ: Mapping[str, str] = os.environ,
+        channel_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.home = home or cortask_home(environ)
+        self.environ = environ
+        self.sandbox = sandbox if sandbox is not None else WhatsAppConfig.from_env(environ).sandbox
+        self.agent_override = agent_override
+        self.channel_options = dict(channel_options or {})
+        self.store: AsyncStore | None = None
+        self.workspace: Workspace | None = None
+        self.channel: WhatsAppChannel | None = None
+        # One agent per configuration, reused across messages (an LLM client holds a connection
+        # pool); replaced and closed when the configuration changes.
+        self._agent: tuple[str, Agent] | None = None
+
+    async def start(self) -> None:
+        self.store = await AsyncStore.open(
+            self.home / "cortask.db", environ={**self.environ, "CORTASK_HOME": str(self.home)}
+        )
+        self.workspace = await self.store.ensure_default_workspace()
+        settings = await self.store.whatsapp_settings(self.workspace.id)
+        config = WhatsAppConfig(
+            auth_dir=settings.auth_dir or self.home / "whatsapp-auth",
+            sandbox=self.sandbox,
+            trusted_contacts=settings.trusted_contacts,
+            allowed_users=settings.allowed_users,
+            open_to_everyone=settings.open_to_everyone,
+            answer_groups=settings.answer_groups,
+            default_region=settings.default_region,
+            **self.channel_options,
+        )
+        self.channel = WhatsAppChannel(config, self.handle)
+        if settings.enabled and self.channel.is_linked():
+            await self.channel.start()
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+        if self._agent is not None:
+            await self._agent[1].aclose()
+            self._agent = None
+        if self.store is not None:
+            await self.store.aclose()
+
+    async def reload_policy(self) -> None:
+        """Apply trusted contacts / allowedUsers changes to the running channel at once."""
+        assert self.store and self.workspace and self.channel
+        self.channel.set_policy(await self.store.access_policy(self.workspace.id))
+
+    async def agent_config(self) -> AgentConfig:
+        if self.agent_override is not None:
+            return self.agent_override
+        assert self.store and self.workspace
+        stored = await self.store.agent_settings(self.workspace.id)
+        if stored is None:
+            return DEFAULT_AGENT
+        return AgentConfig(stored.provider, dict(stored.settings))
+
+    async def _current_agent(self) -> Agent:
+        config = await self.agent_config()
+        key = json.dumps(config.to_dict(), sort_keys=True, default=str)
+        if self._agent is None or self._agent[0] != key:
+            if self._agent is not None:
+                await self._agent[1].aclose()
+            self._agent = (key, build_agent(config, self.environ))
+        return self._agent[1]
+
+    async def handle(self, message: InboundText) -> str:
+        """The channel's handler: journal, history, agent, history."""
+        assert self.store and self.workspace and self.channel
+        account = (self.channel.account or {}).get("id", "unknown")
+        fresh = await self.store.journal_record(
+            account, message.chat_jid, message.message_id, message.sender_phone or message.sender_jid, message.text,
+            message_timestamp=float(message.timestamp) if message.timestamp else None,
+        )  # fmt: skip
+        if not fresh:
+            log.info("message %s was already recorded; answering it again is left to the journal", message.message_id)
+        session_id = session_id_for_chat(message.chat_jid)
+        await self.store.ensure_session(session_id)
+        earlier = await self.store.history(session_id, limit=HISTORY_TURNS)
+        history = tuple(Turn("user" if m.role == "user" else "assistant", m.text) for m in earlier)
+        await self.store.append_message(session_id, "user", message.text, message_id=message.message_id)
+        agent = await self._current_agent()
+        session = Session(
+            session_id=session_id,
+            workspace=self.workspace.name,
+            chat_jid=message.chat_jid,
+            sender_phone=message.sender_phone,
+            sender_name=message.push_name,
+            history=history,
+        )
+        try:
+            reply = await agent.reply(session, message.text)
+        except AgentError as exc:
+            await self.store.journal_mark_failed(account, message.chat_jid, message.message_id, str(exc))
+            raise
+        await self.store.append_message(session_id, "assistant", reply)
+        await self.store.journal_mark_answered(account, message.chat_jid, message.message_id, reply_text=reply)
+        return reply
