@@ -126,6 +126,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                     sidecar_log_level="warn",
                 )
                 channel = WhatsAppChannel(config, echo)
+                await channel.warm_up()  # as the service does once the channel is added
                 t0 = time.perf_counter()
                 qrs = channel.generate_qr()
                 qr = await anext(qrs)

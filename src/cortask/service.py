@@ -68,6 +68,8 @@ class CortaskService:
         self.channel = WhatsAppChannel(config, self.handle)
         if settings.enabled and self.channel.is_linked():
             await self.channel.start()
+        elif settings.enabled:
+            await self.channel.warm_up()  # the person is about to link: make the first QR quick
 
     async def close(self) -> None:
         if self.channel is not None:

@@ -61,6 +61,9 @@ class Directory:
             if "lid" in wanted and lid is not None:
                 parts.append(Node("lid", {"val": f"{lid}@lid"}))
             users_out.append(Node("user", {"jid": jid}, parts))
+        self._server.events.emit(
+            "usync", users=[u.attrs.get("jid", "") for u in users_out], context=usync.attrs.get("context")
+        )
         result = Node("usync", dict(usync.attrs), [Node("result", {}), Node("list", {}, users_out)])
         return iq_result(node, [result])
 
@@ -97,6 +100,7 @@ class Directory:
                 log.info("no key bundle for %s; omitted from the reply", jid)
                 continue
             out.append(Node("user", {"jid": jid}, nodes))
+        self._server.events.emit("keys.fetched", jids=[u.attrs.get("jid", "") for u in key.children("user")])
         self._server.state.save_soon()  # one-time pre-keys handed out are never handed out again
         return iq_result(node, [Node("list", {}, out)])
 

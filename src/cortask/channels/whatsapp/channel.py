@@ -146,6 +146,11 @@ class WhatsAppChannel:
     def is_linked(self) -> bool:
         return self._open_store().is_linked()
 
+    async def warm_up(self) -> None:
+        """Start the sidecar (Node + Baileys) ahead of need, so a QR code appears at once when
+        asked for; it stays idle, without a connection, until told to connect."""
+        await self._ensure_sidecar()
+
     async def start(self) -> None:
         """Connect with the stored link. Raises NotLinked when nothing is linked yet."""
         store = self._open_store()
