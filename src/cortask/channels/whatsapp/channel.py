@@ -437,6 +437,7 @@ class WhatsAppChannel:
             "received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict=decision.verdict.value
         )
         self._status = self._status.with_activity(inbound_at=time.time())
+        self._notify()
         queue = self._chats.setdefault(item.chat_jid, asyncio.Queue())
         queue.put_nowait(item)
         if item.chat_jid not in self._workers or self._workers[item.chat_jid].done():
@@ -505,9 +506,15 @@ class WhatsAppChannel:
         await sidecar.request("send_text", jid=chat, text=text, messageId=message_id)
         self._record("replied", chat, message_id, chars=len(text))
         self._status = self._status.with_activity(outbound_at=time.time())
+        self._notify()
         return message_id
 
     # -- status ----------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        """Tell subscribers about the current status again (last message times changed)."""
+        for queue in self._listeners:
+            queue.put_nowait(self._status)
 
     def _publish(self, status: ChannelStatus) -> None:
         status = status.with_activity(

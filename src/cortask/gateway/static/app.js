@@ -132,6 +132,8 @@ const S = {
   allowedDirty: false,   // the person has typed in the legacy textarea since the last save/load
   busy: new Set(),       // ids of buttons whose request is in flight
   validateSeq: 0,
+  legacyOpened: false,   // details sections are opened automatically once, then left to the person
+  optionsOpened: false,
 };
 
 const RUNNING = new Set(['open', 'connecting', 'reconnecting']);
@@ -313,8 +315,13 @@ function renderStatus() {
   show('fact-account', Boolean(acct));
   if (acct) {
     const num = digits(String(acct.id || '').split(/[:@]/)[0]);
-    const parts = [acct.name, num ? `+${num}` : acct.id].filter(Boolean);
-    setText('status-account', parts.join(' · '));
+    const el = $('status-account');
+    const key = JSON.stringify([acct.name, acct.id]);
+    if (el.dataset.key !== key) {
+      el.dataset.key = key;
+      el.replaceChildren(...[acct.name, num ? `+${num}` : acct.id].filter(Boolean)
+        .flatMap((t, i) => [i ? h('br') : null, h('span', { class: 'nowrap', text: t })]).filter(Boolean));
+    }
   }
   renderRetry();
   renderLastTimes();
@@ -417,7 +424,7 @@ function renderQr() {
   }
 
   const gen = $('generate-qr');
-  gen.hidden = !['intro', 'expired'].includes(mode);
+  gen.hidden = !['intro', 'expired', 'waiting'].includes(mode);
   setText(gen, mode === 'expired' ? 'Generate a new code' : 'Generate QR code');
   show('qr-copy', mode === 'qr' && Boolean(qr && qr.qr));
 
@@ -485,7 +492,8 @@ function contactRow(c) {
   const tr = h('tr', { 'data-phone': c.phone, 'data-testid': 'contact-row' });
   tr.dataset.sig = contactSig(c, editing);
   const who = c.name ? `${c.name} (${c.phone})` : c.phone;
-  tr.append(h('td', { class: 'phone', 'data-testid': 'contact-row-phone', text: c.phone }));
+  tr.append(h('td', { class: 'phone' }, h('span', { 'data-testid': 'contact-row-phone', text: c.phone }),
+    !editing && c.name ? h('span', { class: 'mobile-name', 'aria-hidden': 'true', text: c.name }) : null));
   if (!editing) {
     tr.append(
       h('td', { 'data-testid': 'contact-row-name' }, c.name ? c.name : h('span', { class: 'muted', text: 'No name' })),
@@ -501,7 +509,7 @@ function contactRow(c) {
     tr.append(
       h('td', {},
         h('label', { class: 'visually-hidden', for: `edit-name-${uid}`, text: `Name for ${c.phone}` }),
-        h('input', { type: 'text', id: `edit-name-${uid}`, value: editing.name, 'data-testid': 'contact-edit-name', 'data-field': 'name', autocomplete: 'off', 'aria-describedby': `edit-error-${uid}` }),
+        h('input', { type: 'text', id: `edit-name-${uid}`, value: editing.name, 'data-testid': 'contact-edit-name', 'data-field': 'name', autocomplete: 'off', placeholder: 'Name (optional)', 'aria-describedby': `edit-error-${uid}` }),
         err),
       h('td', {},
         h('label', { class: 'visually-hidden', for: `edit-perm-${uid}`, text: `Permission for ${c.phone}` }),
@@ -548,7 +556,7 @@ function renderLegacy() {
   const hasContacts = (S.wa.contacts || []).length > 0;
   show('legacy-inactive', hasContacts && list.length > 0);
   setText('legacy-state', list.length === 0 ? 'empty' : hasContacts ? `${list.length} · not in use` : `${list.length} · in use`);
-  if (!hasContacts && list.length > 0) $('legacy').open = true;
+  if (!S.legacyOpened && !hasContacts && list.length > 0) { S.legacyOpened = true; $('legacy').open = true; }
 }
 
 function renderOptions() {
@@ -557,7 +565,7 @@ function renderOptions() {
   $('setting-open-to-everyone').checked = Boolean(s.open_to_everyone);
   const region = $('setting-default-region');
   if (document.activeElement !== region && !region.dataset.dirty) region.value = s.default_region || '';
-  if (s.open_to_everyone) $('options').open = true;
+  if (!S.optionsOpened && s.open_to_everyone) { S.optionsOpened = true; $('options').open = true; }
   $('contact-phone').placeholder = s.default_region ? `+49 151 23456789 or a ${s.default_region} number` : '+49 151 23456789';
 }
 
@@ -586,7 +594,7 @@ function describeEntry(e) {
   if (e.sender && digits(e.sender) && digits(e.sender) !== digits(String(e.chat).split('@')[0])) {
     bits.push(`from ${describeChat(e.sender).title}`);
   }
-  if (e.verdict) bits.push(e.verdict);
+  if (e.verdict) bits.push(`access: ${e.verdict}`);
   if (e.reason) bits.push(e.reason);
   if (typeof e.chars === 'number') bits.push(`${e.chars} character${e.chars === 1 ? '' : 's'}`);
   return bits.join(' · ');
@@ -614,12 +622,12 @@ function renderActivity() {
     const older = entries.length - recent.length;
     return h('article', { class: 'activity-chat', 'data-chat': chat, 'data-testid': 'activity-chat' },
       h('header', {},
-        h('span', { class: 'avatar', 'aria-hidden': 'true', text: (who.title.replace(/[^\p{L}\p{N}]/gu, '')[0] || '#').toUpperCase() }),
+        h('span', { class: 'avatar', 'aria-hidden': 'true', text: /^\p{L}/u.test(who.title) ? who.title[0].toUpperCase() : '#' }),
         h('div', { class: 'chat-name' }, h('strong', { text: who.title }), who.sub ? h('span', { class: 'muted small', text: who.sub }) : null),
         h('span', { class: 'muted small chat-time' }, timeEl(last, { withRelative: true }))),
       h('ol', { class: 'entries' },
         recent.map((e) => h('li', {
-          'data-testid': 'activity-entry', 'data-kind': e.kind, 'data-message-id': e.message_id || null, class: `entry kind-${e.kind}`,
+          'data-testid': 'activity-entry', 'data-kind': e.kind, 'data-message-id': e.message_id || null, class: 'entry',
         },
         timeEl(e.at),
         h('span', { class: `kind kind-${e.kind}`, text: KIND_LABEL[e.kind] || e.kind }),
@@ -697,6 +705,9 @@ async function firstLoad() {
   } catch (err) {
     show('loading', false);
     show('load-error', true);
+    $('load-error').querySelector('.load-error-title').textContent = err.status === 401 || err.status === 403
+      ? 'This page needs the gateway\'s token'
+      : 'The page could not load the channel';
     $('load-error').querySelector('.load-error-text').textContent = err.message;
     return;
   }
