@@ -2,7 +2,7 @@
 
 wasim runs in-process (its state under $CORTASK_HOME/demo/wasim), the gateway uses it as its
 WhatsApp, and the echo agent answers. A simulated contact, Ada (+4915123456789), is created and
-trusted; wasim's control API (printed) lets you scan the QR and chat as her or as a stranger.
+trusted; the simulated phone page (printed) scans the QR and chats as her or as a stranger.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ async def run_demo(home: Path, port: int, agent: str = "echo") -> int:
         await service.store.add_trusted_contact(service.workspace.id, DEMO_CONTACT, "write", "Ada")
     await service.reload_policy()
     announce = (
+        f"\nSimulated phone (scan the QR, chat as Ada or a stranger): {control_url}/phone"
         f"\nSandbox (wasim) control API: {control_url}  — scan with: "
         f'.venv/bin/python -m wasim scan --control {control_url} "<QR string>"'
     )

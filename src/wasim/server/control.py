@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +17,7 @@ from wasim.server.app import Wasim
 from wasim.server.faults import Fault
 
 log = logging.getLogger("wasim.control")
+STATIC = Path(__file__).parent / "static"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -81,6 +84,34 @@ def make_app(sim: Wasim) -> web.Application:
             phone=_field(data, "phone", str, False),
             name=data.get("name") or "Sim User",
         )
+        return web.json_response(
+            {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
+        )
+
+    @routes.get("/phone")
+    async def phone_page(request: web.Request) -> web.Response:
+        return web.Response(text=(STATIC / "phone.html").read_text(), content_type="text/html")
+
+    @routes.post("/scan-image")
+    async def scan_image(request: web.Request) -> web.Response:
+        """The simulated phone's camera: decode the QR in an uploaded image, then scan it."""
+        data = await request.read()
+        try:
+            import zxingcpp
+            from PIL import Image, UnidentifiedImageError
+        except ImportError as exc:  # optional: only the demo's phone page needs it
+            raise BadRequest(
+                "reading QR images needs the zxing-cpp and pillow packages; paste the code's text"
+            ) from exc
+        try:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise BadRequest("that file is not an image; upload a screenshot of the QR code") from exc
+        codes = [r.text for r in zxingcpp.read_barcodes(image)]
+        if not codes:
+            raise BadRequest("no QR code found in that image; upload a sharper screenshot of the whole code")
+        result = await sim.phone.scan(codes[0])
         return web.json_response(
             {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
         )
