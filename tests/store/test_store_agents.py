@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from cortask.store import MASK, InvalidInput, JSONValue, NotFound, Store, is_secret_key, mask_secrets
 from cortask.store.masking import restore_masked
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "home" / "cortask.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    with Store.open(db_path) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,18 +9,6 @@ import pytest
 from cortask.channels.whatsapp.access import Permission, TrustedContact, Verdict
 from cortask.channels.whatsapp.phone import InvalidPhoneNumber, PhoneProblem
 from cortask.store import UNSET, Duplicate, InvalidInput, InvalidPhone, NotFound, Store, StoreError, WhatsAppSettings
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "home" / "cortask.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    with Store.open(db_path) as opened:
-        yield opened
-
 
 ANNA = "+4915123456789"
 BOB = "+12125550100"

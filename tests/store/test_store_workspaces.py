@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cortask.store import DEFAULT_WORKSPACE_NAME, Duplicate, InvalidInput, LastWorkspace, NotFound, Store
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "home" / "cortask.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
-    with Store.open(db_path) as opened:
-        yield opened
 
 
 def test_personal_is_created_once_on_first_run(db_path: Path) -> None:
