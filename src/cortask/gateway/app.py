@@ -80,6 +80,16 @@ class Hub:
             self._queues.remove(q)
 
 
+class _FreshStaticFiles(StaticFiles):
+    """The UI's files, revalidated on every load so a browser never runs an old app.js against a
+    newer API."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def qr_json(qr: QrCode) -> dict[str, Any]:
     return {
         "qr": qr.data,
@@ -366,5 +376,5 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
     if STATIC.exists():
-        app.mount("/", StaticFiles(directory=STATIC, html=True), name="ui")
+        app.mount("/", _FreshStaticFiles(directory=STATIC, html=True), name="ui")
     return app

@@ -53,7 +53,7 @@ function relative(epoch) {
 
 function secondsText(s) {
   s = Math.max(0, Math.ceil(s));
-  if (s < 60) return `${s} s`;
+  if (s < 100) return `${s} s`;
   const m = Math.floor(s / 60);
   return `${m} min ${String(s % 60).padStart(2, '0')} s`;
 }
@@ -232,7 +232,10 @@ function flash(id, text = 'Saved') {
   el._t = setTimeout(() => { el.textContent = ''; el.classList.remove('fade'); }, 2600);
 }
 
-function showNotice(message) {
+let noticeFromRefresh = false;
+
+function showNotice(message, { fromRefresh = false } = {}) {
+  noticeFromRefresh = fromRefresh;
   const n = $('notice');
   n.querySelector('.notice-text').textContent = message;
   n.hidden = false;
@@ -308,10 +311,12 @@ function renderStatus() {
   $('status-dot').dataset.tone = tone;
   setText('status-sentence', st.sentence || '');
   setText('status-action', st.action || '');
-  show('status-action', Boolean(st.action));
+  // While a code is on screen, the QR panel's own instructions are the action.
+  show('status-action', Boolean(st.action) && qrMode() !== 'qr');
   show('sandbox-badge', Boolean(st.sandbox));
 
-  const acct = S.wa.account;
+  // An account left in the snapshot after the link is gone is not "linked" any more.
+  const acct = notLinked() ? null : S.wa.account;
   show('fact-account', Boolean(acct));
   if (acct) {
     const num = digits(String(acct.id || '').split(/[:@]/)[0]);
@@ -334,7 +339,7 @@ function renderStatus() {
       running ? 'Already running.' : 'Link your phone first: generate a QR code and scan it.'],
     pause: [!running, 'Only a running channel can be paused.'],
     stop: [['unlinked', 'stopped', 'logged_out'].includes(st.state), 'Nothing to stop.'],
-    logout: [st.state === 'unlinked' && !S.wa.account, 'There is no linked device to log out.'],
+    logout: [false, ''], // always allowed: it also clears credentials left behind by a failed link
     'remove-channel': [false, ''],
   };
   for (const [id, [disabled, why]] of Object.entries(rules)) {
@@ -492,8 +497,7 @@ function contactRow(c) {
   const tr = h('tr', { 'data-phone': c.phone, 'data-testid': 'contact-row' });
   tr.dataset.sig = contactSig(c, editing);
   const who = c.name ? `${c.name} (${c.phone})` : c.phone;
-  tr.append(h('td', { class: 'phone' }, h('span', { 'data-testid': 'contact-row-phone', text: c.phone }),
-    !editing && c.name ? h('span', { class: 'mobile-name', 'aria-hidden': 'true', text: c.name }) : null));
+  tr.append(h('td', { class: 'phone', 'data-testid': 'contact-row-phone', text: c.phone }));
   if (!editing) {
     tr.append(
       h('td', { 'data-testid': 'contact-row-name' }, c.name ? c.name : h('span', { class: 'muted', text: 'No name' })),
@@ -574,6 +578,42 @@ function renderOptions() {
 
 const KIND_LABEL = { received: 'Received', ignored: 'Ignored', replied: 'Replied', failed: 'Failed' };
 
+// Reason and verdict codes as the channel records them (cortask.channels.whatsapp.inbound.IgnoreReason,
+// access.Verdict), in words. Unknown codes are shown with their underscores turned into spaces.
+const REASON_TEXT = {
+  not_allowed: 'not a trusted contact: ignored silently',
+  from_me: 'sent from your own account (never answered)',
+  status_broadcast: 'a status update (never answered)',
+  upsert_type: 'history sync, not a new message',
+  stale: 'too old to answer',
+  group: 'a group message (answering in groups is off)',
+  broadcast: 'a broadcast-list message',
+  newsletter: 'a channel post',
+  unsupported_chat: 'this kind of chat is not answered',
+  undecryptable: 'could not be decrypted',
+  stub: 'a notification, not a message',
+  no_content: 'the message has no content',
+  media: 'media: only text is answered',
+  location: 'a location: only text is answered',
+  contact: 'a contact card: only text is answered',
+  reaction: 'a reaction',
+  poll: 'a poll',
+  protocol: 'an edit, deletion or sync message',
+  edit: 'an edit of an earlier message',
+  group_status: 'a group status update',
+  empty_text: 'the text is empty',
+  unsupported_kind: 'only text messages are answered',
+  malformed: 'the message event was incomplete',
+};
+const VERDICT_TEXT = {
+  agent: 'passed to the agent',
+  read_only: 'read-only: answered “You have read-only access.”',
+  ignore: 'ignored',
+};
+const QUIET_REASONS = new Set(['from_me', 'upsert_type', 'protocol', 'stub']);
+
+const words = (code, table) => table[code] || String(code).replace(/_/g, ' ');
+
 function describeChat(jid) {
   const s = String(jid || '');
   const [user, server = ''] = s.split('@');
@@ -594,8 +634,8 @@ function describeEntry(e) {
   if (e.sender && digits(e.sender) && digits(e.sender) !== digits(String(e.chat).split('@')[0])) {
     bits.push(`from ${describeChat(e.sender).title}`);
   }
-  if (e.verdict) bits.push(`access: ${e.verdict}`);
-  if (e.reason) bits.push(e.reason);
+  if (e.verdict) bits.push(words(e.verdict, VERDICT_TEXT));
+  if (e.reason) bits.push(words(e.reason, REASON_TEXT));
   if (typeof e.chars === 'number') bits.push(`${e.chars} character${e.chars === 1 ? '' : 's'}`);
   return bits.join(' · ');
 }
@@ -627,7 +667,10 @@ function renderActivity() {
         h('span', { class: 'muted small chat-time' }, timeEl(last, { withRelative: true }))),
       h('ol', { class: 'entries' },
         recent.map((e) => h('li', {
-          'data-testid': 'activity-entry', 'data-kind': e.kind, 'data-message-id': e.message_id || null, class: 'entry',
+          'data-testid': 'activity-entry', 'data-kind': e.kind, 'data-message-id': e.message_id || null,
+          'data-reason': e.reason || null, 'data-verdict': e.verdict || null,
+          class: QUIET_REASONS.has(e.reason) ? 'entry quiet' : 'entry',
+          title: [e.verdict, e.reason].filter(Boolean).join(' · ') || null,
         },
         timeEl(e.at),
         h('span', { class: `kind kind-${e.kind}`, text: KIND_LABEL[e.kind] || e.kind }),
@@ -693,7 +736,10 @@ function scheduleRefresh(delay = 250) {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(async () => {
     if (refreshing) { scheduleRefresh(delay); return; }
-    refreshing = loadAll().catch((err) => showNotice(err.message)).finally(() => { refreshing = null; });
+    refreshing = loadAll()
+      .then(() => { if (noticeFromRefresh) hideNotice(); })
+      .catch((err) => showNotice(`The page could not refresh: ${err.message}`, { fromRefresh: true }))
+      .finally(() => { refreshing = null; });
   }, delay);
 }
 
@@ -791,6 +837,8 @@ function onStatus(st) {
       if (prev === 'linking' && S.wa.qr) S.qrDead = true; // the linking session ended: the code is dead
     } else if (st.state !== 'linking') {
       S.wa.qr = null;
+      // The link is gone: do not keep showing the old account until the snapshot arrives.
+      if (st.needs_relink || ['logged_out', 'stopped'].includes(st.state)) S.wa.account = null;
       S.qrDead = false;
       if (st.state !== 'connecting') S.linkFlow = false; // open, paused, logged out, …
     }
@@ -984,6 +1032,7 @@ $('contact-form').addEventListener('submit', (e) => {
     const phone = phoneInput.value.trim();
     const name = $('contact-name').value.trim();
     const permission = $('contact-permission').value;
+    setFieldError('phone', '');
     setFieldError('name', '');
     setFieldError('permission', '');
     if (!phone) {
@@ -1006,7 +1055,9 @@ $('contact-form').addEventListener('submit', (e) => {
       $('contact-name').value = '';
       $('contact-permission').value = 'write';
       setFieldError('phone', '');
-      setText('contact-phone-hint', contact && contact.phone ? `Added ${contact.name || contact.phone}.` : 'Added.');
+      const added = contact && contact.phone ? `Added ${contact.name || contact.phone}.` : 'Added.';
+      setText('contact-phone-hint', added);
+      setTimeout(() => { if ($('contact-phone-hint').textContent === added) setText('contact-phone-hint', ''); }, 4000);
       render();
       if (contact && contact.phone) {
         const row = $('contacts-body').querySelector(`tr[data-phone="${CSS.escape(contact.phone)}"]`);
