@@ -80,6 +80,27 @@ def test_bad_input_gets_a_4xx_with_a_sentence(demo: tuple[str, str, dict[str, st
     assert api.get("/no-such-channel").status_code == 404
 
 
+def test_the_event_stream_stays_alive_with_heartbeats_and_keeps_delivering(tmp_path: Path) -> None:
+    env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home"), "CORTASK_SSE_HEARTBEAT": "0.3"}
+    port = _free_port()
+    proc, _ = _start([*CORTASK, "demo", "--port", str(port)], env, ready="control API")
+    try:
+        base = f"http://127.0.0.1:{port}/api"
+        with httpx.stream("GET", base + "/events", timeout=30) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: status"
+            seen: list[str] = []
+            while ": ping" not in seen:
+                seen.append(next(lines))
+            httpx.post(base + "/whatsapp/contacts", json={"phone": "+447911123456", "name": "Grace"})
+            while "event: contacts" not in seen:
+                seen.append(next(lines))
+            assert "+447911123456" in next(lines)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
 def test_foreign_host_and_origin_are_refused(demo: tuple[str, str, dict[str, str]]) -> None:
     url, _, _ = demo
     rebinding = httpx.get(url + "api/health", headers={"Host": "attacker.example"})

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +29,7 @@ from cortask.store import StoreError
 
 log = logging.getLogger("cortask.gateway")
 STATIC = Path(__file__).parent / "static"
+HEARTBEAT_SECONDS = float(os.environ.get("CORTASK_SSE_HEARTBEAT", "15"))
 
 
 class ContactIn(BaseModel):
@@ -70,13 +72,13 @@ class Hub:
         for q in self._queues:
             q.put_nowait((kind, data))
 
-    async def stream(self) -> AsyncIterator[tuple[str, Any]]:
+    def subscribe(self) -> asyncio.Queue[tuple[str, Any]]:
         q: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._queues.append(q)
-        try:
-            while True:
-                yield await q.get()
-        finally:
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[tuple[str, Any]]) -> None:
+        if q in self._queues:
             self._queues.remove(q)
 
 
@@ -368,10 +370,21 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
             yield f"event: status\ndata: {json.dumps(channel.status.to_dict())}\n\n"
             if state["qr"] is not None:
                 yield f"event: qr\ndata: {json.dumps(state['qr'])}\n\n"
-            async for kind, data in hub.stream():
-                if await request.is_disconnected():
-                    return
-                yield f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+            queue = hub.subscribe()
+            try:
+                while True:
+                    try:
+                        kind, data = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                    except TimeoutError:
+                        # A comment line keeps proxies from closing an idle stream and lets us
+                        # notice a client that went away.
+                        if await request.is_disconnected():
+                            return
+                        yield ": ping\n\n"
+                        continue
+                    yield f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+            finally:
+                hub.unsubscribe(queue)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 

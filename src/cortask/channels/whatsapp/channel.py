@@ -196,6 +196,7 @@ class WhatsAppChannel:
             self._store.close()
             self._store = None
         AuthStore.remove(self.config.auth_dir)
+        self.account = None  # the link is gone with the credentials
         self._publish(ChannelStatus.unlinked(sandbox=self.sandbox, detail="Stopped: the device was logged out."))
 
     async def logout(self) -> None:
