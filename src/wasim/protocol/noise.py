@@ -67,7 +67,7 @@ class _Phase(enum.Enum):
     TRANSPORT = "transport"
 
 
-class _SymmetricState:
+class SymmetricState:
     """Noise's hash + chaining key + cipher key, with WhatsApp's single shared handshake counter."""
 
     def __init__(self) -> None:
@@ -107,7 +107,7 @@ class NoiseServer:
         self._max_frame = max_frame
         self._buffer = bytearray()
         self._phase = _Phase.INTRO
-        self._state = _SymmetricState()
+        self._state = SymmetricState()
         self._ephemeral = KeyPair.generate()
         self._read_key = b""
         self._write_key = b""

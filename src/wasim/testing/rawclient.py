@@ -6,15 +6,14 @@ from __future__ import annotations
 from websockets.asyncio.client import ClientConnection, connect
 
 from wasim.protocol import wa_pb2
-from wasim.protocol.crypto import KeyPair, aes_gcm_decrypt, aes_gcm_encrypt, hkdf, sha256
-from wasim.protocol.noise import INTRO_HEADER, NOISE_MODE, frame
+from wasim.protocol.crypto import KeyPair, aes_gcm_decrypt, aes_gcm_encrypt
+from wasim.protocol.noise import INTRO_HEADER, SymmetricState, frame
 
 
 class RawClient:
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
-        self._h = self._ck = self._k = NOISE_MODE
-        self._n = 0
+        self._state = SymmetricState()  # the same Noise mechanism the server uses, client side
         self._write_key = self._read_key = b""
         self._write_n = self._read_n = 0
 
@@ -22,31 +21,12 @@ class RawClient:
     async def open(cls, url: str) -> RawClient:
         return cls(await connect(url, max_size=None, compression=None))
 
-    def _mix_hash(self, data: bytes) -> None:
-        self._h = sha256(self._h + data)
-
-    def _mix_key(self, ikm: bytes) -> None:
-        out = hkdf(ikm, 64, salt=self._ck)
-        self._ck, self._k, self._n = out[:32], out[32:], 0
-
-    def _encrypt(self, pt: bytes) -> bytes:
-        ct = aes_gcm_encrypt(self._k, self._n, pt, self._h)
-        self._n += 1
-        self._mix_hash(ct)
-        return ct
-
-    def _decrypt(self, ct: bytes) -> bytes:
-        pt = aes_gcm_decrypt(self._k, self._n, ct, self._h)
-        self._n += 1
-        self._mix_hash(ct)
-        return pt
-
     async def handshake(self, payload: bytes = b"\x08\x01", routing_info: bytes | None = None) -> None:
         """Complete the Noise handshake, sending `payload` as the ClientPayload; with
         `routing_info`, open with the 'ED' edge-routing header as a client that was given one."""
         eph, static = KeyPair.generate(), KeyPair.generate()
-        self._mix_hash(INTRO_HEADER)
-        self._mix_hash(eph.public)
+        self._state.mix_hash(INTRO_HEADER)
+        self._state.mix_hash(eph.public)
         hello = wa_pb2.HandshakeMessage(client_hello=wa_pb2.HandshakeMessage.ClientHello(ephemeral=eph.public))
         intro = INTRO_HEADER
         if routing_info is not None:
@@ -55,20 +35,19 @@ class RawClient:
         reply = await self.ws.recv()
         assert isinstance(reply, bytes)
         server = wa_pb2.HandshakeMessage.FromString(reply[3:]).server_hello
-        self._mix_hash(server.ephemeral)
-        self._mix_key(eph.dh(server.ephemeral))
-        server_static = self._decrypt(server.static)
-        self._mix_key(eph.dh(server_static))
-        self._decrypt(server.payload)
-        static_ct = self._encrypt(static.public)
-        self._mix_key(static.dh(server.ephemeral))
-        payload_ct = self._encrypt(payload)
+        self._state.mix_hash(server.ephemeral)
+        self._state.mix_key(eph.dh(server.ephemeral))
+        server_static = self._state.decrypt_and_hash(server.static)
+        self._state.mix_key(eph.dh(server_static))
+        self._state.decrypt_and_hash(server.payload)
+        static_ct = self._state.encrypt_and_hash(static.public)
+        self._state.mix_key(static.dh(server.ephemeral))
+        payload_ct = self._state.encrypt_and_hash(payload)
         finish = wa_pb2.HandshakeMessage(
             client_finish=wa_pb2.HandshakeMessage.ClientFinish(static=static_ct, payload=payload_ct)
         )
         await self.ws.send(frame(finish.SerializeToString()))
-        out = hkdf(b"", 64, salt=self._ck)
-        self._write_key, self._read_key = out[:32], out[32:]
+        self._write_key, self._read_key = self._state.split()  # (client -> server, server -> client)
 
     async def send_encrypted(self, plaintext: bytes) -> None:
         ct = aes_gcm_encrypt(self._write_key, self._write_n, plaintext, b"")
