@@ -25,8 +25,7 @@ from cortask.agents.base import (
     Session,
     display_url,
     fail,
-    server_message,
-    status_failure,
+    sdk_errors,
 )
 
 if TYPE_CHECKING:
@@ -113,7 +112,14 @@ class AnthropicAgent(Agent):
         import anthropic
 
         log.debug("anthropic agent (%s) answering in %s: %r", self._where, session.session_id, text)
-        try:
+        with sdk_errors(
+            anthropic,
+            lambda kind, sentence: self._fail(kind, sentence, session),
+            timeout=self.timeout,
+            key_hint=self._key_hint,
+            connect_hint="could not connect; check the base URL and the network",
+            response_name="a Messages API response",
+        ):
             async with asyncio.timeout(self.timeout):
                 answer: object = await self._client.messages.create(
                     model=self.model,
@@ -121,28 +127,6 @@ class AnthropicAgent(Agent):
                     messages=self.messages(session, text),
                     system=self.system_prompt if self.system_prompt else anthropic.omit,
                 )
-        except (TimeoutError, anthropic.APITimeoutError):
-            raise self._fail(
-                FailureKind.TIMEOUT,
-                f"no answer within {self.timeout:g} s; try again, or raise the agent's timeout",
-                session,
-            ) from None
-        except anthropic.APIConnectionError:
-            raise self._fail(
-                FailureKind.CONNECTION,
-                "could not connect; check the base URL and the network",
-                session,
-            ) from None
-        except anthropic.APIStatusError as exc:
-            kind, sentence = status_failure(exc.status_code, server_message(exc.body), key_hint=self._key_hint)
-            raise self._fail(kind, sentence, session) from None
-        except Exception as exc:  # the SDK lets JSON and validation errors through; none may escape raw
-            log.debug("anthropic agent: unreadable answer", exc_info=True)
-            raise self._fail(
-                FailureKind.RESPONSE,
-                f"the answer was not a Messages API response ({type(exc).__name__}); check the base URL",
-                session,
-            ) from None
         return self._text(answer, session)
 
     def _text(self, answer: object, session: Session) -> str:

@@ -13,13 +13,14 @@ line: `redact` scrubs known secrets from anything a server sends back. Log lines
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 log = logging.getLogger("cortask.agents")
@@ -220,3 +221,33 @@ def server_message(body: object) -> str:
     if isinstance(body, str):
         return short(body)
     return ""
+
+
+@contextlib.contextmanager
+def sdk_errors(
+    sdk: Any,
+    fail_with: Callable[[FailureKind, str], AgentError],
+    *,
+    timeout: float,
+    key_hint: str,
+    connect_hint: str,
+    response_name: str,
+) -> Iterator[None]:
+    """Turn what an official LLM SDK (openai, anthropic: the same generated error classes) raises
+    into an AgentError with a sentence; nothing raw may escape, and secrets never appear."""
+    try:
+        yield
+    except (TimeoutError, sdk.APITimeoutError):
+        raise fail_with(
+            FailureKind.TIMEOUT, f"no answer within {timeout:g} s; try again, or raise the agent's timeout"
+        ) from None
+    except sdk.APIConnectionError:
+        raise fail_with(FailureKind.CONNECTION, connect_hint) from None
+    except sdk.APIStatusError as exc:
+        kind, sentence = status_failure(exc.status_code, server_message(exc.body), key_hint=key_hint)
+        raise fail_with(kind, sentence) from None
+    except Exception as exc:  # the SDKs let JSON and validation errors through; none may escape raw
+        log.debug("%s agent: unreadable answer", sdk.__name__, exc_info=True)
+        raise fail_with(
+            FailureKind.RESPONSE, f"the answer was not {response_name} ({type(exc).__name__}); check the base URL"
+        ) from None

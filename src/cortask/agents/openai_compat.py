@@ -23,9 +23,8 @@ from cortask.agents.base import (
     Session,
     display_url,
     fail,
-    server_message,
+    sdk_errors,
     short,
-    status_failure,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +103,14 @@ class OpenAICompatAgent(Agent):
         import openai
 
         log.debug("openai agent (%s) answering in %s: %r", self._where, session.session_id, text)
-        try:
+        with sdk_errors(
+            openai,
+            lambda kind, sentence: self._fail(kind, sentence, session),
+            timeout=self.timeout,
+            key_hint=self._key_hint,
+            connect_hint="could not connect; check the base URL and that the server is running",
+            response_name="a chat completion",
+        ):
             async with asyncio.timeout(self.timeout):
                 completion: object = await self._client.chat.completions.create(
                     model=self.model,
@@ -112,28 +118,6 @@ class OpenAICompatAgent(Agent):
                     max_tokens=openai.omit if self.max_tokens is None else self.max_tokens,
                     temperature=openai.omit if self.temperature is None else self.temperature,
                 )
-        except (TimeoutError, openai.APITimeoutError):
-            raise self._fail(
-                FailureKind.TIMEOUT,
-                f"no answer within {self.timeout:g} s; try again, or raise the agent's timeout",
-                session,
-            ) from None
-        except openai.APIConnectionError:
-            raise self._fail(
-                FailureKind.CONNECTION,
-                "could not connect; check the base URL and that the server is running",
-                session,
-            ) from None
-        except openai.APIStatusError as exc:
-            kind, sentence = status_failure(exc.status_code, server_message(exc.body), key_hint=self._key_hint)
-            raise self._fail(kind, sentence, session) from None
-        except Exception as exc:  # the SDK lets JSON and validation errors through; none may escape raw
-            log.debug("openai agent: unreadable answer", exc_info=True)
-            raise self._fail(
-                FailureKind.RESPONSE,
-                f"the answer was not a chat completion ({type(exc).__name__}); check the base URL",
-                session,
-            ) from None
         return self._text(completion, session)
 
     def _text(self, completion: object, session: Session) -> str:
