@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cortask.agents import Agent, AgentConfig, AgentError, Session, Turn, build_agent
+from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig, cortask_home
 from cortask.channels.whatsapp.inbound import InboundText
-from cortask.store import AsyncStore
+from cortask.ledger import StoreLedger
+from cortask.store import AsyncStore, Store
 from cortask.store.models import Workspace, session_id_for_chat
 
 log = logging.getLogger("cortask.service")
@@ -65,7 +66,7 @@ class CortaskService:
             default_region=settings.default_region,
             **self.channel_options,
         )
-        self.channel = WhatsAppChannel(config, self.handle)
+        self.channel = WhatsAppChannel(config, self.handle, ledger=StoreLedger(self.store))
         if settings.enabled and self.channel.is_linked():
             await self.channel.start()
         elif settings.enabled:
@@ -104,20 +105,13 @@ class CortaskService:
         return self._agent[1]
 
     async def handle(self, message: InboundText) -> str:
-        """The channel's handler: journal, history, agent, history."""
-        assert self.store and self.workspace and self.channel
-        account = (self.channel.account or {}).get("id", "unknown")
-        fresh = await self.store.journal_record(
-            account, message.chat_jid, message.message_id, message.sender_phone or message.sender_jid, message.text,
-            message_timestamp=float(message.timestamp) if message.timestamp else None,
-        )  # fmt: skip
-        if not fresh:
-            log.info("message %s was already recorded; answering it again is left to the journal", message.message_id)
+        """The channel's handler: history, agent, history. (The channel's ledger has already
+        journaled the message, and records the reply before it is sent.)"""
+        assert self.store and self.workspace
         session_id = session_id_for_chat(message.chat_jid)
         await self.store.ensure_session(session_id)
         earlier = await self.store.history(session_id, limit=HISTORY_TURNS)
         history = tuple(Turn("user" if m.role == "user" else "assistant", m.text) for m in earlier)
-        await self.store.append_message(session_id, "user", message.text, message_id=message.message_id)
         agent = await self._current_agent()
         session = Session(
             session_id=session_id,
@@ -127,11 +121,14 @@ class CortaskService:
             sender_name=message.push_name,
             history=history,
         )
-        try:
-            reply = await agent.reply(session, message.text)
-        except AgentError as exc:
-            await self.store.journal_mark_failed(account, message.chat_jid, message.message_id, str(exc))
-            raise
-        await self.store.append_message(session_id, "assistant", reply)
-        await self.store.journal_mark_answered(account, message.chat_jid, message.message_id, reply_text=reply)
+        reply = await agent.reply(session, message.text)
+
+        def keep(store: Store) -> None:
+            # both turns together, and only once (an answer computed again after a crash)
+            with store.transaction():
+                if not store.has_message(session_id, message.message_id):
+                    store.append_message(session_id, "user", message.text, message_id=message.message_id)
+                    store.append_message(session_id, "assistant", reply)
+
+        await self.store.run(keep)
         return reply

@@ -11,6 +11,7 @@ import pytest
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.ledger import Ledger
 from wasim.server.app import Wasim
 
 MakeChannel = Callable[..., Awaitable[WhatsAppChannel]]
@@ -25,11 +26,13 @@ async def make_channel(tmp_path: Path) -> AsyncIterator[MakeChannel]:
     """Channels on the given wasim; each closes (keeping its link) when the test ends."""
     made: list[WhatsAppChannel] = []
 
-    async def make(sim: Wasim, handler: Any = echo, auth: str = "whatsapp-auth", **config: Any) -> WhatsAppChannel:
+    async def make(
+        sim: Wasim, handler: Any = echo, auth: str = "whatsapp-auth", ledger: Ledger | None = None, **config: Any
+    ) -> WhatsAppChannel:
         cfg = WhatsAppConfig(
             auth_dir=tmp_path / auth, sandbox=Sandbox(sim.url, sim.root_public_key), sidecar_log_level="warn", **config
         )
-        channel = WhatsAppChannel(cfg, handler)
+        channel = WhatsAppChannel(cfg, handler, ledger)
         made.append(channel)
         return channel
 

@@ -24,7 +24,8 @@ from cortask.store import db as store_db
 from cortask.store.db import connect, migrate, schema_version
 from cortask.store.schema import MIGRATIONS, Migration
 
-V2 = Migration(2, "test: notes", ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",))
+NEXT = SCHEMA_VERSION + 1
+V2 = Migration(NEXT, "test: notes", ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",))
 
 
 def mode(path: Path) -> int:
@@ -153,16 +154,16 @@ def test_a_new_migration_upgrades_an_existing_database(db_path: Path) -> None:
         store.create_workspace("Work")
     conn = connect(db_path, (*MIGRATIONS, V2))
     try:
-        assert schema_version(conn) == 2
+        assert schema_version(conn) == NEXT
         conn.execute("INSERT INTO notes (body) VALUES ('kept')")
-        assert migrate(conn, db_path, (*MIGRATIONS, V2)) == 2  # idempotent
+        assert migrate(conn, db_path, (*MIGRATIONS, V2)) == NEXT  # idempotent
         assert [r[0] for r in conn.execute("SELECT name FROM workspaces ORDER BY id")] == ["Personal", "Work"]
     finally:
         conn.close()
 
 
 def test_a_failing_migration_leaves_the_database_at_the_previous_version(db_path: Path) -> None:
-    broken = Migration(2, "broken", ("CREATE TABLE half (id INTEGER)", "THIS IS NOT SQL"))
+    broken = Migration(NEXT, "broken", ("CREATE TABLE half (id INTEGER)", "THIS IS NOT SQL"))
     with Store.open(db_path):
         pass
     with pytest.raises(DatabaseUnusable):
@@ -181,7 +182,7 @@ def test_a_database_from_a_newer_cortask_is_refused_untouched(db_path: Path) -> 
     before = db_path.read_bytes()
     with pytest.raises(SchemaTooNew) as caught:
         Store.open(db_path)
-    assert caught.value.found == 2
+    assert caught.value.found == NEXT
     assert caught.value.supported == SCHEMA_VERSION
     message = str(caught.value)
     assert "newer version of Cortask" in message

@@ -136,3 +136,13 @@ def test_prune_forgets_old_sent_items(tmp_path: Path) -> None:
             store.outbox_get(old.id)
         assert store.outbox_get(new.id).state is OutboxState.SENT
         assert store.outbox_pending() == [waiting]
+
+
+def test_the_reserved_message_id_is_kept_for_every_attempt(store: Store) -> None:
+    item = store.outbox_enqueue(ANNA, "answer", in_reply_to="M1", account=ME, message_id="3EB0AAA")
+    assert item.message_id == "3EB0AAA"
+    # planned again after a crash (a new id offered): the first reservation wins, so a resend
+    # carries the id the phone may already have
+    again = store.outbox_enqueue(ANNA, "answer, generated again", in_reply_to="M1", account=ME, message_id="3EB0BBB")
+    assert (again.id, again.message_id, again.text) == (item.id, "3EB0AAA", "answer")
+    assert store.outbox_pending() == [item]

@@ -150,6 +150,7 @@ class AsyncStore:
     get_session = _offload(Store.get_session)
     list_sessions = _offload(Store.list_sessions)
     append_message = _offload(Store.append_message)
+    has_message = _offload(Store.has_message)
     history = _offload(Store.history)
     clear_history = _offload(Store.clear_history)
 

@@ -101,4 +101,5 @@ def outbox_item(row: sqlite3.Row) -> OutboxItem:
         created_at=decode_time(row["created_at"]),
         sent_message_id=row["sent_message_id"],
         sent_at=decode_time(row["sent_at"]) if row["sent_at"] is not None else None,
+        message_id=row["message_id"],
     )

@@ -168,3 +168,4 @@ class OutboxItem:
     created_at: datetime
     sent_message_id: str | None
     sent_at: datetime | None
+    message_id: str | None = None  # reserved before the first send; every attempt reuses it

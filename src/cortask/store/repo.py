@@ -630,6 +630,14 @@ class Store:
                 ).fetchone()
             return decode.message(row)
 
+    def has_message(self, session_id: str, message_id: str) -> bool:
+        """Whether the session already holds the turn with this WhatsApp message id."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT 1 FROM messages WHERE session_id = ? AND message_id = ?", (session_id, message_id)
+            ).fetchone()
+        return row is not None
+
     def history(self, session_id: str, limit: int | None = None) -> list[HistoryMessage]:
         """The last `limit` turns (all when None), oldest first."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
@@ -841,12 +849,15 @@ class Store:
         *,
         in_reply_to: str | None = None,
         account: str | None = None,
+        message_id: str | None = None,
     ) -> OutboxItem:
-        """Queue a reply that could not be sent yet.
+        """Queue a reply before it is sent (durable when this returns).
 
         One item per (chat, `in_reply_to`): queueing the reply to the same message again returns
         the existing item, whatever its state, so a reply is never queued (or sent) twice. Give
-        `account` too and marking the item sent also marks the journal entry answered.
+        `account` too and marking the item sent also marks the journal entry answered. Give
+        `message_id` (the WhatsApp id the reply will carry) and every attempt, also after a crash,
+        sends it under that one id.
         """
         jid = validate.required("chat JID", chat_jid)
         if not isinstance(text, str) or not text:
@@ -854,9 +865,10 @@ class Store:
         owner = validate.normalize_account(account) if account is not None else None
         with self._write() as db:
             cursor = db.execute(
-                "INSERT INTO outbox (chat_jid, text, in_reply_to, account, created_at) VALUES (?, ?, ?, ?, ?) "
+                "INSERT INTO outbox (chat_jid, text, in_reply_to, account, created_at, message_id) "
+                "VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (chat_jid, in_reply_to) WHERE in_reply_to IS NOT NULL DO NOTHING",
-                (jid, text, in_reply_to, owner, self._now()),
+                (jid, text, in_reply_to, owner, self._now(), message_id),
             )
             if cursor.rowcount:
                 row = db.execute("SELECT * FROM outbox WHERE id = ?", (_lastrowid(cursor),)).fetchone()

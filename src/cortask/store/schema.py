@@ -144,7 +144,18 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    2,
+    "outbox: the WhatsApp message id reserved for each reply",
+    (
+        # Chosen before the first send and reused by every later attempt, so a reply resent after a
+        # crash carries the same id and the recipient's phone shows it once.
+        "ALTER TABLE outbox ADD COLUMN message_id TEXT",
+        "CREATE UNIQUE INDEX outbox_by_message_id ON outbox (message_id) WHERE message_id IS NOT NULL",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

@@ -129,6 +129,7 @@ class Wasim:
 
     def connection_closed(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)
+        self.messaging.connection_closed(conn)
         for ref in conn.refs:
             self._refs.pop(ref, None)
 
@@ -175,6 +176,8 @@ class Wasim:
         if kind == "receipt" and node.attrs.get("type") == "retry":
             await self.messaging.on_retry_receipt(conn, node)
             await conn.send_node(Node("ack", {"class": "receipt", "id": node.attrs.get("id", ""), "type": "retry"}))
+        if kind == "receipt" and node.attrs.get("type") != "retry":
+            self.messaging.on_client_ack(conn, node)
         if kind in ("chatstate", "receipt"):
             self.messaging.record_presence(conn, node)
             self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
@@ -182,7 +185,10 @@ class Wasim:
             self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
         elif kind == "message":
             await self.messaging.on_client_message(conn, node)
-        elif kind in ("ack", "ib"):
+        elif kind == "ack":
+            if node.attrs.get("class") == "message":
+                self.messaging.on_client_ack(conn, node)
+        elif kind == "ib":
             pass
         else:
             log.debug("unhandled stanza from %s: %s", conn.id, node)

@@ -66,8 +66,15 @@ class Messaging:
         # Contacts whose next decryption fails on purpose (a fault: the phone lost the session),
         # so it asks the companion for a retry.
         self.fail_next_decrypt: set[str] = set()
+        # Contacts (phones) whose next message from the account the server refuses with an error
+        # code in its ack, e.g. "463" (no privacy token: the account may not start this chat).
+        self.refuse_next: dict[str, str] = {}
         self._pending: dict[tuple[str, int], list[Outgoing]] = defaultdict(list)
         self._sent: dict[str, Outgoing] = {}
+        # Delivered on a connection but not yet acknowledged by the device (a receipt or an ack).
+        # Like WhatsApp, a message stays queued until then: if the connection ends first, it is
+        # delivered again, flagged offline, at the device's next login.
+        self._unacked: dict[ClientConnection, dict[str, Outgoing]] = {}
 
     # -- contact -> account --------------------------------------------------------------------
 
@@ -84,9 +91,11 @@ class Messaging:
         target_id: str = "",
         group: str | None = None,
         garble_first: bool = False,
+        age: float = 0.0,
     ) -> str:
         """A contact (`sender` phone, or 'self' for the account's own phone) sends a message to
-        account `to` (default: the only/default account). Returns the message id."""
+        account `to` (default: the only/default account). Returns the message id. `age` stamps it
+        as written that many seconds ago (a phone that was offline, a backlog kept by the server)."""
         state = self._server.state
         account = state.account(to or self._server.default_phone)
         if account is None:
@@ -116,7 +125,7 @@ class Messaging:
             kind=kind,
             text=text,
             message=message,
-            t=int(time.time()),
+            t=int(time.time() - age),
             lid_addressed=lid_addressed,
             status=status,
             chat_jid=chat_jid if from_self else "",
@@ -172,6 +181,7 @@ class Messaging:
             enc = cipher.encrypt(pad(out.message))
             encs = [Node("enc", {"v": "2", "type": enc.type}, enc.body)]
         state.save_soon()
+        self._unacked.setdefault(conn, {})[out.id] = out
         await conn.send_node(self._stanza(account, contact, out, encs, offline))
         out.delivered_to.add(device.device_id)
         self._server.events.emit("delivered", id=out.id, device=device.device_id, offline=offline)
@@ -246,6 +256,11 @@ class Messaging:
             await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": "400"}))
             self._server.events.emit("message.rejected", id=msg_id, to=to, why="unknown recipient")
             return
+        refusal = self.refuse_next.pop(recipient.phone, None)
+        if refusal is not None:
+            await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": refusal}))
+            self._server.events.emit("message.rejected", id=msg_id, to=to, why=f"refused with {refusal}")
+            return
         await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "t": now_s()}))
         for target in targets:
             await self._decrypt_for(conn, account, device, msg_id, to, target)
@@ -273,6 +288,11 @@ class Messaging:
             await conn.send_node(self._retry_receipt(contact, msg_id, chat))
             return
         read = read_message(plain)
+        if any(x["type"] == "message" and x.get("id") == msg_id for x in contact.inbox):
+            # A phone shows a message once, however often it arrives under the same id (a sender
+            # that resends after a crash relies on this).
+            self._server.events.emit("contact.duplicate", contact=contact.phone, id=msg_id, text=read.text)
+            return
         entry: dict[str, Any] = {
             "type": "message",
             "id": msg_id,
@@ -308,6 +328,26 @@ class Messaging:
         cipher.process_bundle(device_bundle(conn.device))
         self._server.events.emit("retry.received", id=out.id, device=conn.device.device_id)
         await self.deliver(conn, out)
+
+    def on_client_ack(self, conn: ClientConnection, node: Node) -> None:
+        """A receipt or ack from the device: the messages it names are delivered for good."""
+        listed = node.child("list")
+        ids = [node.attrs.get("id", ""), *(i.attrs.get("id", "") for i in listed.children("item"))] if listed else [
+            node.attrs.get("id", "")
+        ]
+        unacked = self._unacked.get(conn)
+        if unacked:
+            for msg_id in ids:
+                unacked.pop(msg_id, None)
+
+    def connection_closed(self, conn: ClientConnection) -> None:
+        """Queue again what this connection received but never acknowledged."""
+        unacked = self._unacked.pop(conn, {})
+        if not unacked or conn.account is None or conn.device is None:
+            return
+        queue = self._pending[(conn.account.phone, conn.device.device_id)]
+        queue[:0] = [out for out in unacked.values() if out not in queue]
+        self._server.events.emit("message.requeued", ids=list(unacked), **conn.describe())
 
     def record_presence(self, conn: ClientConnection, node: Node) -> None:
         """Chatstates and receipts the account sends land in the inbox of the contact concerned."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import socket
@@ -21,6 +22,8 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("cortask.whatsapp")
 
 DB_FILE = "auth.db"
 LOCK_FILE = "owner.lock"
@@ -188,6 +191,30 @@ class AuthStore:
     def sent_text(self, message_id: str) -> str | None:
         rows = self._query("SELECT text FROM sent WHERE id = ?", (message_id,))
         return str(rows[0][0]) if rows else None
+
+    # -- messages the sidecar could not hand over ------------------------------------------------
+
+    def spilled(self) -> list[tuple[Path, list[dict[str, Any]]]]:
+        """Message batches a sidecar wrote here because we had not journaled them when it had to
+        stop, oldest file first. Remove each file with `discard_spill` once its messages are
+        recorded. A line that cannot be read is logged and left out (never a crash at start)."""
+        found = []
+        for path in sorted(self.directory.glob("inbound-spill-*.jsonl"), key=lambda p: p.stat().st_mtime):
+            batches = []
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    batch = json.loads(line)
+                except json.JSONDecodeError:
+                    log.warning("skipped an unreadable line in %s", path.name)
+                    continue
+                if isinstance(batch, dict) and isinstance(batch.get("messages"), list):
+                    batches.append(batch)
+            found.append((path, batches))
+        return found
+
+    @staticmethod
+    def discard_spill(path: Path) -> None:
+        path.unlink(missing_ok=True)
 
     # -- internals -------------------------------------------------------------------------------
 

@@ -22,7 +22,9 @@ from typing import Any
 from cortask.channels.whatsapp.access import AccessDecision, AccessPolicy
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
-from cortask.channels.whatsapp.inbound import InboundText, classify
+from cortask.channels.whatsapp.inbound import InboundText, classify, too_old
+from cortask.channels.whatsapp.ledger import Admission, Ledger, MemoryLedger, PlannedReply
+from cortask.channels.whatsapp.pacing import TokenBucket
 from cortask.channels.whatsapp.qr import QrCode
 from cortask.channels.whatsapp.reconnect import Action, Reconnector
 from cortask.channels.whatsapp.sidecar import Sidecar, SidecarError, locate_sidecar
@@ -49,9 +51,12 @@ class ChannelError(Exception):
 
 
 class WhatsAppChannel:
-    def __init__(self, config: WhatsAppConfig, handler: Handler | None = None) -> None:
+    def __init__(self, config: WhatsAppConfig, handler: Handler | None = None, ledger: Ledger | None = None) -> None:
         self.config = config
         self._handler = handler
+        # What was received and answered; the service passes one kept in its store (durable).
+        self._ledger: Ledger = ledger if ledger is not None else MemoryLedger()
+        self._pacer = TokenBucket(config.pacing) if config.pacing is not None else None
         self._policy: AccessPolicy = config.access_policy()
         self._reconnector = Reconnector(config.reconnect)
         sandbox = config.sandbox is not None
@@ -64,7 +69,11 @@ class WhatsAppChannel:
         self._qr_queue: asyncio.Queue[QrCode | None] | None = None
         self._qr_deadline: asyncio.TimerHandle | None = None
         self._qr_expires_at = 0.0
-        self._chats: dict[str, asyncio.Queue[InboundText]] = {}
+        self._chats: dict[str, asyncio.Queue[InboundText | PlannedReply]] = {}
+        self._in_flight: set[str] = set()  # message and reply ids queued or being processed
+        self._resume_wanted = False
+        self._resuming: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._wanted = False  # the user wants a connection (started or linking)
         self._closing = False
@@ -249,9 +258,28 @@ class WhatsAppChannel:
         await sidecar.start()
         self._sidecar = sidecar
         self._pump = asyncio.create_task(self._pump_events(sidecar), name="whatsapp-sidecar-events")
+        self._watchdog = asyncio.create_task(self._watch(sidecar), name="whatsapp-sidecar-watchdog")
         return sidecar
 
+    async def _watch(self, sidecar: Sidecar) -> None:
+        """Kill a sidecar that stops answering (hung, stopped): the exit is a lost connection and
+        the usual reconnect follows. Keep-alive failures on the WhatsApp socket are Baileys' to
+        detect; it reports them as a closed connection."""
+        while sidecar.running:
+            await asyncio.sleep(self.config.watchdog_interval_seconds)
+            try:
+                await sidecar.request("ping", timeout=self.config.watchdog_timeout_seconds)
+            except SidecarError as exc:
+                if sidecar.running:
+                    log.warning("the sidecar does not answer (%s); restarting it", exc)
+                    self._record("watchdog", None, None, reason=str(exc))
+                    await sidecar.kill()
+                return
+
     async def _shutdown_sidecar(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         sidecar, self._sidecar = self._sidecar, None
         if sidecar is not None:
             await sidecar.stop()
@@ -265,6 +293,8 @@ class WhatsAppChannel:
         if self._qr_queue is None or self._last_qr is not None:
             self._publish(ChannelStatus.connecting(sandbox=self.sandbox))
         try:
+            if self._qr_queue is None:
+                await self._ingest_spill()
             sidecar = await self._ensure_sidecar()
             args: dict[str, Any] = {}
             if self.config.sandbox is not None:
@@ -331,6 +361,8 @@ class WhatsAppChannel:
                 await self._on_event(event)
             except Exception:
                 log.exception("failed to handle sidecar event %s", event.get("event"))
+            if event.get("event") == "messages" and isinstance(event.get("seq"), int):
+                await sidecar.notify("ack", seq=event["seq"])  # journaled: the sidecar may forget them
             if event.get("event") == "exited":
                 return
 
@@ -349,7 +381,15 @@ class WhatsAppChannel:
                 await self._on_close(event.get("statusCode"), str(event.get("reason") or ""))
         elif kind == "messages":
             for raw in event.get("messages") or []:
-                self._on_inbound(raw, str(event.get("type")))
+                if isinstance(raw, dict):
+                    await self._on_inbound(raw, str(event.get("type")))
+        elif kind == "receipts":
+            for receipt in event.get("receipts") or []:
+                if isinstance(receipt, dict) and receipt.get("error"):
+                    # e.g. 463: WhatsApp refused it for this contact; sending again would make it worse
+                    log.warning("WhatsApp refused message %s (error %s); it is not sent again",
+                                receipt.get("id"), receipt.get("error"))  # fmt: skip
+                    self._record("refused", receipt.get("remoteJid"), receipt.get("id"), error=str(receipt["error"]))
         elif kind == "creds" and event.get("registered"):
             self.account = event.get("me")
         elif kind == "fatal":
@@ -375,6 +415,7 @@ class WhatsAppChannel:
                 inbound_at=self._status.last_inbound_at, outbound_at=self._status.last_outbound_at
             )
         )
+        self._request_resume()  # replies the last connection could not send, messages left over
 
     async def _on_close(self, code: int | None, reason: str) -> None:
         if not self._wanted or self._closing:
@@ -423,7 +464,12 @@ class WhatsAppChannel:
 
     # -- inbound messages ------------------------------------------------------------------------
 
-    def _on_inbound(self, raw: dict[str, Any], upsert_type: str) -> None:
+    def _account_id(self) -> str:
+        account = self.account or (self._store.linked_account() if self._store is not None else None)
+        return str((account or {}).get("id") or "unknown")
+
+    async def _on_inbound(self, raw: dict[str, Any], upsert_type: str) -> None:
+        """Filter, access control, then the ledger, before anything else happens to a message."""
         item = classify(raw, upsert_type, answer_groups=self.config.answer_groups)
         if not isinstance(item, InboundText):
             log.debug("ignored message %s: %s", item.message_id, item.sentence)
@@ -434,56 +480,96 @@ class WhatsAppChannel:
             log.info("ignored a message from a number that is not allowed")
             self._record("ignored", item.chat_jid, item.message_id, reason="not_allowed")
             return
+        admission = await self._ledger.admit(self._account_id(), item)
+        if admission is Admission.DONE or item.message_id in self._in_flight:
+            log.info("message %s in %s was handled before; not answering it again", item.message_id, item.chat_jid)
+            self._record("duplicate", item.chat_jid, item.message_id)
+            return
         self._record(
             "received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict=decision.verdict.value
         )
         self._status = self._status.with_activity(inbound_at=time.time())
         self._notify()
-        queue = self._chats.setdefault(item.chat_jid, asyncio.Queue())
-        queue.put_nowait(item)
-        if item.chat_jid not in self._workers or self._workers[item.chat_jid].done():
-            self._workers[item.chat_jid] = asyncio.create_task(
-                self._chat_worker(item.chat_jid, queue), name=f"whatsapp-chat-{item.chat_jid}"
-            )
-        self._decisions[item.message_id] = (decision, raw.get("key") or {})
+        if raw.get("key"):
+            self._decisions[item.message_id] = (decision, raw["key"])
+        await self._enqueue(item)
 
-    async def _chat_worker(self, chat: str, queue: asyncio.Queue[InboundText]) -> None:
+    async def _enqueue(self, work: InboundText | PlannedReply) -> None:
+        """Queue a message to answer, or a reply to (re)send, behind the chat's earlier work."""
+        if isinstance(work, InboundText):
+            if too_old(work.timestamp, time.time(), self.config.max_message_age_seconds):
+                age_h = (time.time() - (work.timestamp or 0)) / 3600
+                log.info(
+                    "skipped message %s in %s: it was sent %.1f h ago, more than the %.1f h answered late",
+                    work.message_id, work.chat_jid, age_h, self.config.max_message_age_seconds / 3600,
+                )  # fmt: skip
+                await self._ledger.skip(self._account_id(), work, "too old when it arrived")
+                self._record("skipped", work.chat_jid, work.message_id, reason="too_old")
+                return
+        self._in_flight.add(work.message_id)
+        queue = self._chats.setdefault(work.chat_jid, asyncio.Queue())
+        queue.put_nowait(work)
+        worker = self._workers.get(work.chat_jid)
+        if worker is None or worker.done():
+            self._workers[work.chat_jid] = asyncio.create_task(
+                self._chat_worker(queue), name=f"whatsapp-chat-{work.chat_jid}"
+            )
+
+    async def _chat_worker(self, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:
         """One chat's messages, one at a time, in order; other chats run concurrently."""
         while not queue.empty():
-            item = queue.get_nowait()
-            decision, key = self._decisions.pop(item.message_id, (self._policy.decide(item.sender_phone), {}))
+            work = queue.get_nowait()
             try:
-                await self._process(item, decision, key)
+                if isinstance(work, InboundText):
+                    await self._process(work)
+                else:
+                    await self._deliver(work)
+                    await self._presence(work.chat_jid, "paused")
             except Exception:
-                log.exception("failed to process a message in %s", chat)
+                log.exception("failed to process a message in %s", work.chat_jid)
+            finally:
+                self._in_flight.discard(work.message_id)
 
-    async def _process(self, item: InboundText, decision: AccessDecision, key: dict[str, Any]) -> None:
-        sidecar = self._sidecar
-        if sidecar is None:
+    async def _process(self, item: InboundText) -> None:
+        account = self._account_id()
+        decision, key = self._decisions.pop(item.message_id, (self._policy.decide(item.sender_phone), {}))
+        if not decision.runs_agent and decision.reply is None:  # no longer allowed (resumed after a change)
+            await self._ledger.skip(account, item, "the sender is no longer allowed")
             return
-        if decision.sends_read_receipt and key:
+        if decision.sends_read_receipt and key and self._sidecar is not None:
             with contextlib.suppress(SidecarError):
-                await sidecar.request("read", keys=[key])
+                await self._sidecar.request("read", keys=[key])
         if decision.reply is not None:
-            await self._send(item.chat_jid, decision.reply)
-            return
-        if not decision.runs_agent:
+            await self._deliver(await self._ledger.plan_reply(account, item, decision.reply, new_message_id()))
             return
         await self._presence(item.chat_jid, "composing")
         refresher = asyncio.create_task(self._keep_typing(item.chat_jid))
+        error: str | None = None
         try:
             if self._handler is None:
                 raise ChannelError("no message handler is registered")
             reply = await self._handler(item)
-        except Exception:
+        except Exception as exc:
             log.exception("the agent failed on a message in %s", item.chat_jid)
-            reply = ERROR_REPLY
+            reply, error = ERROR_REPLY, str(exc) or type(exc).__name__
         finally:
             refresher.cancel()
         try:
-            await self._send(item.chat_jid, reply)
+            await self._deliver(await self._ledger.plan_reply(account, item, reply, new_message_id(), error=error))
         finally:
             await self._presence(item.chat_jid, "paused")
+
+    async def _deliver(self, reply: PlannedReply) -> None:
+        """Send a planned reply under its reserved id and mark it sent. When the connection is
+        down it stays planned, and goes out after the next reconnect."""
+        try:
+            await self._send(reply.chat_jid, reply.text, reply.message_id)
+        except (SidecarError, ChannelError) as exc:
+            log.warning("could not send the reply to %s now (%s); it is sent after reconnecting", reply.chat_jid, exc)
+            self._record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
+            self._request_resume()
+            return
+        await self._ledger.mark_sent(reply)
 
     async def _keep_typing(self, chat: str) -> None:
         while True:
@@ -495,13 +581,15 @@ class WhatsAppChannel:
             with contextlib.suppress(SidecarError):
                 await self._sidecar.request("presence", type=kind, jid=chat)
 
-    async def _send(self, chat: str, text: str) -> str:
-        """Send `text` to `chat`; returns the message id. The text is stored (durably) under its
-        id before it is sent, so Baileys can re-encrypt it if the phone asks for a retry."""
+    async def _send(self, chat: str, text: str, message_id: str | None = None) -> str:
+        """Send `text` to `chat` (paced); returns the message id. The text is stored (durably)
+        under its id before it is sent, so Baileys can re-encrypt it if the phone asks for a retry."""
+        if self._pacer is not None:
+            await asyncio.sleep(self._pacer.reserve(time.monotonic()))
         sidecar = self._sidecar
-        if sidecar is None:
+        if sidecar is None or self._status.state is not ConnectionState.OPEN:
             raise ChannelError("not connected")
-        message_id = new_message_id()
+        message_id = message_id or new_message_id()
         if self._store is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._store.remember_sent, message_id, chat, text)
         await sidecar.request("send_text", jid=chat, text=text, messageId=message_id)
@@ -509,6 +597,41 @@ class WhatsAppChannel:
         self._status = self._status.with_activity(outbound_at=time.time())
         self._notify()
         return message_id
+
+    # -- what is left after a crash or a lost connection --------------------------------------
+
+    def _request_resume(self) -> None:
+        """Pick up unfinished work now if connected, else as soon as the connection opens."""
+        self._resume_wanted = True
+        if self._status.state is ConnectionState.OPEN and (self._resuming is None or self._resuming.done()):
+            self._resuming = asyncio.create_task(self._resume(), name="whatsapp-resume")
+
+    async def _resume(self) -> None:
+        while self._resume_wanted and self._status.state is ConnectionState.OPEN:
+            self._resume_wanted = False
+            try:
+                messages, replies = await self._ledger.unfinished(self._account_id())
+            except Exception:
+                log.exception("could not read what is left to answer")
+                return
+            for reply in replies:
+                if reply.message_id not in self._in_flight:
+                    log.info("sending a reply to %s that was not sent before", reply.chat_jid)
+                    await self._enqueue(reply)
+            for item in messages:
+                if item.message_id not in self._in_flight:
+                    log.info("answering message %s in %s, left unanswered before", item.message_id, item.chat_jid)
+                    await self._enqueue(item)
+
+    async def _ingest_spill(self) -> None:
+        """Messages a sidecar handed over but we had not journaled when it had to stop."""
+        store = self._open_store()
+        for path, batches in await asyncio.get_running_loop().run_in_executor(None, store.spilled):
+            for batch in batches:
+                for raw in batch["messages"]:
+                    if isinstance(raw, dict):
+                        await self._on_inbound(raw, str(batch.get("type")))
+            store.discard_spill(path)
 
     # -- status ----------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
+from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
 
 
@@ -54,6 +55,14 @@ class WhatsAppConfig:
     typing_refresh_seconds: float = 8.0  # WhatsApp drops a typing indicator after about 10 s
     keep_alive_ms: int | None = None  # Baileys' default (30 s) unless tests shorten it
     sidecar_log_level: str = "info"
+    # Messages delivered late (WhatsApp's offline queue) older than this are recorded, not answered.
+    max_message_age_seconds: float = 24 * 3600
+    pacing: PacingPolicy | None = field(default_factory=PacingPolicy)  # None: send as fast as possible
+    # The sidecar must answer a ping within `watchdog_timeout_seconds`, asked every interval; a
+    # sidecar that does not is killed and handled as a lost connection. Never based on message
+    # silence: a quiet personal account is normal.
+    watchdog_interval_seconds: float = 30.0
+    watchdog_timeout_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> WhatsAppConfig:

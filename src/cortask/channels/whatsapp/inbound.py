@@ -198,6 +198,11 @@ class Ignored:
         return _SENTENCES[self.reason]
 
 
+def too_old(timestamp: float | None, now: float, max_age: float) -> bool:
+    """A message sent more than `max_age` seconds ago (one without a time is never too old)."""
+    return timestamp is not None and now - timestamp > max_age
+
+
 def classify(
     raw: Mapping[str, Any],
     upsert_type: str,
@@ -226,7 +231,7 @@ def classify(
     if upsert_type not in ("notify", "append"):
         return ignored(IgnoreReason.UPSERT_TYPE)
     timestamp = _timestamp(raw.get("messageTimestamp"))
-    if max_age is not None and now is not None and timestamp is not None and now - timestamp > max_age:
+    if max_age is not None and now is not None and too_old(timestamp, now, max_age):
         return ignored(IgnoreReason.STALE)
 
     server = _server(chat)

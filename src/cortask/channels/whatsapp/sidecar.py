@@ -117,7 +117,12 @@ class Sidecar:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "CORTASK_SIDECAR_LOG_LEVEL": self._log_level},
+            env={
+                **os.environ,
+                "CORTASK_SIDECAR_LOG_LEVEL": self._log_level,
+                # where it leaves messages we had not journaled yet, should we die first
+                "CORTASK_SIDECAR_SPILL_DIR": str(self._store.directory),
+            },
             limit=MAX_LINE,
         )
         hello: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -159,6 +164,12 @@ class Sidecar:
             raise SidecarError(f"the sidecar did not answer {cmd!r} within {timeout:.0f} s") from None
         finally:
             self._pending.pop(request_id, None)
+
+    async def notify(self, cmd: str, **args: Any) -> None:
+        """Send a command without waiting for its answer (an acknowledgement, say)."""
+        if self.running and self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._write({"id": 0, "cmd": cmd, **args})
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask the sidecar to close its socket (keeping the link) and exit; kill it if it hangs."""

@@ -9,6 +9,8 @@
 // sidecar -> Python:  {"event":"hello"|"qr"|"connection"|"messages"|"creds"|"fatal",...}
 //                     {"re":N,"ok":...} answers a command; {"req":N,"op":...} asks Python
 import readline from 'node:readline';
+import fs from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
   makeWASocket, initAuthCreds, BufferJSON, proto, WA_CERT_DETAILS, Browsers,
@@ -89,6 +91,33 @@ async function loadAuthState() {
   return { state: { creds, keys }, saveCreds };
 }
 
+// ---- inbound messages, kept until Python has journaled them --------------------------------
+// Each batch carries a sequence number; Python acknowledges it once the messages are recorded.
+// If Python dies first (stdin closes), the unacknowledged batches are written to a spill file in
+// the auth directory, which the next start reads before connecting.
+let nextSeq = 0;
+const unacked = new Map();
+function forwardMessages(type, messages) {
+  const batch = { event: 'messages', seq: ++nextSeq, type, messages: messages.map(describeMessage) };
+  unacked.set(batch.seq, batch);
+  write(batch);
+}
+function acknowledge(seq) {
+  for (const key of unacked.keys()) if (key <= seq) unacked.delete(key);
+}
+function spillUnacknowledged() {
+  const dir = process.env.CORTASK_SIDECAR_SPILL_DIR;
+  if (!dir || unacked.size === 0) return;
+  const name = path.join(dir, `inbound-spill-${process.pid}-${Date.now()}.jsonl`);
+  const body = [...unacked.values()].map((b) => JSON.stringify({ type: b.type, messages: b.messages }, BufferJSON.replacer)).join('\n') + '\n';
+  const fd = fs.openSync(name + '.tmp', 'w', 0o600);
+  fs.writeSync(fd, body);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.renameSync(name + '.tmp', name);
+  unacked.clear();
+}
+
 // ---- the one socket -------------------------------------------------------------------------
 let sock = null;
 let generation = 0;
@@ -152,15 +181,23 @@ async function connect(cmd) {
     }
     if (u.connection === 'close') sock = null;
   });
-  s.ev.on('messages.upsert', ({ messages, type }) => {
-    if (!current()) return;
-    write({ event: 'messages', type, messages: messages.map(describeMessage) });
-  });
+  // Baileys has already sent the delivery receipt when it emits a message, and then holds the
+  // event in its buffer (at least 100 ms, up to 20 s while the first sync runs) before listeners
+  // see it: a crash in that time would lose the message for good. So messages are taken from
+  // emit() itself, before the buffer, and passed on at once.
+  const emit = s.ev.emit;
+  s.ev.emit = (event, data) => {
+    if (event === 'messages.upsert' && current()) forwardMessages(data.type, data.messages);
+    return emit(event, data);
+  };
   s.ev.on('messages.update', (updates) => {
     if (!current()) return;
     const receipts = updates
       .filter((u) => u.update?.status != null)
-      .map((u) => ({ id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status }));
+      .map((u) => ({
+        id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status,
+        error: u.update.status === 0 ? (u.update.messageStubParameters?.[0] ?? null) : null,
+      }));
     if (receipts.length) write({ event: 'receipts', receipts });
   });
   s.ev.on('lid-mapping.update', (mapping) => {
@@ -197,8 +234,10 @@ const commands = {
     await s.logout();
     return {};
   },
+  async ping() { return { connected: Boolean(sock) }; },
+  async ack(cmd) { acknowledge(Number(cmd.seq)); return {}; },
   async close() { if (sock) { sock.end(undefined); sock = null; } return {}; },
-  async exit() { if (sock) sock.end(undefined); setTimeout(() => process.exit(0), 20); return {}; },
+  async exit() { if (sock) sock.end(undefined); spillUnacknowledged(); setTimeout(() => process.exit(0), 20); return {}; },
 };
 
 const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
@@ -228,7 +267,11 @@ rl.on('line', async (line) => {
   }
 });
 // Python went away: close the socket (keeping the link) and leave.
-rl.on('close', () => { if (sock) sock.end(undefined); setTimeout(() => process.exit(0), 20); });
+rl.on('close', () => {
+  if (sock) sock.end(undefined);
+  try { spillUnacknowledged(); } catch (e) { logger.error({ err: e }, 'could not spill unjournaled messages'); }
+  setTimeout(() => process.exit(0), 20);
+});
 process.on('unhandledRejection', (e) => logger.error({ err: e }, 'unhandled rejection'));
 
 write({ event: 'hello', protocol: PROTOCOL, baileys: BAILEYS_VERSION, node: process.version });

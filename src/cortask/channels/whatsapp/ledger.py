@@ -1,0 +1,120 @@
+"""What the channel remembers about each message, so that none is lost and none is answered twice.
+
+The channel consults its ledger when a message arrives (before anything else happens to it),
+before a reply is sent (the reply and the WhatsApp id it will carry are recorded first) and after
+(it was sent). After a restart or a reconnect, `unfinished()` tells what is left to do: messages
+never answered and replies never confirmed sent. A reply resent after a crash carries the id that
+was reserved for it, so a phone that already got it shows it once.
+
+`MemoryLedger` keeps this in memory: enough for a library user, but a crash forgets it. The
+service uses the durable one in `cortask.ledger`, backed by the product's store.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from cortask.channels.whatsapp.inbound import InboundText
+
+__all__ = ["Admission", "Ledger", "MemoryLedger", "PlannedReply"]
+
+
+class Admission(StrEnum):
+    NEW = "new"  # first time seen: process it
+    PENDING = "pending"  # seen before and never finished (a crash, or redelivered while in progress)
+    DONE = "done"  # answered, failed or skipped before: never again
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReply:
+    """A reply recorded before it is sent; every attempt to send it uses `message_id`."""
+
+    chat_jid: str
+    text: str
+    message_id: str
+    in_reply_to: str | None
+    ref: int | str  # the ledger's own handle for it
+
+
+class Ledger(Protocol):
+    async def admit(self, account: str, item: InboundText) -> Admission:
+        """Record an inbound message (durably, for a durable ledger) and say what to do with it."""
+        ...
+
+    async def skip(self, account: str, item: InboundText, reason: str) -> None:
+        """The message is deliberately left unanswered (too old, no longer allowed)."""
+        ...
+
+    async def plan_reply(
+        self, account: str, item: InboundText, text: str, message_id: str, *, error: str | None = None
+    ) -> PlannedReply:
+        """Record the reply before sending it. If one was planned already, that one is returned
+        (and must be sent instead): a message gets exactly one reply. `error` says the reply is
+        the apology for a failed agent run."""
+        ...
+
+    async def mark_sent(self, reply: PlannedReply) -> None: ...
+
+    async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
+        """Messages admitted but never answered (no reply planned), in arrival order, and replies
+        planned but not confirmed sent, in the order they were planned."""
+        ...
+
+
+@dataclass(slots=True)
+class _Entry:
+    item: InboundText
+    done: bool = False
+    reply: PlannedReply | None = None
+
+
+class MemoryLedger:
+    """The ledger for a channel without a store: remembers the last `capacity` messages."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._entries: collections.OrderedDict[tuple[str, str, str], _Entry] = collections.OrderedDict()
+        self._unsent: dict[str, PlannedReply] = {}
+        self._reply_of: dict[str, tuple[str, str, str]] = {}  # reply id -> the message it answers
+
+    @staticmethod
+    def _key(account: str, item: InboundText) -> tuple[str, str, str]:
+        return (account, item.chat_jid, item.message_id)
+
+    async def admit(self, account: str, item: InboundText) -> Admission:
+        entry = self._entries.get(self._key(account, item))
+        if entry is not None:
+            return Admission.DONE if entry.done else Admission.PENDING
+        self._entries[self._key(account, item)] = _Entry(item)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+        return Admission.NEW
+
+    async def skip(self, account: str, item: InboundText, reason: str) -> None:
+        entry = self._entries.setdefault(self._key(account, item), _Entry(item))
+        entry.done = True
+
+    async def plan_reply(
+        self, account: str, item: InboundText, text: str, message_id: str, *, error: str | None = None
+    ) -> PlannedReply:
+        entry = self._entries.setdefault(self._key(account, item), _Entry(item))
+        if entry.reply is None:
+            entry.reply = PlannedReply(item.chat_jid, text, message_id, item.message_id, ref=message_id)
+            self._unsent[message_id] = entry.reply
+            self._reply_of[message_id] = self._key(account, item)
+        return entry.reply
+
+    async def mark_sent(self, reply: PlannedReply) -> None:
+        self._unsent.pop(str(reply.ref), None)
+        entry = self._entries.get(self._reply_of.pop(str(reply.ref), ("", "", "")))
+        if entry is not None:
+            entry.done = True
+
+    async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
+        messages = [
+            e.item for (owner, _, _), e in self._entries.items() if owner == account and not e.done and e.reply is None
+        ]
+        return messages, list(self._unsent.values())

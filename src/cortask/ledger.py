@@ -1,0 +1,105 @@
+"""The channel's ledger kept in the product's store: the inbound journal and the outbox.
+
+Every write is durable before the call returns, so a kill -9 at any moment leaves the store
+saying exactly what is left: a message recorded but without a planned reply is processed again;
+a planned reply not marked sent is sent again under its reserved id; nothing else is repeated.
+"""
+
+from __future__ import annotations
+
+from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.ledger import Admission, PlannedReply
+from cortask.store import AsyncStore, JournalEntry, JournalState, OutboxItem, Store
+from cortask.store.validate import normalize_account
+
+__all__ = ["StoreLedger"]
+
+
+def _planned(item: OutboxItem) -> PlannedReply:
+    assert item.message_id is not None, "the ledger always reserves an id"
+    return PlannedReply(item.chat_jid, item.text, item.message_id, item.in_reply_to, ref=item.id)
+
+
+def _inbound(entry: JournalEntry) -> InboundText:
+    """A journaled message, as the channel needs it to process it again after a restart."""
+    phone = entry.sender if entry.sender.startswith("+") else None
+    stamp = int(entry.message_timestamp.timestamp()) if entry.message_timestamp is not None else None
+    return InboundText(
+        chat_jid=entry.chat_jid,
+        message_id=entry.message_id,
+        sender_jid=entry.sender if phone is None else phone[1:] + "@s.whatsapp.net",
+        sender_phone=phone,
+        sender_lid=None,
+        push_name=None,
+        text=entry.text,
+        timestamp=stamp,
+        is_group=entry.chat_jid.endswith("@g.us"),
+        offline=True,
+    )
+
+
+class StoreLedger:
+    def __init__(self, store: AsyncStore) -> None:
+        self._store = store
+
+    async def admit(self, account: str, item: InboundText) -> Admission:
+        def admit(store: Store) -> Admission:
+            with store.transaction():
+                fresh = store.journal_record(
+                    account, item.chat_jid, item.message_id, item.sender_phone or item.sender_jid, item.text,
+                    message_timestamp=float(item.timestamp) if item.timestamp else None,
+                )  # fmt: skip
+                if fresh:
+                    return Admission.NEW
+                entry = store.journal_get(account, item.chat_jid, item.message_id)
+                pending = entry is not None and entry.state is JournalState.PENDING
+                return Admission.PENDING if pending else Admission.DONE
+
+        return await self._store.run(admit)
+
+    async def skip(self, account: str, item: InboundText, reason: str) -> None:
+        def skip(store: Store) -> None:
+            with store.transaction():
+                entry = store.journal_get(account, item.chat_jid, item.message_id)
+                if entry is None:
+                    store.journal_record(
+                        account, item.chat_jid, item.message_id, item.sender_phone or item.sender_jid, item.text,
+                        message_timestamp=float(item.timestamp) if item.timestamp else None,
+                    )  # fmt: skip
+                elif entry.state.is_final:
+                    return
+                store.journal_mark_skipped(account, item.chat_jid, item.message_id, reason)
+
+        await self._store.run(skip)
+
+    async def plan_reply(
+        self, account: str, item: InboundText, text: str, message_id: str, *, error: str | None = None
+    ) -> PlannedReply:
+        def plan(store: Store) -> OutboxItem:
+            with store.transaction():
+                if error is not None:
+                    entry = store.journal_get(account, item.chat_jid, item.message_id)
+                    if entry is not None and entry.state is JournalState.PENDING:
+                        store.journal_mark_failed(account, item.chat_jid, item.message_id, error)
+                return store.outbox_enqueue(
+                    item.chat_jid, text, in_reply_to=item.message_id, account=account, message_id=message_id
+                )
+
+        return _planned(await self._store.run(plan))
+
+    async def mark_sent(self, reply: PlannedReply) -> None:
+        assert isinstance(reply.ref, int)
+        await self._store.outbox_mark_sent(reply.ref, reply.message_id)
+
+    async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
+        def unfinished(store: Store) -> tuple[list[JournalEntry], list[OutboxItem]]:
+            with store.transaction():
+                return store.journal_pending(account), store.outbox_pending()
+
+        entries, unsent = await self._store.run(unfinished)
+        planned = {(o.chat_jid, o.in_reply_to) for o in unsent}
+        messages = [_inbound(e) for e in entries if (e.chat_jid, e.message_id) not in planned]
+        # replies of this account, and those queued without one (nothing else queues them)
+        mine = (None, normalize_account(account))
+        replies = [_planned(o) for o in unsent if o.message_id is not None and o.account in mine]
+        return messages, replies
