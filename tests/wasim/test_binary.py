@@ -387,9 +387,7 @@ CORPUS: dict[str, Node] = {
     "255-children": Node("list", {}, [Node("item", {"n": str(i)}) for i in range(255)]),
     "256-children": Node("list", {}, [Node("item", {"n": str(i)}) for i in range(256)]),
     "300-attrs": Node("props", {f"key-{i}": f"value {i}" for i in range(300)}),
-    "deep": Node(
-        "a", {}, [Node("b", {}, [Node("c", {}, [Node("d", {}, [Node("e", {}, [Node("f", {}, b"deep")])])])])]
-    ),
+    "deep": Node("a", {}, [Node("b", {}, [Node("c", {}, [Node("d", {}, [Node("e", {}, [Node("f", {}, b"deep")])])])])]),
     "tag-is-jid": Node("15551234567@s.whatsapp.net", {"x": "y"}),
 }
 
@@ -522,9 +520,7 @@ strings = st.one_of(
 )
 tags = strings.filter(bool)
 attr_maps = st.dictionaries(strings, strings, max_size=4)
-leaves = st.builds(
-    Node, tags, attr_maps, st.one_of(st.none(), strings, st.binary(max_size=300), st.builds(list))
-)
+leaves = st.builds(Node, tags, attr_maps, st.one_of(st.none(), strings, st.binary(max_size=300), st.builds(list)))
 nodes = st.recursive(
     leaves, lambda children: st.builds(Node, tags, attr_maps, st.lists(children, max_size=4)), max_leaves=12
 )
@@ -622,9 +618,7 @@ def mutated_frames(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
-)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(st.lists(mutated_frames(), min_size=1, max_size=3))
 def test_mutated_frames_agree_with_baileys(oracle: Oracle, frames: list[bytes]) -> None:
     # Baileys reads BINARY_32 lengths as signed 32-bit ints; a negative one sends its reader backwards

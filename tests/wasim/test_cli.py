@@ -57,9 +57,7 @@ async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_bail
         assert [(d["device"], d["linked"], d["connected"]) for d in account["devices"]] == [(2, True, True)]
 
         # Contacts: add one, it writes, Baileys answers, the inbox shows the reply; redelivery.
-        code, out, err = await _wasim(
-            "contact", "add", "--control", control, "+4915123456789", "--name", "Ada"
-        )
+        code, out, err = await _wasim("contact", "add", "--control", control, "+4915123456789", "--name", "Ada")
         assert code == 0, err
         code, out, err = await _wasim("contact", "add", "--control", control, "12", "--name", "Bad")
         assert code != 0 and "E.164" in err
@@ -69,9 +67,7 @@ async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_bail
         )
         assert code == 0, err
         message_id = json.loads(out)["id"]
-        upsert = await client.wait(
-            "upsert", lambda e: e["messages"][0]["key"]["id"] == message_id, since=mark
-        )
+        upsert = await client.wait("upsert", lambda e: e["messages"][0]["key"]["id"] == message_id, since=mark)
         assert upsert["messages"][0]["message"]["conversation"] == "hi from the CLI"
         await client.command("send", jid="4915123456789@s.whatsapp.net", text="answer")
         for _ in range(100):

@@ -29,9 +29,7 @@ async def _upsert_for(client: BaileysDriver, message_id: str, since: int = 0) ->
     return {"type": event["type"], **message}
 
 
-async def test_contact_texts_arrive_as_notify_with_sender_and_push_name(
-    sim: Wasim, make_baileys: StartBaileys
-) -> None:
+async def test_contact_texts_arrive_as_notify_with_sender_and_push_name(sim: Wasim, make_baileys: StartBaileys) -> None:
     client = await _linked(sim, make_baileys)
     contact = sim.add_contact(ADA, "Ada")
     plain = await sim.messaging.send(ADA, "hello from Ada")
@@ -137,15 +135,11 @@ async def test_chatstates_are_recorded_in_order(sim: Wasim, make_baileys: StartB
     await client.command("send", jid=ADA_JID, text="yes")
     await client.command("presence", type="paused", jid=ADA_JID)
     await sim.events.wait_for("contact.chatstate", lambda e: e.data["state"] == "paused", timeout=10)
-    sequence = [
-        x.get("state") or x.get("text") for x in sim.inbox(ADA) if x["type"] in ("chatstate", "message")
-    ]
+    sequence = [x.get("state") or x.get("text") for x in sim.inbox(ADA) if x["type"] in ("chatstate", "message")]
     assert sequence == ["composing", "yes", "paused"]
 
 
-async def test_redelivered_message_arrives_again_with_the_same_id(
-    sim: Wasim, make_baileys: StartBaileys
-) -> None:
+async def test_redelivered_message_arrives_again_with_the_same_id(sim: Wasim, make_baileys: StartBaileys) -> None:
     client = await _linked(sim, make_baileys)
     sim.add_contact(ADA, "Ada")
     message_id = await sim.messaging.send(ADA, "once or twice?")
@@ -258,9 +252,7 @@ async def test_group_messages_arrive_with_the_participant_set(sim: Wasim, make_b
     group = sim.create_group("Book club", [ADA, GRACE])
     posts = [(ADA, "first post"), (ADA, "second post"), (GRACE, "hello all")]
     arrived = [await _upsert_for(client, await sim.messaging.send(p, t, group="Book club")) for p, t in posts]
-    assert [
-        (a["key"]["remoteJid"], a["key"]["participant"], a["message"]["conversation"]) for a in arrived
-    ] == [
+    assert [(a["key"]["remoteJid"], a["key"]["participant"], a["message"]["conversation"]) for a in arrived] == [
         (group.jid, ADA_JID, "first post"),
         (group.jid, ADA_JID, "second post"),
         (group.jid, "447700900123@s.whatsapp.net", "hello all"),
@@ -268,9 +260,7 @@ async def test_group_messages_arrive_with_the_participant_set(sim: Wasim, make_b
     assert all(a["key"]["fromMe"] is False and a["type"] == "notify" for a in arrived)
 
 
-async def test_a_retry_receipt_from_baileys_gets_the_message_resent(
-    sim: Wasim, make_baileys: StartBaileys
-) -> None:
+async def test_a_retry_receipt_from_baileys_gets_the_message_resent(sim: Wasim, make_baileys: StartBaileys) -> None:
     client = await _linked(sim, make_baileys)
     sim.add_contact(ADA, "Ada")
     await _upsert_for(client, await sim.messaging.send(ADA, "hi"))

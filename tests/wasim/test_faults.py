@@ -31,9 +31,7 @@ FAULT_TABLE: list[tuple[Fault, int, str]] = [
 ]
 
 
-async def test_each_fault_gives_the_disconnect_reason_baileys_reports(
-    sim: Wasim, make_baileys: StartBaileys
-) -> None:
+async def test_each_fault_gives_the_disconnect_reason_baileys_reports(sim: Wasim, make_baileys: StartBaileys) -> None:
     client = await make_baileys()
     await link_device(sim, client, keepAliveMs=KEEP_ALIVE_MS)
     seen: list[tuple[str, object, object]] = []

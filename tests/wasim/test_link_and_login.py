@@ -13,9 +13,7 @@ from wasim.testing.baileys import BaileysDriver, link_device
 StartBaileys = Callable[..., Awaitable[BaileysDriver]]
 
 
-async def test_fresh_client_gets_a_qr_scans_restarts_and_opens(
-    sim: Wasim, make_baileys: StartBaileys
-) -> None:
+async def test_fresh_client_gets_a_qr_scans_restarts_and_opens(sim: Wasim, make_baileys: StartBaileys) -> None:
     client = await make_baileys()
     mark = await client.connect(sim.url, sim.root_public_key)
     qr = await client.wait("qr", since=mark)

@@ -42,10 +42,7 @@ from wasim.signal import (
 
 pytestmark = pytest.mark.timeout(60)
 
-ORACLE = (
-    Path(__file__).resolve().parents[2]
-    / "src/cortask/channels/whatsapp/sidecar/test-client/signal-oracle.mjs"
-)
+ORACLE = Path(__file__).resolve().parents[2] / "src/cortask/channels/whatsapp/sidecar/test-client/signal-oracle.mjs"
 
 
 def b64(data: bytes) -> str:
@@ -135,9 +132,7 @@ class NodeParty:
         return Ciphertext(r["type"], unb64(r["body"]))
 
     def decrypt(self, message: Ciphertext) -> bytes:
-        r = self.oracle.call(
-            "decrypt", name=self.name, peer="contact", type=message.type, body=b64(message.body)
-        )
+        r = self.oracle.call("decrypt", name=self.name, peer="contact", type=message.type, body=b64(message.body))
         return unb64(r["plaintext"])
 
     def session(self) -> dict[str, Any]:

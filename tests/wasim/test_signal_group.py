@@ -47,9 +47,7 @@ from wasim.signal.group import (
 
 pytestmark = pytest.mark.timeout(60)
 
-ORACLE = (
-    Path(__file__).resolve().parents[2] / "src/cortask/channels/whatsapp/sidecar/test-client/group-oracle.mjs"
-)
+ORACLE = Path(__file__).resolve().parents[2] / "src/cortask/channels/whatsapp/sidecar/test-client/group-oracle.mjs"
 AUTHOR = "15551230001@s.whatsapp.net"
 CIPHERTEXT_STUB = 2  # proto.WebMessageInfo.StubType.CIPHERTEXT: Baileys could not decrypt
 
@@ -463,11 +461,9 @@ def oracle_bundle(oracle: Oracle) -> PreKeyBundle:
 def group_stanza(group: str, attrs: dict[str, str], encs: list[tuple[str, bytes]]) -> dict[str, Any]:
     return {
         "tag": "message",
-        "attrs": {"from": group, "id": f"3EB0{next(_groups):016X}", "t": "1760000000", "type": "text"}
-        | attrs,
+        "attrs": {"from": group, "id": f"3EB0{next(_groups):016X}", "t": "1760000000", "type": "text"} | attrs,
         "content": [
-            {"tag": "enc", "attrs": {"v": "2", "type": enc_type}, "content": b64(body)}
-            for enc_type, body in encs
+            {"tag": "enc", "attrs": {"v": "2", "type": enc_type}, "content": b64(body)} for enc_type, body in encs
         ],
     }
 
@@ -476,9 +472,7 @@ def distribution_wrapper(group: str, sender: GroupSender) -> bytes:
     """The 1:1 `Message` that hands a sender key to one device."""
     message = wa_pb2.Message()
     message.sender_key_distribution_message.group_id = group
-    message.sender_key_distribution_message.axolotl_sender_key_distribution_message = (
-        sender.distribution_message()
-    )
+    message.sender_key_distribution_message.axolotl_sender_key_distribution_message = sender.distribution_message()
     return pad(message.SerializeToString())
 
 

@@ -44,9 +44,7 @@ async def test_unknown_queries_get_an_empty_result_and_are_logged(sim: Wasim) ->
     unknown = await sim.events.wait_for("iq.unknown", since=since)
     assert unknown.data["xmlns"] == "w:sync:app:state"
     # and a keep-alive ping is answered too, even while pairing
-    await raw.send_encrypted(
-        encode_node(Node("iq", {"id": "p1", "type": "get", "xmlns": "w:p"}, [Node("ping", {})]))
-    )
+    await raw.send_encrypted(encode_node(Node("iq", {"id": "p1", "type": "get", "xmlns": "w:p"}, [Node("ping", {})])))
     pong = decode_node(await raw.recv_node())
     assert (pong.attrs["type"], pong.attrs["id"]) == ("result", "p1")
     await raw.ws.close()

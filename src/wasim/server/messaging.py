@@ -332,9 +332,11 @@ class Messaging:
     def on_client_ack(self, conn: ClientConnection, node: Node) -> None:
         """A receipt or ack from the device: the messages it names are delivered for good."""
         listed = node.child("list")
-        ids = [node.attrs.get("id", ""), *(i.attrs.get("id", "") for i in listed.children("item"))] if listed else [
-            node.attrs.get("id", "")
-        ]
+        ids = (
+            [node.attrs.get("id", ""), *(i.attrs.get("id", "") for i in listed.children("item"))]
+            if listed
+            else [node.attrs.get("id", "")]
+        )
         unacked = self._unacked.get(conn)
         if unacked:
             for msg_id in ids:
