@@ -64,7 +64,7 @@ class CortaskService:
             open_to_everyone=settings.open_to_everyone,
             answer_groups=settings.answer_groups,
             default_region=settings.default_region,
-            **self.channel_options,
+            **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
         self.channel = WhatsAppChannel(config, self.handle, ledger=StoreLedger(self.store))
         if settings.enabled and self.channel.is_linked():

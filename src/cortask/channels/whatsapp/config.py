@@ -7,6 +7,7 @@ used only when set explicitly, here or by `CORTASK_WHATSAPP_SANDBOX_URL` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -76,6 +77,21 @@ class WhatsAppConfig:
         sandbox = Sandbox(url, key) if url and key else None
         values: dict[str, object] = {"auth_dir": auth_dir, "sandbox": sandbox, **overrides}
         return cls(**values)  # type: ignore[arg-type]
+
+    @staticmethod
+    def tuning_from_env(environ: Mapping[str, str] = os.environ) -> dict[str, object]:
+        """Timing overrides for tests and benchmarks that run the real service as a process:
+        `CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS` (first reconnect delay, default 5)."""
+        overrides: dict[str, object] = {}
+        base = environ.get("CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS")
+        if base:
+            try:
+                overrides["reconnect"] = dataclasses.replace(ReconnectPolicy(), base_delay=float(base))
+            except ValueError:
+                raise ConfigError(
+                    f"CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS must be a number of seconds ≥ 0 (got {base!r})"
+                ) from None
+        return overrides
 
     def access_policy(self) -> AccessPolicy:
         return AccessPolicy(

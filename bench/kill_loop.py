@@ -1,0 +1,51 @@
+"""The kill loop, long: the real service killed with SIGKILL (alternately the whole service and
+only its sidecar, chosen at random) at random moments while three contacts keep writing, on wasim.
+
+    .venv/bin/python bench/kill_loop.py [--cycles 500] [--seed 1]
+
+Last line: one JSON object with cycles, sent, answered_once, answered_twice, lost, rescans (and
+how many kills of each kind, whether the auth directory still loads, seconds). answered_twice,
+lost and rescans must be 0 and answered_once must equal sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cortask.testing.kill_loop import run_kill_loop
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cycles", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="run in this directory and keep it (logs, state)")
+    args = parser.parse_args()
+    started = time.monotonic()
+
+    def progress(line: str) -> None:
+        print(f"[{time.monotonic() - started:7.1f} s] {line}", file=sys.stderr, flush=True)
+
+    async def run(workdir: Path) -> dict[str, object]:
+        result = await run_kill_loop(workdir, args.cycles, seed=args.seed, progress=progress)
+        return result.as_dict()
+
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        figures = asyncio.run(run(args.keep))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            figures = asyncio.run(run(Path(tmp)))
+    print(json.dumps(figures))
+    ok = figures["answered_twice"] == figures["lost"] == figures["rescans"] == 0
+    return 0 if ok and figures["answered_once"] == figures["sent"] and figures["auth_loads"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
