@@ -8,6 +8,10 @@ wasim runs in its own process for both; the contact is driven through its contro
 reply counts when wasim has decrypted it at the contact. Also: generate_qr() to the first QR,
 and the idle memory of the Python process plus the sidecar.
 
+Ours runs as the service runs it (inbound journal and outbox in SQLite), except that reply pacing
+(the product's human-like token bucket, 1 reply/s after a burst of 5) is off: this measures how
+fast the pipeline can go, not the pace we choose to keep.
+
     .venv/bin/python bench/pipeline.py [--burst N] [--sequential N]
 
 Last line: one JSON object (ours_msgs_per_s, node_msgs_per_s, ratio, ours_p99_ms, node_p99_ms,
@@ -32,6 +36,8 @@ from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ConnectionState
+from cortask.ledger import StoreLedger
+from cortask.store import AsyncStore
 from wasim.testing.baileys import BaileysDriver
 
 CONTACT = "+4915123456789"
@@ -124,8 +130,10 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                     sandbox=Sandbox(info["url"], info["root_public_key"]),
                     trusted_contacts=(TrustedContact.parse(CONTACT, "write"),),
                     sidecar_log_level="warn",
+                    pacing=None,
                 )
-                channel = WhatsAppChannel(config, echo)
+                store = await AsyncStore.open(root / "cortask.db")
+                channel = WhatsAppChannel(config, echo, ledger=StoreLedger(store))
                 await channel.warm_up()  # as the service does once the channel is added
                 t0 = time.perf_counter()
                 qrs = channel.generate_qr()
@@ -158,6 +166,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
             await server.wait()
     return {
         "burst": burst,
+        "pacing": "off",
         "sequential": sequential,
         "ours_msgs_per_s": ours["msgs_per_s"],
         "node_msgs_per_s": node["msgs_per_s"],
