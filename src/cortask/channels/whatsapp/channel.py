@@ -537,8 +537,7 @@ class WhatsAppChannel:
             await self._ledger.skip(account, item, "the sender is no longer allowed")
             return
         if decision.sends_read_receipt and key and self._sidecar is not None:
-            with contextlib.suppress(SidecarError):
-                await self._sidecar.request("read", keys=[key])
+            await self._sidecar.notify("read", keys=[key])
         if decision.reply is not None:
             await self._deliver(await self._ledger.plan_reply(account, item, decision.reply, new_message_id()))
             return
@@ -577,9 +576,11 @@ class WhatsAppChannel:
             await self._presence(chat, "composing")
 
     async def _presence(self, chat: str, kind: str) -> None:
+        # Not awaited round trip: the sidecar runs commands in the order they arrive and Baileys
+        # writes a chat state at once, so "composing" still precedes the reply, without adding a
+        # pipe round trip to every answer (a failed one is only a missing typing indicator).
         if self._sidecar is not None:
-            with contextlib.suppress(SidecarError):
-                await self._sidecar.request("presence", type=kind, jid=chat)
+            await self._sidecar.notify("presence", type=kind, jid=chat)
 
     async def _send(self, chat: str, text: str, message_id: str | None = None) -> str:
         """Send `text` to `chat` (paced); returns the message id. The text is stored (durably)

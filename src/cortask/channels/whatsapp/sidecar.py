@@ -222,6 +222,8 @@ class Sidecar:
                     await self._serve(msg)
                 elif "re" in msg:
                     fut = self._pending.get(msg["re"])
+                    if fut is None and not msg.get("ok"):  # a notification nobody waits for
+                        log.debug("the sidecar could not carry out a notification: %s", msg.get("error"))
                     if fut and not fut.done():
                         if msg.get("ok"):
                             fut.set_result(msg.get("result") or {})
