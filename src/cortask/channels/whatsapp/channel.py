@@ -392,6 +392,11 @@ class WhatsAppChannel:
                     self._record("refused", receipt.get("remoteJid"), receipt.get("id"), error=str(receipt["error"]))
         elif kind == "creds" and event.get("registered"):
             self.account = event.get("me")
+            if self._qr_deadline is not None:
+                # Scanned: the link exists now, so the QR session can no longer expire while the
+                # 515 restart that follows is still connecting.
+                self._qr_deadline.cancel()
+                self._qr_deadline = None
         elif kind == "fatal":
             log.error("sidecar stopped: %s", event.get("message"))
         elif kind == "exited":
