@@ -3,7 +3,8 @@
 
 The spec, as a table: the three terminal reasons (logged out 401, forbidden 403, multi-device
 mismatch 411) stop and ask for a new link; 515 reconnects at once and is not counted; 440 waits
-at least its floor and says another client took over; everything else (428, 500, 503, a silent
+at least its floor and says another client took over; 405 (client version refused) is retried
+once, then says the sidecar needs updating; everything else (428, 500, 503, a silent
 drop noticed by the keep-alive, a server that refuses connections) reconnects with exponential
 backoff, and ten failed attempts end in "gave up". After every reconnection the channel still
 answers a message, once.
@@ -44,6 +45,7 @@ class Retry(Enum):
     AT_ONCE = "at once, not counted as a failure"
     AFTER_FLOOR = "no sooner than the 440 floor"
     GIVES_UP = "ten attempts, then gives up"
+    ONCE_THEN_UPDATE = "retried once, then stops: the sidecar needs updating (the link is kept)"
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,10 @@ MATRIX = [
     _case(
         Case(Fault("stream_error", 515), ConnectionState.CONNECTING, Retry.AT_ONCE, 515),
         "515 restart: reconnects at once",
+    ),
+    _case(
+        Case(Fault("stream_error", 405), ConnectionState.RECONNECTING, Retry.ONCE_THEN_UPDATE, 405),
+        "405 version refused: once more, then needs update",
     ),
     _case(
         Case(Fault("drop"), ConnectionState.RECONNECTING, Retry.BACKOFF, 408), "silent drop: keep-alive notices, 408"
@@ -224,6 +230,18 @@ async def _run_case(sim: Wasim, channel: WhatsAppChannel, log: StatusLog, case: 
 
         if case.code is not None:
             assert status.detail and f"(code {case.code})" in status.detail, status.detail
+
+        if case.retry is Retry.ONCE_THEN_UPDATE:
+            assert "refused this client version" in status.sentence and status.attempt == 1
+            await _reconnected(sim, log, mark, since)
+            mark, since = log.mark(), sim.events.last_seq
+            await sim.inject(case.fault)
+            final = await log.wait(ConnectionState.NEEDS_UPDATE, since=mark)
+            assert not final.state.needs_relink and final.action and "sidecar" in final.action
+            await asyncio.sleep(QUIET)
+            assert not sim.events.since(since, "connection.opened"), "retried after the second refusal"
+            assert await _sidecar_ends(channel)
+            return
 
         if case.retry is Retry.AT_ONCE:
             await _reconnected(sim, log, mark, since)
