@@ -82,9 +82,11 @@ class CortaskService:
             await self.store.aclose()
 
     async def reload_policy(self) -> None:
-        """Apply trusted contacts / allowedUsers changes to the running channel at once."""
+        """Apply access changes (trusted contacts, allowedUsers, open, groups) to the running
+        channel at once."""
         assert self.store and self.workspace and self.channel
         self.channel.set_policy(await self.store.access_policy(self.workspace.id))
+        self.channel.set_answer_groups((await self.store.whatsapp_settings(self.workspace.id)).answer_groups)
 
     async def agent_config(self) -> AgentConfig:
         if self.agent_override is not None:

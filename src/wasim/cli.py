@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--to", default=None, help="the account (default: the phone's own)")
     c.add_argument("--lid-addressed", action="store_true", help="address the message by LID")
+    c.add_argument(
+        "--withhold-phone", action="store_true", help="with --lid-addressed: leave out the sender's phone number"
+    )
     c.add_argument("--status", action="store_true", help="post a status update (status@broadcast)")
     c.add_argument("--chat", default=None, help="with --from self: the chat the phone wrote in")
     c.add_argument("--group", default=None, help="send to this group")
@@ -138,6 +141,7 @@ async def _client(args: argparse.Namespace) -> int:
             "kind": args.kind,
             "to": args.to,
             "lid_addressed": args.lid_addressed,
+            "withhold_phone": args.withhold_phone,
             "status": args.status,
             "chat": args.chat,
             "group": args.group,

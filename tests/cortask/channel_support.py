@@ -43,3 +43,17 @@ def inbox_sequence(sim: Wasim, phone: str) -> list[Any]:
         for x in sim.inbox(phone)
         if x["type"] in ("chatstate", "message")
     ]
+
+
+async def reply_seen(sim: Wasim, phone: str, count: int = 1, *, typing: bool = True) -> list[str]:
+    """The texts `phone` received once `count` replies arrived (and, for agent replies, typing
+    was cleared after the last one)."""
+
+    def done() -> bool:
+        if len(texts_received(sim, phone)) < count:
+            return False
+        return not typing or inbox_sequence(sim, phone)[-1] == "paused"
+
+    if not done():
+        await sim.events.wait_for("contact.chatstate" if typing else "contact.received", lambda e: done(), timeout=20)
+    return texts_received(sim, phone)

@@ -93,3 +93,22 @@ def test_sent_messages_are_remembered_for_retries_and_pruned_after_14_days(tmp_p
     assert store.sent_text("NEW") == "new text"
     assert store.sent_text("OLD") is None
     assert store.sent_text("MISSING") is None
+
+
+def test_a_lid_is_resolved_from_the_mapping_baileys_stored(tmp_path: Path) -> None:
+    # Baileys' LID mapping store writes "<pn user>" -> "<lid user>" and "<lid user>_reverse" -> "<pn user>".
+    store = AuthStore.open(tmp_path / "auth")
+    store.set_keys(
+        [
+            ("lid-mapping", "4915123456789", json.dumps("987654321012345")),
+            ("lid-mapping", "987654321012345_reverse", json.dumps("4915123456789")),
+            ("lid-mapping", "111_reverse", "not json"),
+            ("lid-mapping", "222_reverse", json.dumps({"not": "a phone"})),
+        ]
+    )
+    assert store.phone_for_lid("987654321012345@lid") == "4915123456789@s.whatsapp.net"
+    assert store.phone_for_lid("987654321012345:3@lid") == "4915123456789@s.whatsapp.net"
+    assert store.phone_for_lid("555@lid") is None  # never learned
+    assert store.phone_for_lid("111@lid") is None
+    assert store.phone_for_lid("222@lid") is None
+    store.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from channel_support import inbox_sequence, link, texts_received
+from channel_support import inbox_sequence, link, reply_seen, texts_received
 from conftest import MakeChannel
 
 from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
@@ -13,20 +13,6 @@ from cortask.channels.whatsapp.inbound import InboundText
 from wasim.server.app import Wasim
 
 ADA, GRACE, LINUS, EVE = "+4915123456789", "+447911123456", "+14155550123", "+33612345678"
-
-
-async def _reply_seen(sim: Wasim, phone: str, count: int = 1, *, typing: bool = True) -> list[str]:
-    """The texts `phone` received once `count` replies arrived (and, for agent replies, typing
-    was cleared after the last one)."""
-
-    def done() -> bool:
-        if len(texts_received(sim, phone)) < count:
-            return False
-        return not typing or inbox_sequence(sim, phone)[-1] == "paused"
-
-    if not done():
-        await sim.events.wait_for("contact.chatstate" if typing else "contact.received", lambda e: done(), timeout=20)
-    return texts_received(sim, phone)
 
 
 async def test_who_gets_in_read_write_admin_unknown_and_legacy_allowed_users(
@@ -45,13 +31,13 @@ async def test_who_gets_in_read_write_admin_unknown_and_legacy_allowed_users(
     # write and admin: the agent answers, with typing before the reply and paused after it.
     await sim.messaging.send(ADA, "hello")
     await sim.messaging.send(LINUS, "hi, admin here")
-    assert await _reply_seen(sim, ADA) == ["echo: hello"]
+    assert await reply_seen(sim, ADA) == ["echo: hello"]
     assert inbox_sequence(sim, ADA) == ["composing", "echo: hello", "paused"]
-    assert await _reply_seen(sim, LINUS) == ["echo: hi, admin here"]
+    assert await reply_seen(sim, LINUS) == ["echo: hi, admin here"]
 
     # read: acknowledged (read receipt) and told it is read-only; no agent run.
     await sim.messaging.send(GRACE, "can you do something?")
-    assert await _reply_seen(sim, GRACE, typing=False) == [READ_ONLY_REPLY]
+    assert await reply_seen(sim, GRACE, typing=False) == [READ_ONLY_REPLY]
     assert any(x["type"] == "receipt" and x["receipt"] == "read" for x in sim.inbox(GRACE))
     assert "composing" not in inbox_sequence(sim, GRACE)
 
@@ -59,17 +45,17 @@ async def test_who_gets_in_read_write_admin_unknown_and_legacy_allowed_users(
     eve_first = await sim.messaging.send(EVE, "let me in")
     await channel.wait_activity(lambda a: a["message_id"] == eve_first and a["kind"] == "ignored")
     await sim.messaging.send(ADA, "after eve")
-    assert await _reply_seen(sim, ADA, 2) == ["echo: hello", "echo: after eve"]
+    assert await reply_seen(sim, ADA, 2) == ["echo: hello", "echo: after eve"]
     assert [x for x in sim.inbox(EVE) if x["type"] in ("message", "chatstate")] == []
     assert not any(x["type"] == "receipt" and x["receipt"] == "read" for x in sim.inbox(EVE))
 
     # legacy allowedUsers, used only when there are no trusted contacts, with any spelling.
     channel.set_policy(AccessPolicy((), ["0033 6 12 34 56 78"]))
     await sim.messaging.send(EVE, "now?")
-    assert await _reply_seen(sim, EVE) == ["echo: now?"]
+    assert await reply_seen(sim, EVE) == ["echo: now?"]
     await sim.messaging.send(ADA, "and me?")  # Ada is not on the legacy list
     await sim.messaging.send(EVE, "again")
-    assert await _reply_seen(sim, EVE, 2) == ["echo: now?", "echo: again"]
+    assert await reply_seen(sim, EVE, 2) == ["echo: now?", "echo: again"]
     assert texts_received(sim, ADA) == ["echo: hello", "echo: after eve"]
 
     # both lists empty: nobody reaches the agent, and the status says so.
@@ -80,7 +66,7 @@ async def test_who_gets_in_read_write_admin_unknown_and_legacy_allowed_users(
     await channel.wait_activity(lambda a: a["message_id"] == ignored and a["reason"] == "not_allowed")
     channel.set_policy(AccessPolicy((), [EVE]))
     await sim.messaging.send(EVE, "last")
-    assert await _reply_seen(sim, EVE, 3) == ["echo: now?", "echo: again", "echo: last"]
+    assert await reply_seen(sim, EVE, 3) == ["echo: now?", "echo: again", "echo: last"]
 
 
 async def test_a_lid_addressed_sender_is_matched_to_the_trusted_phone_number(
@@ -90,7 +76,7 @@ async def test_a_lid_addressed_sender_is_matched_to_the_trusted_phone_number(
     await link(channel, sim)
     sim.add_contact(ADA, "Ada", lid="987654321012345")
     await sim.messaging.send(ADA, "via my lid", lid_addressed=True)
-    assert await _reply_seen(sim, ADA) == ["echo: via my lid"]
+    assert await reply_seen(sim, ADA) == ["echo: via my lid"]
 
 
 async def test_only_text_is_processed_status_and_own_messages_are_ignored(
@@ -111,7 +97,7 @@ async def test_only_text_is_processed_status_and_own_messages_are_ignored(
     ids.append(await sim.messaging.send("self", "written on my phone", chat=ADA))
     ids.append(await sim.messaging.send(ADA, "   "))  # empty text
     ids.append(await sim.messaging.send(ADA, "the only text", kind="extended_text"))
-    await _reply_seen(sim, ADA)
+    await reply_seen(sim, ADA)
     for message_id in ids:  # every message reached the channel and was decided on
         await channel.wait_activity(lambda a, i=message_id: a["message_id"] == i)
     reasons = [next(a for a in channel.activity if a["message_id"] == i).get("reason") for i in ids]
@@ -130,7 +116,7 @@ async def test_agent_errors_become_an_apology_and_typing_stops(sim: Wasim, make_
     await link(channel, sim)
     sim.add_contact(ADA, "Ada")
     await sim.messaging.send(ADA, "hi")
-    assert await _reply_seen(sim, ADA) == [ERROR_REPLY]
+    assert await reply_seen(sim, ADA) == [ERROR_REPLY]
     assert inbox_sequence(sim, ADA) == ["composing", ERROR_REPLY, "paused"]
 
 
@@ -148,7 +134,7 @@ async def test_long_replies_arrive_whole_and_slow_agents_keep_typing(sim: Wasim,
     await link(channel, sim)
     sim.add_contact(ADA, "Ada")
     await sim.messaging.send(ADA, "write me an essay")
-    assert await _reply_seen(sim, ADA) == [long_reply]
+    assert await reply_seen(sim, ADA) == [long_reply]
     sequence = inbox_sequence(sim, ADA)
     assert sequence[-2:] == [long_reply, "paused"]
     assert sequence[:-2].count("composing") >= 2, "typing is refreshed while the agent works"
@@ -173,8 +159,8 @@ async def test_one_chat_in_order_different_chats_concurrently(sim: Wasim, make_c
     for i in range(3):
         await sim.messaging.send(ADA, f"a{i}")
     await sim.messaging.send(GRACE, "g0")
-    assert await _reply_seen(sim, ADA, 3) == ["done a0", "done a1", "done a2"]
-    assert await _reply_seen(sim, GRACE) == ["done g0"]
+    assert await reply_seen(sim, ADA, 3) == ["done a0", "done a1", "done a2"]
+    assert await reply_seen(sim, GRACE) == ["done g0"]
     assert all(sum(1 for r in o if r.startswith("49")) <= 1 for o in overlap), "Ada's messages never overlap"
     assert any(len(o) == 2 for o in overlap), "Ada's and Grace's chats ran at the same time"
 
@@ -186,10 +172,10 @@ async def test_a_phone_that_asks_for_a_retry_gets_the_reply_again(sim: Wasim, ma
     await link(channel, sim)
     sim.add_contact(ADA, "Ada")
     await sim.messaging.send(ADA, "first")
-    assert await _reply_seen(sim, ADA) == ["echo: first"]
+    assert await reply_seen(sim, ADA) == ["echo: first"]
     sim.messaging.fail_next_decrypt.add(ADA[1:])
     since = sim.events.last_seq
     await sim.messaging.send(ADA, "second")
     await sim.events.wait_for("decrypt.failed", since=since)
     # The resend arrives after typing was already cleared.
-    assert await _reply_seen(sim, ADA, 2, typing=False) == ["echo: first", "echo: second"]
+    assert await reply_seen(sim, ADA, 2, typing=False) == ["echo: first", "echo: second"]

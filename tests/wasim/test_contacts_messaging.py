@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
+
 from wasim.server.app import Wasim
 from wasim.testing.baileys import BaileysDriver, link_device
 
@@ -93,6 +95,18 @@ async def test_lid_addressed_message_has_the_lid_as_chat_and_the_phone_as_altern
     assert m["key"]["remoteJidAlt"] == ADA_JID
     assert m["key"]["addressingMode"] == "lid"
     assert m["message"]["conversation"] == "via lid" and contact.lid == "987654321012345"
+
+
+async def test_a_lid_addressed_message_can_withhold_the_phone_number(sim: Wasim, make_baileys: StartBaileys) -> None:
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada", lid="987654321012345")
+    sent = await sim.messaging.send(ADA, "who am I?", lid_addressed=True, withhold_phone=True)
+    m = await _upsert_for(client, sent)
+    assert m["key"]["remoteJid"] == "987654321012345@lid"
+    assert not m["key"].get("remoteJidAlt")
+    assert m["message"]["conversation"] == "who am I?"
+    with pytest.raises(ValueError, match="set lid_addressed"):
+        await sim.messaging.send(ADA, "x", withhold_phone=True)
 
 
 async def _received(sim: Wasim, phone: str, text_count: int) -> list[dict[str, Any]]:

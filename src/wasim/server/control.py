@@ -172,6 +172,7 @@ def make_app(sim: Wasim) -> web.Application:
                 kind=_field(data, "kind", str, False) or "text",
                 to=_field(data, "to", str, False),
                 lid_addressed=bool(data.get("lid_addressed")),
+                withhold_phone=bool(data.get("withhold_phone")),
                 status=bool(data.get("status")),
                 chat=_field(data, "chat", str, False),
                 group=_field(data, "group", str, False),

@@ -52,6 +52,7 @@ class Outgoing:
     message: bytes  # the serialized Message, before padding and encryption
     t: int
     lid_addressed: bool = False
+    withhold_phone: bool = False  # LID-addressed without sender_pn: the companion must know the LID
     status: bool = False
     chat_jid: str = ""  # for the own phone's messages: the chat it wrote in
     group: str = ""  # subject of the group it was posted in
@@ -86,6 +87,7 @@ class Messaging:
         kind: str = "text",
         to: str | None = None,
         lid_addressed: bool = False,
+        withhold_phone: bool = False,
         status: bool = False,
         chat: str | None = None,
         target_id: str = "",
@@ -95,7 +97,11 @@ class Messaging:
     ) -> str:
         """A contact (`sender` phone, or 'self' for the account's own phone) sends a message to
         account `to` (default: the only/default account). Returns the message id. `age` stamps it
-        as written that many seconds ago (a phone that was offline, a backlog kept by the server)."""
+        as written that many seconds ago (a phone that was offline, a backlog kept by the server).
+        `withhold_phone` (with `lid_addressed`) leaves out the sender's phone number, so only a
+        LID mapping the companion learned before tells it who wrote."""
+        if withhold_phone and not lid_addressed:
+            raise ValueError("withhold_phone applies to LID-addressed messages: set lid_addressed too")
         state = self._server.state
         account = state.account(to or self._server.default_phone)
         if account is None:
@@ -127,6 +133,7 @@ class Messaging:
             message=message,
             t=int(time.time() - age),
             lid_addressed=lid_addressed,
+            withhold_phone=withhold_phone,
             status=status,
             chat_jid=chat_jid if from_self else "",
             group=group or "",
@@ -231,7 +238,9 @@ class Messaging:
         elif contact.own_phone:
             attrs = {"from": account.jid, "recipient": out.chat_jid}
         elif out.lid_addressed:
-            attrs = {"from": contact.lid_jid, "sender_pn": contact.jid, "addressing_mode": "lid"}
+            attrs = {"from": contact.lid_jid, "addressing_mode": "lid"}
+            if not out.withhold_phone:
+                attrs["sender_pn"] = contact.jid
         else:
             attrs = {"from": contact.jid, "sender_lid": contact.lid_jid, "addressing_mode": "pn"}
         attrs |= {"id": out.id, "t": str(out.t), "type": STANZA_TYPE[out.kind]}

@@ -177,6 +177,17 @@ class AuthStore:
                         "INSERT OR REPLACE INTO keys (type, id, value) VALUES (?, ?, ?)", (key_type, key_id, value)
                     )
 
+    def phone_for_lid(self, lid_jid: str) -> str | None:
+        """The phone-number JID Baileys recorded for a LID JID (its `lid-mapping` keys hold
+        "<lid user>_reverse" -> phone user), or None when it never learned it."""
+        user = lid_jid.partition("@")[0].partition(":")[0]
+        stored = self.get_keys("lid-mapping", [f"{user}_reverse"]).get(f"{user}_reverse")
+        try:
+            phone_user = json.loads(stored) if stored else None
+        except json.JSONDecodeError:
+            return None
+        return f"{phone_user}@s.whatsapp.net" if isinstance(phone_user, str) and phone_user.isdigit() else None
+
     def count_keys(self, key_type: str) -> int:
         return int(self._query("SELECT count(*) FROM keys WHERE type = ?", (key_type,))[0][0])
 

@@ -58,6 +58,7 @@ class WhatsAppChannel:
         self._ledger: Ledger = ledger if ledger is not None else MemoryLedger()
         self._pacer = TokenBucket(config.pacing) if config.pacing is not None else None
         self._policy: AccessPolicy = config.access_policy()
+        self._answer_groups = config.answer_groups
         self._reconnector = Reconnector(config.reconnect)
         sandbox = config.sandbox is not None
         self._status = ChannelStatus.unlinked(sandbox=sandbox)
@@ -95,6 +96,19 @@ class WhatsAppChannel:
     def set_policy(self, policy: AccessPolicy) -> None:
         """Apply new access rules (trusted contacts, allowedUsers) at once, without reconnecting."""
         self._policy = policy
+
+    @property
+    def policy(self) -> AccessPolicy:
+        """The access rules in force."""
+        return self._policy
+
+    @property
+    def answer_groups(self) -> bool:
+        return self._answer_groups
+
+    def set_answer_groups(self, on: bool) -> None:
+        """Answer group messages (from allowed participants) or not, at once, without reconnecting."""
+        self._answer_groups = on
 
     @property
     def status(self) -> ChannelStatus:
@@ -475,7 +489,7 @@ class WhatsAppChannel:
 
     async def _on_inbound(self, raw: dict[str, Any], upsert_type: str) -> None:
         """Filter, access control, then the ledger, before anything else happens to a message."""
-        item = classify(raw, upsert_type, answer_groups=self.config.answer_groups)
+        item = classify(raw, upsert_type, answer_groups=self._answer_groups, lid_to_phone=self._phone_for_lid)
         if not isinstance(item, InboundText):
             log.debug("ignored message %s: %s", item.message_id, item.sentence)
             self._record("ignored", item.chat_jid, item.message_id, reason=item.reason.value)
@@ -498,6 +512,11 @@ class WhatsAppChannel:
         if raw.get("key"):
             self._decisions[item.message_id] = (decision, raw["key"])
         await self._enqueue(item)
+
+    def _phone_for_lid(self, lid_jid: str) -> str | None:
+        # A LID-addressed message may come without the sender's number; Baileys keeps what it
+        # learned earlier (LID <-> phone) in our auth store, so trusted contacts are still known.
+        return self._store.phone_for_lid(lid_jid) if self._store is not None else None
 
     async def _enqueue(self, work: InboundText | PlannedReply) -> None:
         """Queue a message to answer, or a reply to (re)send, behind the chat's earlier work."""
