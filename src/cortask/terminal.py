@@ -47,7 +47,10 @@ class QrPresenter:
 
     def __enter__(self) -> QrPresenter:
         if not self.as_json and self.console.is_terminal:
-            self._live = Live(self, console=self.console, refresh_per_second=4, transient=True)
+            # "visible": a code taller than the terminal must never be cropped (it would not scan)
+            self._live = Live(
+                self, console=self.console, refresh_per_second=4, transient=True, vertical_overflow="visible"
+            )
             self._live.start()
         return self
 
