@@ -50,11 +50,11 @@ def _gateway() -> tuple[str, str | None] | None:
     info = _home() / "gateway.json"
     if not info.exists():
         return None
-    data = json.loads(info.read_text())
     try:
+        data = json.loads(info.read_text())
         httpx.get(data["url"] + "api/health", timeout=2)
-    except httpx.HTTPError:
-        return None  # left behind by a gateway that is gone
+    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
+        return None  # left behind by a gateway that is gone (or half written)
     return str(data["url"]), data.get("token")
 
 
@@ -95,11 +95,16 @@ def serve(
 ) -> None:
     """Run the gateway (API, events, web UI) and the WhatsApp channel."""
     from cortask.agents import AgentConfig
+    from cortask.channels.whatsapp.config import ConfigError
     from cortask.gateway.server import run_gateway
     from cortask.service import CortaskService
 
     override = AgentConfig(agent, {}) if agent else None
-    sys.exit(asyncio.run(run_gateway(CortaskService(_home(), agent_override=override), host, port, token)))
+    try:
+        service = CortaskService(_home(), agent_override=override)
+    except ConfigError as exc:  # e.g. half of the sandbox settings
+        raise typer.Exit(_fail(str(exc))) from None
+    sys.exit(asyncio.run(run_gateway(service, host, port, token)))
 
 
 @app.command()
@@ -146,7 +151,7 @@ def _directly(action: Callable[[], T]) -> T:
     except ActionFailed as exc:
         raise typer.Exit(_fail(str(exc))) from None
     except KeyboardInterrupt:
-        raise typer.Exit(_fail("interrupted; the stored link and settings are as they were.") + 129) from None
+        raise typer.Exit(_fail("interrupted before it finished.") + 129) from None
 
 
 def _show_status(status: dict[str, Any], as_json: bool, done: str = "") -> None:
@@ -170,7 +175,10 @@ def whatsapp_status(as_json: JsonFlag = False) -> None:
 
 
 def _through_gateway(action: str, as_json: bool) -> None:
-    status = _api("POST", f"/whatsapp/{action}")
+    from cortask.terminal import waiting
+
+    with waiting(console, f"Asking Cortask to {action} WhatsApp…", as_json):
+        status = _api("POST", f"/whatsapp/{action}")
     _print(status, as_json, f"[bold]{status['state']}[/bold]: {status['sentence']}")
 
 
@@ -242,29 +250,43 @@ def whatsapp_link(as_json: JsonFlag = False) -> None:
     with QrPresenter(console, as_json) as view:
         if gw is None:
             _link_directly(view)
-        else:
+            return
+        try:
             _link_through_gateway(view, *gw)
+        except KeyboardInterrupt:
+            view.__exit__()
+            raise typer.Exit(_fail("interrupted; the QR code stays in the web UI until it expires.") + 129) from None
 
 
 def _link_directly(view: QrPresenter) -> None:
     """No gateway: run the channel here, and close it once linked, keeping the link for `serve`."""
     from cortask.channels.whatsapp.state import ConnectionState
 
+    problems: list[ChannelStatus] = []  # why no code came, if none does
+
     def show(qr: QrCode) -> None:
         view.show(qr.data, qr.expires_at)
 
     def note(status: ChannelStatus) -> None:
         view.state(status.sentence)
+        if status.state is ConnectionState.RECONNECTING or status.state.terminal:
+            problems.append(status)
 
     final = _directly(lambda: asyncio.run(_direct().link(show, note)))
     if final.state is ConnectionState.OPEN:
         view.finish("linked", f"[green]Linked.[/green] {final.sentence}\nThe link is kept: `cortask serve` connects.")
         return
-    expired = view.qr is not None and final.state is ConnectionState.UNLINKED
-    if expired:
+    if view.qr is not None and final.state is ConnectionState.UNLINKED:
         view.finish("expired", EXPIRED)
     else:
-        view.finish("failed", f"[red]Not linked:[/red] {final.sentence} {final.action or ''}")
+        if final.state.terminal or not problems:
+            reason = f"[red]Not linked:[/red] {final.sentence} {final.action or ''}"
+        else:  # it kept retrying until the session ended
+            last = problems[-1].detail or problems[-1].sentence
+            reason = f"[red]Not linked:[/red] could not connect to WhatsApp before the QR session ended ({last})."
+        view.finish("failed", reason)
+        if view.as_json:
+            console.print(reason)  # scripts get the state on stdout, people the reason on stderr
     raise typer.Exit(1)
 
 
