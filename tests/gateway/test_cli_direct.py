@@ -185,6 +185,18 @@ def test_link_json_directly_then_serve_connects_without_a_scan(env: dict[str, st
     try:
         assert wait_for_state(api, "open") == "open"
         assert cli_json(env, "whatsapp", "status")["state"] == "open"  # now through the gateway
+        # Without its gateway.json (as in the moment before serve writes it) the CLI would act
+        # directly: the link's lock still refuses it, naming serve.
+        info = Path(env["CORTASK_HOME"]) / "gateway.json"
+        info.rename(info.with_suffix(".away"))
+        try:
+            for args in (["whatsapp", "link"], ["whatsapp", "stop"], ["whatsapp", "logout"]):
+                refused = cli(env, *args)
+                assert refused.returncode == 1, (args, refused.stderr)
+                assert re.search(r"in use by process \d+ \(cortask serve\)", refused.stderr), refused.stderr
+        finally:
+            info.with_suffix(".away").rename(info)
+        assert wait_for_state(api, "open") == "open"  # and serve's connection was left alone
     finally:
         stop_gracefully(proc)
 
