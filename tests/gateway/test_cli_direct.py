@@ -213,8 +213,12 @@ def test_pause_and_start_are_kept_for_serve_and_stop_logs_out_on_the_server(env:
     proc, api = serve(env)
     try:
         assert wait_for_state(api, "paused") == "paused"
+        cli_json(env, "whatsapp", "start")  # through the gateway, which saves it too
+        assert wait_for_state(api, "open") == "open"
+        cli_json(env, "whatsapp", "pause")
     finally:
         stop_gracefully(proc)
+    assert cli_json(env, "whatsapp", "status")["state"] == "paused"  # the gateway's pause was kept
 
     started = cli_json(env, "whatsapp", "start")
     assert (started["state"], started["paused"], started["enabled"]) == ("linked", False, True)
