@@ -50,7 +50,10 @@ class CortaskService:
         # pool); replaced and closed when the configuration changes.
         self._agent: tuple[str, Agent] | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, connect: bool = True) -> None:
+        """Open the store and build the channel; with `connect`, connect it as its settings say
+        (added, linked and not paused). The CLI's direct mode passes False and drives the channel
+        itself. Raises AuthDirInUse when another process holds the WhatsApp link."""
         self.store = await AsyncStore.open(
             self.home / "cortask.db", environ={**self.environ, "CORTASK_HOME": str(self.home)}
         )
@@ -67,9 +70,14 @@ class CortaskService:
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
         self.channel = WhatsAppChannel(config, self.handle, ledger=StoreLedger(self.store))
-        if settings.enabled and self.channel.is_linked():
+        linked = self.channel.is_linked()  # takes the auth directory's lock: one owner at a time
+        if not connect or not settings.enabled:
+            return
+        if linked and settings.paused:
+            await self.channel.pause()  # says so in the status; the link is kept
+        elif linked:
             await self.channel.start()
-        elif settings.enabled:
+        else:
             await self.channel.warm_up()  # the person is about to link: make the first QR quick
 
     async def close(self) -> None:

@@ -14,6 +14,7 @@ from cortask.channels.whatsapp.authstore import (
     AuthStore,
     CredentialsUnreadable,
     StoreWriteFailed,
+    describe_command,
 )
 
 
@@ -57,6 +58,20 @@ def test_one_owner_per_auth_directory(tmp_path: Path) -> None:
         AuthStore.open(tmp_path / "auth")
     first.close()
     AuthStore.open(tmp_path / "auth").close()  # free again once the owner closed it
+
+
+@pytest.mark.parametrize(
+    ("argv", "shown"),
+    [
+        (["/x/.venv/bin/cortask", "whatsapp", "link", "--json"], "cortask whatsapp link"),
+        (["/x/src/cortask/__main__.py", "serve", "--token", "s3cret"], "cortask serve"),
+        (["/usr/bin/pytest", "-q"], "pytest"),
+        ([""], ""),
+        ([], ""),
+    ],
+)
+def test_the_owner_line_names_the_command_without_its_options(argv: list[str], shown: str) -> None:
+    assert describe_command(argv) == shown
 
 
 @pytest.mark.parametrize("damage", ["garbage_db", "garbage_creds"])

@@ -42,6 +42,22 @@ def test_enable_and_disable_keep_other_settings(store: Store, ws: int) -> None:
     assert store.whatsapp_workspaces() == []
 
 
+def test_pause_is_kept_apart_from_enabled_and_survives_reopening(store: Store, ws: int) -> None:
+    assert store.whatsapp_settings(ws).paused is False
+    store.set_whatsapp_enabled(ws)
+    paused = store.set_whatsapp_paused(ws)
+    assert (paused.enabled, paused.paused) == (True, True)
+    store.close()
+    with Store.open(store.path) as again:
+        assert again.whatsapp_settings(ws).paused is True
+        resumed = again.set_whatsapp_paused(ws, False)
+        assert (resumed.enabled, resumed.paused) == (True, False)
+        with pytest.raises(InvalidInput, match="paused must be true or false"):
+            again.set_whatsapp_paused(ws, "yes")  # type: ignore[arg-type]
+        with pytest.raises(NotFound):
+            again.set_whatsapp_paused(99)
+
+
 def test_update_changes_only_what_is_passed(store: Store, ws: int, tmp_path: Path) -> None:
     s = store.update_whatsapp_settings(
         ws, answer_groups=True, open_to_everyone=True, default_region="de", auth_dir=tmp_path / "wa"

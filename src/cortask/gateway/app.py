@@ -177,6 +177,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
         policy = settings.access_policy()
         return {
             "enabled": settings.enabled,
+            "paused": settings.paused,
             "status": channel.status.to_dict(),
             "settings": {
                 "answer_groups": settings.answer_groups,
@@ -247,8 +248,9 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     @app.post("/api/whatsapp/start")
     async def start() -> dict[str, Any]:
         await require_enabled()
-        _, channel, _ = ctx()
+        store, channel, ws = ctx()
         await channel.start()
+        await store.set_whatsapp_paused(ws, False)  # kept: the next `cortask serve` connects too
         return dict(channel.status.to_dict())
 
     @app.post("/api/whatsapp/stop")
@@ -259,8 +261,9 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
 
     @app.post("/api/whatsapp/pause")
     async def pause() -> dict[str, Any]:
-        _, channel, _ = ctx()
+        store, channel, ws = ctx()
         await channel.pause()
+        await store.set_whatsapp_paused(ws, True)  # kept: the next `cortask serve` stays paused
         return dict(channel.status.to_dict())
 
     @app.post("/api/whatsapp/logout")

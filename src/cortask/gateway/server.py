@@ -14,6 +14,7 @@ from pathlib import Path
 
 import uvicorn
 
+from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.gateway.app import create_app
 from cortask.gateway.security import InsecureBind, check_bind
 from cortask.service import CortaskService
@@ -28,6 +29,13 @@ async def run_gateway(
     except InsecureBind as exc:
         print(f"cortask: {exc}", file=sys.stderr)
         return 2
+    if service.store is None:
+        try:
+            await service.start()
+        except AuthStoreError as exc:  # e.g. `cortask whatsapp link` holds the link right now
+            print(f"cortask: {exc}", file=sys.stderr)
+            await service.close()
+            return 1
     app = create_app(service, bind_host=host, token=token)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = _Server(config)
@@ -39,6 +47,7 @@ async def run_gateway(
     while not server.started:
         if serving.done():
             await serving
+            await service.close()  # the lifespan that would have closed it never ran
             print(f"cortask: could not listen on {host}:{port} (is the port in use?)", file=sys.stderr)
             return 1
         await asyncio.sleep(0.02)

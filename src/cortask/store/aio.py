@@ -128,6 +128,7 @@ class AsyncStore:
     access_policy = _offload(Store.access_policy)
     whatsapp_workspaces = _offload(Store.whatsapp_workspaces)
     set_whatsapp_enabled = _offload(Store.set_whatsapp_enabled)
+    set_whatsapp_paused = _offload(Store.set_whatsapp_paused)
     update_whatsapp_settings = _offload(Store.update_whatsapp_settings)
     trusted_contacts = _offload(Store.trusted_contacts)
     add_trusted_contact = _offload(Store.add_trusted_contact)

@@ -55,6 +55,7 @@ class WhatsAppSettings:
 
     workspace_id: int
     enabled: bool = False
+    paused: bool = False  # linked but kept disconnected until started again
     trusted_contacts: tuple[TrustedContact, ...] = ()
     allowed_users: tuple[str, ...] = ()  # the legacy list, raw entries as typed, in order
     answer_groups: bool = False

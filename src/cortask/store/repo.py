@@ -284,6 +284,7 @@ class Store:
         return WhatsAppSettings(
             workspace_id=workspace_id,
             enabled=bool(row["enabled"]),
+            paused=bool(row["paused"]),
             trusted_contacts=contacts,
             allowed_users=allowed,
             answer_groups=bool(row["answer_groups"]),
@@ -313,6 +314,18 @@ class Store:
             db.execute(
                 "UPDATE whatsapp_settings SET enabled = ?, updated_at = ? WHERE workspace_id = ?",
                 (int(enabled), self._now(), workspace_id),
+            )
+            return self.whatsapp_settings(workspace_id)
+
+    def set_whatsapp_paused(self, workspace_id: int, paused: bool = True) -> WhatsAppSettings:
+        """Pause (True) or resume (False) the channel: a paused channel keeps its link but the
+        service does not connect it until it is resumed."""
+        with self._write() as db:
+            self._require_workspace(db, workspace_id)
+            self._ensure_whatsapp_row(db, workspace_id)
+            db.execute(
+                "UPDATE whatsapp_settings SET paused = ?, updated_at = ? WHERE workspace_id = ?",
+                (int(validate.boolean("paused", paused)), self._now(), workspace_id),
             )
             return self.whatsapp_settings(workspace_id)
 

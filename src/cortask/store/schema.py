@@ -155,7 +155,17 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    3,
+    "whatsapp_settings: paused, so a pause outlives the process that made it",
+    (
+        # `cortask whatsapp pause` with no service running, or a restart after pausing in the UI:
+        # the next `cortask serve` keeps the link but does not connect until started again.
+        "ALTER TABLE whatsapp_settings ADD COLUMN paused INTEGER NOT NULL DEFAULT 0 CHECK (paused IN (0, 1))",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -296,5 +297,22 @@ def _acquire_lock(directory: Path) -> int:
             "two connections on one link make WhatsApp disconnect both and double every reply."
         ) from None
     os.ftruncate(fd, 0)
-    os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since {time.ctime()}\n".encode())
+    command = describe_command(sys.argv)
+    what = f" ({command})" if command else ""
+    os.write(fd, f"process {os.getpid()}{what} on {socket.gethostname()} since {time.ctime()}\n".encode())
     return fd
+
+
+def describe_command(argv: list[str]) -> str:
+    """The command a person would recognise, for the lock's owner line: `cortask whatsapp link`,
+    also when started as `python -m cortask whatsapp link`."""
+    if not argv or not argv[0]:
+        return ""
+    program = Path(argv[0])
+    name = program.parent.name if program.name == "__main__.py" else program.name
+    words = []
+    for arg in argv[1:3]:
+        if arg.startswith("-"):
+            break  # options may hold secrets (--token): the subcommand is enough to tell who
+        words.append(arg)
+    return " ".join([name, *words])
