@@ -134,6 +134,15 @@ def test_trusted_contacts_and_allowed_users_never_hold_an_invalid_number(text: s
         assert any(repr(text.strip()) in problem for problem in policy.problems), policy.problems
 
 
+@pytest.mark.parametrize("text", ["+4920100000000000", "004920100000000000", "4920100000000000"])
+def test_a_number_longer_than_e164_allows_is_refused(text: str) -> None:
+    # found by the store fuzz below: phonenumbers calls this German number valid, but it has 16
+    # digits, so it was returned as "E.164" and then refused by TrustedContact with a ValueError
+    with pytest.raises(InvalidPhoneNumber, match="more than 15 digits") as refused:
+        normalize_phone(text, "DE")
+    assert refused.value.problem == "too_long"
+
+
 def normalize_or_none(text: str, region: str | None) -> str | None:
     try:
         return normalize_phone(text, region)
