@@ -8,6 +8,7 @@
 //                     {"re":N,"ok":true,"result":...} answers a request of ours
 // sidecar -> Python:  {"event":"hello"|"qr"|"connection"|"messages"|"creds"|"fatal",...}
 //                     {"re":N,"ok":...} answers a command; {"req":N,"op":...} asks Python
+//                     {"event":"protocol_error","message":...} a line it could not use (see protocol.mjs)
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
