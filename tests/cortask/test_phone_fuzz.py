@@ -17,7 +17,7 @@ from urllib.parse import quote
 import phonenumbers
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
@@ -205,6 +205,8 @@ API_REGIONS = st.sampled_from([None, "DE", "US"])
 
 @settings(max_examples=150, deadline=None)
 @given(text=st.one_of(texts, near_valid().map(lambda c: c[0])), region=API_REGIONS, name=st.text(max_size=30))
+@example(text="0151 2345 6789", region="DE", name="Ada")  # the round trip is always taken at least once
+@example(text="+4920100000000000", region=None, name="")
 def test_the_contacts_api_answers_a_valid_number_or_a_400_with_a_sentence(
     api: TestClient, text: str, region: str | None, name: str
 ) -> None:

@@ -26,7 +26,8 @@ import pytest
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.sidecar import Sidecar, SidecarInstall, locate_sidecar
 
-BIG = 20 * 1024 * 1024  # beyond the sidecar's 16 MiB cap on a line
+BIG = 20 * 1024 * 1024  # far larger than any line of the protocol, within the cap
+HUGE = 65 * 1024 * 1024  # beyond the sidecar's 64 MiB cap on a line
 
 # (line as sent, words its error must contain). Each must be answered with exactly one error.
 BAD_LINES: list[tuple[bytes, str]] = [
@@ -92,8 +93,9 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b"\x00\x01\x02", "not JSON"),
     (b"[" * 200_000, "not JSON"),
     (b'{"id":11,"cmd":"nope","deep":' + b"[" * 200_000 + b"]" * 200_000 + b"}", "unknown command"),
-    (b'{"id":12,"cmd":"ping","pad":"' + b"x" * BIG + b'"}', "longer than"),
-    (b"y" * BIG, "longer than"),
+    (b"y" * BIG, "not JSON"),
+    (b'{"id":12,"cmd":"ping","pad":"' + b"x" * HUGE + b'"}', "longer than"),
+    (b"y" * HUGE, "longer than"),
 ]
 
 # Lines that carry nothing: no answer at all, and no harm.
@@ -198,6 +200,9 @@ async def test_every_bad_line_gets_a_clear_error_and_the_sidecar_keeps_going(
         text = error_text(answers[0])
         assert words in text, (line[:80], text)
         assert len(text) < 1000, "an error quotes at most a little of the line"
+    # a large line that is good is still served (a keys.get answer for a big group can be MBs)
+    await raw_sidecar.send(b'{"id":13,"cmd":"ping","pad":"' + b"x" * BIG + b'"}\n')
+    assert await raw_sidecar.read() == {"re": 13, "ok": True, "result": {"connected": False}}
     for line in BLANK_LINES:
         assert await raw_sidecar.answers_to(line) == [], line
     for line in PATH_LIKE:
@@ -260,6 +265,8 @@ STORE_REQUESTS: list[dict[str, Any]] = [
     {"req": 8, "op": "unlink", "path": "../../x"},
     {"req": 9},
     {"req": 10, "op": "sent.get"},
+    {"req": 11, "op": "keys.set", "items": [["session", "big", "s" * 5000]]},
+    {"req": 12, "op": "keys.get", "type": "session", "ids": ["big"]},  # an answer over the line cap
 ]
 
 
@@ -286,9 +293,10 @@ def bad_output_lines(max_line: int) -> bytes:
 
 
 async def test_python_logs_bad_lines_from_the_sidecar_and_keeps_serving(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="cortask.whatsapp.sidecar")
+    monkeypatch.setattr("cortask.channels.whatsapp.sidecar.MAX_LINE", 4096)  # what the sidecar reads
     max_line = 1024 * 1024
     stand_in = tmp_path / "stand-in"
     stand_in.mkdir()
@@ -319,6 +327,9 @@ async def test_python_logs_bad_lines_from_the_sidecar_and_keeps_serving(
         for refused, words in [(3, "unknown Signal key type"), (4, "unknown Signal key type"), (8, "unknown store")]:
             assert answers[refused]["ok"] is False and words in answers[refused]["error"], answers[refused]
         assert all(answers[n]["ok"] is False and answers[n]["error"] for n in (5, 6, 7, 9, 10))
+        # too large to send: refused in so many words rather than dropped and waited for forever
+        assert answers[11]["ok"] is True
+        assert answers[12]["ok"] is False and "more than the sidecar reads" in answers[12]["error"]
         # key names are rows in SQLite, never file names: nothing appeared outside the store's files
         assert files_under(tmp_path) - before <= {
             tmp_path / "home" / "auth" / f for f in ("auth.db-wal", "auth.db-shm")

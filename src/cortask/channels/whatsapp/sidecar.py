@@ -39,6 +39,10 @@ class SidecarNotInstalled(SidecarError):
     pass
 
 
+class SidecarLineTooLong(SidecarError):
+    pass
+
+
 @dataclass(frozen=True, slots=True)
 class SidecarInstall:
     directory: Path
@@ -211,7 +215,11 @@ class Sidecar:
 
     async def _write(self, obj: dict[str, Any]) -> None:
         assert self._proc and self._proc.stdin
-        self._proc.stdin.write((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+        line = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        if len(line) > MAX_LINE:
+            # the sidecar would drop it and whoever waits for it would wait forever
+            raise SidecarLineTooLong(f"a line of {len(line)} bytes is more than the sidecar reads ({MAX_LINE})")
+        self._proc.stdin.write(line)
         await self._proc.stdin.drain()
 
     async def _read_stdout(self, hello: asyncio.Future[dict[str, Any]]) -> None:
@@ -289,7 +297,11 @@ class Sidecar:
             log.exception("auth store request %s failed", msg.get("op"))
             reply = {"re": msg["req"], "ok": False, "error": str(exc)}
         with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
-            await self._write(reply)
+            try:
+                await self._write(reply)
+            except SidecarLineTooLong as exc:
+                log.error("auth store request %s: %s", msg.get("op"), exc)
+                await self._write({"re": msg["req"], "ok": False, "error": str(exc)})
 
     def _store_call(self, msg: dict[str, Any]) -> dict[str, Any]:
         op = msg.get("op")

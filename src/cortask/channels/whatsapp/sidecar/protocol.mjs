@@ -4,10 +4,11 @@
 // Every bad line gets an answer in protocol form, so a bug on the Python side shows up as a clear
 // error in its log instead of a sidecar that hangs, crashes or quietly does something else.
 
-// The largest line Python has a reason to send is an answer to keys.get (a few hundred sessions
-// during a group send: a few MB). Anything far beyond that is a bug, and is dropped rather than
-// held in memory while it grows.
-export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+// The largest line Python has a reason to send is an answer to keys.get: every device's session
+// during a send to a large group, each session up to tens of KB with its archived states. That
+// can reach MBs, so the cap is generous (the same as Python's for our lines); anything beyond it
+// is a bug, and is dropped rather than held in memory while it grows.
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
