@@ -16,13 +16,15 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.channels.whatsapp.channel import ChannelError, NotLinked
 from cortask.channels.whatsapp.phone import InvalidPhoneNumber, normalize_phone
 from cortask.channels.whatsapp.qr import QrCode
+from cortask.gateway.errors import document_errors, http_error_response
 from cortask.gateway.security import Guard
 from cortask.service import CortaskService
 from cortask.store import StoreError
@@ -32,32 +34,42 @@ STATIC = Path(__file__).parent / "static"
 HEARTBEAT_SECONDS = float(os.environ.get("CORTASK_SSE_HEARTBEAT", "15"))
 
 
+# Exactly the JSON types the schema states: 0.0 is not false, and 1 is not "1".
+STRICT = ConfigDict(strict=True)
+
+
 class ContactIn(BaseModel):
+    model_config = STRICT
     phone: str
     name: str | None = None
     permission: str = "write"
 
 
 class ContactPatch(BaseModel):
+    model_config = STRICT
     name: str | None = None
     permission: str | None = None
 
 
 class EntriesIn(BaseModel):
+    model_config = STRICT
     entries: list[str]
 
 
 class SettingsIn(BaseModel):
+    model_config = STRICT
     answer_groups: bool | None = None
     open_to_everyone: bool | None = None
     default_region: str | None = None
 
 
 class PhoneIn(BaseModel):
+    model_config = STRICT
     phone: str
 
 
 class AgentIn(BaseModel):
+    model_config = STRICT
     provider: str
     settings: dict[str, Any] = {}
 
@@ -129,6 +141,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
 
     app = FastAPI(title="Cortask WhatsApp gateway", lifespan=lifespan)
     app.add_middleware(BaseHTTPMiddleware, dispatch=Guard(bind_host, token))
+    document_errors(app)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -138,9 +151,9 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
         where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "body"
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid value')}"}, status_code=400)
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return http_error_response(request, exc)
 
     @app.exception_handler(InvalidPhoneNumber)
     async def bad_phone(request: Request, exc: InvalidPhoneNumber) -> JSONResponse:

@@ -212,7 +212,7 @@ def _bare_digits(shown: str, digits: str, region: str | None) -> str:
             readings.append(phonenumbers.parse(text, reading_region))
         except NumberParseException:
             continue
-    valid = {_e164(n): n for n in readings if phonenumbers.is_valid_number(n)}
+    valid = {_e164(n): n for n in readings if phonenumbers.is_valid_number(n) and _fits_e164(n)}
     if len(valid) == 1:
         return next(iter(valid))
     if len(valid) == 2:
@@ -230,7 +230,19 @@ def _bare_digits(shown: str, digits: str, region: str | None) -> str:
     return _finish(shown, _parse_national(shown, digits, region))
 
 
+def _fits_e164(number: PhoneNumber) -> bool:
+    # phonenumbers accepts some German numbers with 16 digits; E.164 (and WhatsApp) stop at 15.
+    return len(_e164(number)) - 1 <= MAX_E164_DIGITS
+
+
 def _finish(shown: str, number: PhoneNumber) -> str:
+    if not _fits_e164(number):
+        raise InvalidPhoneNumber(
+            shown,
+            PhoneProblem.TOO_LONG,
+            f"“{shown}” has more than {MAX_E164_DIGITS} digits with its country code, which no phone number "
+            "has: check for an extra digit.",
+        )
     if phonenumbers.is_valid_number(number):
         return _e164(number)
     reason = phonenumbers.is_possible_number_with_reason(number)

@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,10 @@ class SidecarError(Exception):
 
 
 class SidecarNotInstalled(SidecarError):
+    pass
+
+
+class SidecarLineTooLong(SidecarError):
     pass
 
 
@@ -86,8 +90,11 @@ class Sidecar:
     """One running sidecar. `events` yields everything it reports; a final {'event': 'exited'}
     says the process is gone (the channel treats that as a lost connection)."""
 
-    def __init__(self, install: SidecarInstall, store: AuthStore, log_level: str = "info") -> None:
+    def __init__(
+        self, install: SidecarInstall, store: AuthStore, log_level: str = "info", max_line: int = MAX_LINE
+    ) -> None:
         self._install = install
+        self._max_line = max_line
         self._store = store
         self._log_level = log_level
         self._proc: asyncio.subprocess.Process | None = None
@@ -109,21 +116,26 @@ class Sidecar:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    def launch(self) -> tuple[list[str], Path, dict[str, str]]:
+        """The command line, working directory and environment the sidecar runs with."""
+        argv = [self._install.node, str(self._install.directory / "index.mjs")]
+        env = {
+            **os.environ,
+            "CORTASK_SIDECAR_LOG_LEVEL": self._log_level,
+            # where it leaves messages we had not journaled yet, should we die first
+            "CORTASK_SIDECAR_SPILL_DIR": str(self._store.directory),
+        }
+        return argv, self._install.directory, env
+
     async def start(self, timeout: float = 30.0) -> None:
+        argv, cwd, env = self.launch()
         self._proc = await asyncio.create_subprocess_exec(
-            self._install.node,
-            str(self._install.directory / "index.mjs"),
-            cwd=self._install.directory,
+            *argv,
+            cwd=cwd,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env={
-                **os.environ,
-                "CORTASK_SIDECAR_LOG_LEVEL": self._log_level,
-                # where it leaves messages we had not journaled yet, should we die first
-                "CORTASK_SIDECAR_SPILL_DIR": str(self._store.directory),
-            },
-            limit=MAX_LINE,
+            env=env,
         )
         hello: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._tasks = [
@@ -203,38 +215,21 @@ class Sidecar:
 
     async def _write(self, obj: dict[str, Any]) -> None:
         assert self._proc and self._proc.stdin
-        self._proc.stdin.write((json.dumps(obj, separators=(",", ":")) + "\n").encode())
+        line = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
+        if len(line) > MAX_LINE:
+            # the sidecar would drop it and whoever waits for it would wait forever
+            raise SidecarLineTooLong(f"a line of {len(line)} bytes is more than the sidecar reads ({MAX_LINE})")
+        self._proc.stdin.write(line)
         await self._proc.stdin.drain()
 
     async def _read_stdout(self, hello: asyncio.Future[dict[str, Any]]) -> None:
         assert self._proc and self._proc.stdout
         try:
-            async for raw in self._proc.stdout:
+            async for raw in read_lines(self._proc.stdout, self._max_line):
                 try:
-                    msg = json.loads(raw)
-                except json.JSONDecodeError:
-                    log.warning("sidecar printed a line that is not JSON: %r", raw[:200])
-                    continue
-                if not isinstance(msg, dict):
-                    continue
-                log.debug("from sidecar: %.200s", raw)
-                if "req" in msg:
-                    await self._serve(msg)
-                elif "re" in msg:
-                    fut = self._pending.get(msg["re"])
-                    if fut is None and not msg.get("ok"):  # a notification nobody waits for
-                        log.debug("the sidecar could not carry out a notification: %s", msg.get("error"))
-                    if fut and not fut.done():
-                        if msg.get("ok"):
-                            fut.set_result(msg.get("result") or {})
-                        else:
-                            fut.set_exception(SidecarError(str(msg.get("error"))))
-                elif msg.get("event") == "hello" and not hello.done():
-                    hello.set_result(msg)
-                else:
-                    if msg.get("event") == "fatal":
-                        self.fatal = msg
-                    await self.events.put(msg)
+                    await self._handle_line(raw, hello)
+                except Exception:  # one bad line must not stop us hearing the next
+                    log.exception("could not handle a line from the sidecar: %r", raw[:200])
         finally:
             code = await self._proc.wait()
             for fut in self._pending.values():
@@ -243,6 +238,41 @@ class Sidecar:
             if not hello.done():
                 hello.set_exception(SidecarError(f"the sidecar exited at start (code {code}); see the log"))
             await self.events.put({"event": "exited", "code": code, "fatal": self.fatal})
+
+    async def _handle_line(self, raw: bytes, hello: asyncio.Future[dict[str, Any]]) -> None:
+        try:
+            msg = json.loads(raw.decode())
+        except ValueError:  # not UTF-8, or not JSON
+            log.warning("sidecar printed a line that is not JSON: %r", raw[:200])
+            return
+        if not isinstance(msg, dict):
+            log.warning("sidecar printed JSON that is not an object: %r", raw[:200])
+            return
+        log.debug("from sidecar: %.200s", raw)
+        if "req" in msg:
+            if not isinstance(msg["req"], int) or isinstance(msg["req"], bool):
+                log.warning("sidecar sent a request without a whole-number id: %r", raw[:200])
+                return
+            await self._serve(msg)
+        elif "re" in msg:
+            fut = self._pending.get(msg["re"]) if isinstance(msg["re"], int) else None
+            if fut is None and msg.get("ok") is False:  # a notification nobody waits for
+                log.debug("the sidecar could not carry out a notification: %s", msg.get("error"))
+            if fut and not fut.done():
+                if msg.get("ok"):
+                    result = msg.get("result")
+                    fut.set_result(result if isinstance(result, dict) else {})
+                else:
+                    fut.set_exception(SidecarError(str(msg.get("error"))))
+        elif msg.get("event") == "hello" and not hello.done():
+            hello.set_result(msg)
+        elif msg.get("event") == "protocol_error":
+            # the sidecar could not read a line we sent it: a bug on our side, never the user's
+            log.error("the sidecar refused a line from us: %s", msg.get("message"))
+        else:
+            if msg.get("event") == "fatal":
+                self.fatal = msg
+            await self.events.put(msg)
 
     async def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
@@ -265,8 +295,15 @@ class Sidecar:
         except (AuthStoreError, ValueError, KeyError, TypeError) as exc:
             log.error("auth store request %s failed: %s", msg.get("op"), exc)
             reply = {"re": msg["req"], "ok": False, "error": str(exc)}
+        except Exception as exc:  # the store must answer even what it did not foresee
+            log.exception("auth store request %s failed", msg.get("op"))
+            reply = {"re": msg["req"], "ok": False, "error": str(exc)}
         with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
-            await self._write(reply)
+            try:
+                await self._write(reply)
+            except SidecarLineTooLong as exc:
+                log.error("auth store request %s: %s", msg.get("op"), exc)
+                await self._write({"re": msg["req"], "ok": False, "error": str(exc)})
 
     def _store_call(self, msg: dict[str, Any]) -> dict[str, Any]:
         op = msg.get("op")
@@ -284,3 +321,27 @@ class Sidecar:
         if op == "sent.get":
             return {"text": store.sent_text(str(msg["id"]))}
         raise ValueError(f"unknown store operation {op!r}")
+
+
+async def read_lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterator[bytes]:
+    """The lines of `stream` without their newline. A line longer than `max_line` bytes is
+    logged and skipped as a whole (never held in memory, never read as the start of the next)."""
+    buffer = bytearray()
+    discarding = False
+    while chunk := await stream.read(256 * 1024):
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            if not discarding and len(buffer) + newline - start <= max_line:
+                buffer += chunk[start:newline]
+                yield bytes(buffer)
+            elif not discarding:
+                log.warning("sidecar printed a line longer than %d bytes; it was skipped", max_line)
+            buffer.clear()
+            discarding = False
+            start = newline + 1
+        if not discarding and len(buffer) + len(chunk) - start > max_line:
+            log.warning("sidecar printed a line longer than %d bytes; it was skipped", max_line)
+            buffer.clear()
+            discarding = True
+        if not discarding:
+            buffer += chunk[start:]

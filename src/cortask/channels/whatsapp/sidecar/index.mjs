@@ -8,7 +8,7 @@
 //                     {"re":N,"ok":true,"result":...} answers a request of ours
 // sidecar -> Python:  {"event":"hello"|"qr"|"connection"|"messages"|"creds"|"fatal",...}
 //                     {"re":N,"ok":...} answers a command; {"req":N,"op":...} asks Python
-import readline from 'node:readline';
+//                     {"event":"protocol_error","message":...} a line it could not use (see protocol.mjs)
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -17,6 +17,7 @@ import {
 } from 'baileys';
 import pino from 'pino';
 import { format } from 'node:util';
+import { classify, lineSplitter } from './protocol.mjs';
 
 // stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
 // every console method goes to stderr instead.
@@ -240,34 +241,36 @@ const commands = {
   async exit() { if (sock) sock.end(undefined); spillUnacknowledged(); setTimeout(() => process.exit(0), 20); return {}; },
 };
 
-const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
-rl.on('line', async (line) => {
-  if (!line.trim()) return;
+async function onLine(line) {
+  if (!line.trim()) return; // a blank line carries nothing to answer
   let msg;
   try { msg = JSON.parse(line); } catch (e) {
-    write({ event: 'protocol_error', message: `not JSON: ${String(e.message).slice(0, 200)}` });
+    protocolError(`not JSON: ${String(e.message).slice(0, 200)}`);
     return;
   }
-  if (msg.re != null) {
+  const what = classify(msg);
+  if (what.bad) {
+    if (what.re != null) write({ re: what.re, ok: false, error: what.bad }); else protocolError(what.bad);
+    return;
+  }
+  if (what.reply) {
     const waiter = pending.get(msg.re);
-    if (!waiter) return;
+    if (!waiter) { protocolError(`no request ${msg.re} is waiting for an answer`); return; }
     pending.delete(msg.re);
     if (msg.ok) waiter.resolve(msg.result ?? {}); else waiter.reject(new Error(msg.error || 'request failed'));
     return;
   }
-  const handler = commands[msg.cmd];
-  if (!handler) {
-    write({ re: msg.id ?? null, ok: false, error: `unknown command ${JSON.stringify(msg.cmd)}` });
-    return;
-  }
   try {
-    write({ re: msg.id ?? null, ok: true, result: await handler(msg) });
+    write({ re: what.id, ok: true, result: await commands[what.command](msg) });
   } catch (e) {
-    write({ re: msg.id ?? null, ok: false, error: String(e?.message ?? e) });
+    write({ re: what.id, ok: false, error: String(e?.message ?? e) });
   }
-});
+}
+const protocolError = (message) => write({ event: 'protocol_error', message });
+const feed = lineSplitter((line) => { onLine(line).catch((e) => protocolError(`could not handle a line: ${e?.message ?? e}`)); }, protocolError);
+process.stdin.on('data', feed);
 // Python went away: close the socket (keeping the link) and leave.
-rl.on('close', () => {
+process.stdin.on('end', () => {
   if (sock) sock.end(undefined);
   try { spillUnacknowledged(); } catch (e) { logger.error({ err: e }, 'could not spill unjournaled messages'); }
   setTimeout(() => process.exit(0), 20);
