@@ -1,12 +1,13 @@
-"""How many echo replies survive when a contact writes in a burst: a reproduction of the Signal
-session race in Baileys rc14 that loses replies (see the closing note of session 1).
+"""How many echo replies survive when a contact writes in a burst (issue #4).
 
-A plain Baileys echo bot (the Node test client) answers every text; the contact writes `--seq`
-messages one at a time, then `--burst` at once. Sequential traffic loses nothing; during a burst
-Baileys re-fetches the contact's key bundle for nearly every reply (its session for the contact
-went missing) and the contact cannot decrypt many replies.
+A Baileys echo bot (the Node test client) answers every text; the contact writes `--seq`
+messages one at a time, then `--burst` at once. With `--unserialized` the bot uses Baileys rc14's
+own session locking: a reply and the decryption of the contact's next message then overwrite each
+other's Signal session update, and the contact gets replies it cannot decrypt (a reused message
+counter), asks for retries, and Baileys re-fetches its key bundle for each. By default the bot
+serializes session updates as the product sidecar does (sidecar/signal-sessions.mjs).
 
-    .venv/bin/python bench/burst_echo.py [--burst N] [--seq N] [--lid]
+    .venv/bin/python bench/burst_echo.py [--burst N] [--seq N] [--lid] [--unserialized]
 
 Last line: one JSON object: sent, replies, lost, failed_decrypts, key_fetches.
 """
@@ -25,12 +26,12 @@ from wasim.testing.baileys import BaileysDriver, link_device
 CONTACT = "+4915123456789"
 
 
-async def run(burst: int, seq: int, lid: bool) -> dict[str, object]:
+async def run(burst: int, seq: int, lid: bool, serialized: bool = True) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         async with Wasim(root / "state") as sim:
             bot = await BaileysDriver(root / "auth").start()
-            await link_device(sim, bot)
+            await link_device(sim, bot, serializeSessions=serialized)
             sim.add_contact(CONTACT, "Ada")
             await bot.command("echo", enabled=True)
             for i in range(seq):
@@ -55,6 +56,7 @@ async def run(burst: int, seq: int, lid: bool) -> dict[str, object]:
                 "lost": seq + burst - got,
                 "failed_decrypts": len(sim.events.since(0, "decrypt.failed")),
                 "key_fetches": len(sim.events.since(0, "keys.fetched")),
+                "serialized": serialized,
             }
 
 
@@ -63,8 +65,9 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--seq", type=int, default=3)
     parser.add_argument("--lid", action="store_true", help="LID-addressed messages")
+    parser.add_argument("--unserialized", action="store_true", help="Baileys' own session locking (the bug)")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.burst, args.seq, args.lid))))
+    print(json.dumps(asyncio.run(run(args.burst, args.seq, args.lid, not args.unserialized))))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import {
 } from 'baileys';
 import pino from 'pino';
 import { format } from 'node:util';
+import { serializedSignalRepository } from './signal-sessions.mjs';
 
 // stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
 // every console method goes to stderr instead.
@@ -153,6 +154,9 @@ async function connect(cmd) {
     keepAliveIntervalMs: cmd.keepAliveMs ?? 30_000,
     connectTimeoutMs: cmd.connectTimeoutMs ?? 20_000,
     ...(cmd.sandbox ? { waWebSocketUrl: cmd.sandbox.url } : {}),
+    // Session updates one at a time: Baileys' own locking lets a reply and an incoming message
+    // of the same contact overwrite each other (signal-sessions.mjs).
+    makeSignalRepository: serializedSignalRepository(state.keys),
     getMessage: async (key) => {
       const { text } = await ask('sent.get', { id: key.id, jid: key.remoteJid });
       return text == null ? undefined : proto.Message.fromObject({ conversation: text });
