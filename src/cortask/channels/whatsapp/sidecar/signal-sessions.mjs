@@ -50,16 +50,19 @@ export function serializedKeyStore(store) {
         Object.assign((tx.writes[type] ??= {}), data[type]);
       }
     },
-    // `key` is ignored on purpose: keys name JIDs, and one session has several JIDs (PN and LID).
-    async transaction(work, _key) {
+    // Keys name JIDs, and one session has several (PN and LID): so one queue for all, except
+    // LIDMappingStore's writes ('lid-mapping'): they only store a PN<->LID pair, and a session
+    // transaction may be waiting for exactly that lookup to finish (it shares in-flight lookups).
+    async transaction(work, key) {
       if (context.getStore()) return work(); // nested: part of the open transaction
-      return exclusive(async () => {
+      const run = async () => {
         const tx = { cache: {}, writes: {} };
         const result = await context.run(tx, work);
         // All or nothing: a failed piece of work leaves the store untouched.
         if (Object.keys(tx.writes).length) await store.set(tx.writes);
         return result;
-      });
+      };
+      return key === 'lid-mapping' ? run() : exclusive(run);
     },
   };
 }
