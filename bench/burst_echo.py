@@ -1,12 +1,14 @@
-"""How many echo replies survive when a contact writes in a burst: a reproduction of the Signal
-session race in Baileys rc14 that loses replies (see the closing note of session 1).
+"""How many echo replies survive when a contact writes in a burst (issue #4).
 
-A plain Baileys echo bot (the Node test client) answers every text; the contact writes `--seq`
-messages one at a time, then `--burst` at once. Sequential traffic loses nothing; during a burst
-Baileys re-fetches the contact's key bundle for nearly every reply (its session for the contact
-went missing) and the contact cannot decrypt many replies.
+A Baileys echo bot (the Node test client; with `--ours`, our channel through the sidecar, without
+pacing) answers every text; the contact writes `--seq` messages one at a time, then `--burst` at
+once. With `--unserialized` the bot uses Baileys rc14's
+own session locking: a reply and the decryption of the contact's next message then overwrite each
+other's Signal session update, and the contact gets replies it cannot decrypt (a reused message
+counter), asks for retries, and Baileys re-fetches its key bundle for each. By default the bot
+serializes session updates as the product sidecar does (sidecar/signal-sessions.mjs).
 
-    .venv/bin/python bench/burst_echo.py [--burst N] [--seq N] [--lid]
+    .venv/bin/python bench/burst_echo.py [--burst N] [--seq N] [--lid] [--unserialized | --ours]
 
 Last line: one JSON object: sent, replies, lost, failed_decrypts, key_fetches.
 """
@@ -19,20 +21,50 @@ import json
 import tempfile
 from pathlib import Path
 
+from cortask.channels.whatsapp.access import TrustedContact
+from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.state import ConnectionState
 from wasim.server.app import Wasim
 from wasim.testing.baileys import BaileysDriver, link_device
 
 CONTACT = "+4915123456789"
 
 
-async def run(burst: int, seq: int, lid: bool) -> dict[str, object]:
+async def echo(message: InboundText) -> str:
+    return message.text
+
+
+async def start_ours(sim: Wasim, root: Path) -> WhatsAppChannel:
+    config = WhatsAppConfig(
+        auth_dir=root / "auth",
+        sandbox=Sandbox(sim.url, sim.root_public_key),
+        trusted_contacts=(TrustedContact.parse(CONTACT, "write"),),
+        sidecar_log_level="warn",
+        pacing=None,  # replies as fast as they come, so they overlap the burst's decryption
+    )
+    channel = WhatsAppChannel(config, echo)
+    async for qr in channel.generate_qr():
+        await sim.phone.scan(qr.data)
+        break
+    async for status in channel.subscribe():
+        if status.state is ConnectionState.OPEN:
+            break
+    return channel
+
+
+async def run(burst: int, seq: int, lid: bool, serialized: bool = True, ours: bool = False) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         async with Wasim(root / "state") as sim:
-            bot = await BaileysDriver(root / "auth").start()
-            await link_device(sim, bot)
+            if ours:
+                bot: BaileysDriver | WhatsAppChannel = await start_ours(sim, root)
+            else:
+                bot = await BaileysDriver(root / "auth").start()
+                await link_device(sim, bot, serializeSessions=serialized)
+                await bot.command("echo", enabled=True)
             sim.add_contact(CONTACT, "Ada")
-            await bot.command("echo", enabled=True)
             for i in range(seq):
                 since = sim.events.last_seq
                 await sim.messaging.send(CONTACT, f"seq {i}", lid_addressed=lid)
@@ -55,6 +87,8 @@ async def run(burst: int, seq: int, lid: bool) -> dict[str, object]:
                 "lost": seq + burst - got,
                 "failed_decrypts": len(sim.events.since(0, "decrypt.failed")),
                 "key_fetches": len(sim.events.since(0, "keys.fetched")),
+                "bot": "ours" if ours else "node",
+                "serialized": serialized,
             }
 
 
@@ -63,8 +97,11 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=50)
     parser.add_argument("--seq", type=int, default=3)
     parser.add_argument("--lid", action="store_true", help="LID-addressed messages")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--unserialized", action="store_true", help="Baileys' own session locking (the bug)")
+    which.add_argument("--ours", action="store_true", help="our channel and sidecar instead of the Node echo bot")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.burst, args.seq, args.lid))))
+    print(json.dumps(asyncio.run(run(args.burst, args.seq, args.lid, not args.unserialized, args.ours))))
 
 
 if __name__ == "__main__":

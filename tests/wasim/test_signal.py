@@ -660,6 +660,21 @@ def test_too_far_ahead_is_rejected() -> None:
     assert bob.cipher.decrypt_msg(burst[0].body) == b"0"
 
 
+def test_previous_counter_of_an_unused_chain_is_accepted() -> None:
+    """libsignal-node announces an unused previous chain as previousCounter 0xFFFFFFFF (its -1);
+    the message decrypts, as on a phone, instead of counting as 4 billion messages ahead."""
+    alice, bob = Contact(), Contact()
+    alice.cipher.process_bundle(bob.keys.bundle())
+    assert bob.cipher.decrypt_pkmsg(alice.cipher.encrypt(b"a0").body) == b"a0"
+    assert alice.cipher.decrypt_msg(bob.cipher.encrypt(b"b0").body) == b"b0"
+    state = alice.record.open_session
+    assert state is not None
+    state.previous_counter = 0xFFFFFFFF  # what libsignal-node would send here had it not used a0's chain
+    message = alice.cipher.encrypt(b"a1 on a new chain")
+    assert WhisperMessage.parse(message.body).previous_counter == 0xFFFFFFFF
+    assert bob.cipher.decrypt_msg(message.body) == b"a1 on a new chain"
+
+
 def test_closed_chain_and_state_bounds() -> None:
     alice, bob = Contact(), Contact()
     alice.cipher.process_bundle(bob.keys.bundle())

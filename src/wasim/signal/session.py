@@ -34,6 +34,8 @@ MAX_FORWARD_JUMP = 2000
 # libsignal-node keeps every old receiving chain and skipped key forever; we bound both.
 MAX_RECEIVING_CHAINS = 5
 MAX_SKIPPED_KEYS = 2000
+# libsignal-node's previousCounter for a sending chain it never used: -1 as a uint32.
+UNUSED_CHAIN = 0xFFFFFFFF
 # libsignal-node's CLOSED_SESSIONS_MAX: entries kept per record.
 MAX_SESSIONS = 40
 
@@ -256,7 +258,11 @@ class SessionState:
         current = self.receiving_chains.get(self.remote_ratchet_key)
         if current is not None:
             # Keep keys for the peer's unreceived messages on the old chain, then close it.
-            current.fill_through(previous_counter)
+            # libsignal-node sends -1 as 0xFFFFFFFF for a chain it never used (or, after a lost
+            # session update, thinks it never used): nothing to keep. A phone's libsignal does not
+            # use previousCounter to decrypt, so it must not make the message fail here either.
+            if previous_counter != UNUSED_CHAIN:
+                current.fill_through(previous_counter)
             current.key = None
         self.receiving_chains[their_key] = Chain(self._ratchet_root(their_key))
         if self.sending_chain is not None:

@@ -18,6 +18,7 @@ import {
 import pino from 'pino';
 import { format } from 'node:util';
 import { classify, lineSplitter } from './protocol.mjs';
+import { serializedSignalRepository } from './signal-sessions.mjs';
 
 // stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
 // every console method goes to stderr instead.
@@ -154,6 +155,9 @@ async function connect(cmd) {
     keepAliveIntervalMs: cmd.keepAliveMs ?? 30_000,
     connectTimeoutMs: cmd.connectTimeoutMs ?? 20_000,
     ...(cmd.sandbox ? { waWebSocketUrl: cmd.sandbox.url } : {}),
+    // Session updates one at a time: Baileys' own locking lets a reply and an incoming message
+    // of the same contact overwrite each other (signal-sessions.mjs).
+    makeSignalRepository: serializedSignalRepository(state.keys),
     getMessage: async (key) => {
       const { text } = await ask('sent.get', { id: key.id, jid: key.remoteJid });
       return text == null ? undefined : proto.Message.fromObject({ conversation: text });

@@ -2,7 +2,8 @@
 // and benchmarks. It is deliberately NOT the product sidecar: it uses Baileys' own
 // useMultiFileAuthState and has no policy. It never reconnects by itself; the test decides.
 //
-// Commands in:  {"cmd":"connect","auth":DIR,"url":WS_URL,"rootKey":HEX,"qrTimeoutMs":N,"keepAliveMs":N}
+// Commands in:  {"cmd":"connect","auth":DIR,"url":WS_URL,"rootKey":HEX,"qrTimeoutMs":N,"keepAliveMs":N,
+//                "serializeSessions":BOOL}
 //               {"cmd":"logout"} {"cmd":"end"} {"cmd":"send","jid":J,"text":T,"id":N}
 //               {"cmd":"presence","type":"composing","jid":J} {"cmd":"exit"}
 // Events out:   {"event":"qr","qr":S} {"event":"connection",...} {"event":"creds",...}
@@ -11,6 +12,7 @@ import readline from 'node:readline';
 import { makeWASocket, useMultiFileAuthState, WA_CERT_DETAILS, BufferJSON } from 'baileys';
 import pino from 'pino';
 import { format } from 'node:util';
+import { serializedSignalRepository } from '../signal-sessions.mjs';
 
 // stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
 // every console method goes to stderr instead.
@@ -48,6 +50,9 @@ async function connect(cmd) {
     connectTimeoutMs: cmd.connectTimeoutMs ?? 20000,
     version: [2, 3000, 1043857760],
     getMessage: async () => undefined,
+    // Like the product sidecar, Signal session updates one at a time (see signal-sessions.mjs);
+    // serializeSessions:false gives Baileys' own locking, whose lost updates burst_echo shows.
+    ...(cmd.serializeSessions === false ? {} : { makeSignalRepository: serializedSignalRepository(state.keys) }),
   });
   sock = s;
   const current = () => gen === generation;
