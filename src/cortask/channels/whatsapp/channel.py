@@ -188,8 +188,8 @@ class WhatsAppChannel:
         `qr_session_seconds`. A second call while one is live follows the same session."""
         if self._qr_queue is None:
             await self._begin_linking()
-        queue = self._qr_queue
-        assert queue is not None
+        if self._qr_queue is None:
+            return  # the session already ended while connecting (expired or failed): the state says which
         last = self._last_qr
         if last is not None:
             yield last
