@@ -563,7 +563,7 @@ class WhatsAppChannel:
         if decision.sends_read_receipt and key and self._sidecar is not None:
             await self._sidecar.notify("read", keys=[key])
         if decision.reply is not None:
-            await self._deliver(await self._ledger.plan_reply(account, item, decision.reply, new_message_id()))
+            await self._deliver(await self._plan(account, item, decision.reply), remembered=True)
             return
         await self._presence(item.chat_jid, "composing")
         refresher = asyncio.create_task(self._keep_typing(item.chat_jid))
@@ -578,15 +578,29 @@ class WhatsAppChannel:
         finally:
             refresher.cancel()
         try:
-            await self._deliver(await self._ledger.plan_reply(account, item, reply, new_message_id(), error=error))
+            await self._deliver(await self._plan(account, item, reply, error), remembered=True)
         finally:
             await self._presence(item.chat_jid, "paused")
 
-    async def _deliver(self, reply: PlannedReply) -> None:
+    async def _plan(self, account: str, item: InboundText, text: str, error: str | None = None) -> PlannedReply:
+        """Record the reply under a new id in the ledger and, for retry receipts, in the auth store:
+        two databases, written side by side so an answer waits for one disk flush, not two."""
+        message_id = new_message_id()
+        planned, _ = await asyncio.gather(
+            self._ledger.plan_reply(account, item, text, message_id, error=error),
+            self._remember_sent(message_id, item.chat_jid, text),
+        )
+        return planned
+
+    async def _remember_sent(self, message_id: str, chat: str, text: str) -> None:
+        if self._store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._store.remember_sent, message_id, chat, text)
+
+    async def _deliver(self, reply: PlannedReply, remembered: bool = False) -> None:
         """Send a planned reply under its reserved id and mark it sent. When the connection is
         down it stays planned, and goes out after the next reconnect."""
         try:
-            await self._send(reply.chat_jid, reply.text, reply.message_id)
+            await self._send(reply.chat_jid, reply.text, reply.message_id, remembered)
         except (SidecarError, ChannelError) as exc:
             log.warning("could not send the reply to %s now (%s); it is sent after reconnecting", reply.chat_jid, exc)
             self._record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
@@ -606,17 +620,18 @@ class WhatsAppChannel:
         if self._sidecar is not None:
             await self._sidecar.notify("presence", type=kind, jid=chat)
 
-    async def _send(self, chat: str, text: str, message_id: str | None = None) -> str:
+    async def _send(self, chat: str, text: str, message_id: str | None = None, remembered: bool = False) -> str:
         """Send `text` to `chat` (paced); returns the message id. The text is stored (durably)
-        under its id before it is sent, so Baileys can re-encrypt it if the phone asks for a retry."""
+        under its id before it is sent (unless the caller did: `remembered`), so Baileys can
+        re-encrypt it if the phone asks for a retry."""
         if self._pacer is not None:
             await asyncio.sleep(self._pacer.reserve(time.monotonic()))
         sidecar = self._sidecar
         if sidecar is None or self._status.state is not ConnectionState.OPEN:
             raise ChannelError("not connected")
         message_id = message_id or new_message_id()
-        if self._store is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._store.remember_sent, message_id, chat, text)
+        if not remembered:
+            await self._remember_sent(message_id, chat, text)
         await sidecar.request("send_text", jid=chat, text=text, messageId=message_id)
         self._record("replied", chat, message_id, chars=len(text))
         self._status = self._status.with_activity(outbound_at=time.time())
@@ -640,7 +655,8 @@ class WhatsAppChannel:
                 log.exception("could not read what is left to answer")
                 return
             for reply in replies:
-                if reply.message_id not in self._in_flight:
+                # A reply planned by a message still being processed is that worker's to send.
+                if reply.message_id not in self._in_flight and reply.in_reply_to not in self._in_flight:
                     log.info("sending a reply to %s that was not sent before", reply.chat_jid)
                     await self._enqueue(reply)
             for item in messages:
