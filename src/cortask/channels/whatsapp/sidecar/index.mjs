@@ -52,15 +52,38 @@ function ask(op, args = {}) {
 const revive = (text) => (text == null ? null : JSON.parse(text, BufferJSON.reviver));
 
 // ---- auth state kept by Python --------------------------------------------------------------
+// Keys this process has read or durably written, as stored text (revived afresh on every read, so
+// Baileys never shares an object with the cache). Safe because this process is the only writer
+// of its auth directory (Python holds the owner lock) and the cache only learns a write after
+// Python has committed it; it saves a pipe round trip on most of the ~10 key reads per message.
+const KEY_CACHE_ENTRIES = 5000;
+function keyCache() {
+  const entries = new Map(); // "type/id" -> stored text, or null when absent; oldest first
+  return {
+    lookup(type, id) { return entries.get(`${type}/${id}`); },
+    learn(type, id, text) {
+      const name = `${type}/${id}`;
+      entries.delete(name);
+      entries.set(name, text);
+      if (entries.size > KEY_CACHE_ENTRIES) entries.delete(entries.keys().next().value);
+    },
+  };
+}
+
 async function loadAuthState() {
   const stored = await ask('creds.get');
   const creds = stored.creds ? revive(stored.creds) : initAuthCreds();
+  const cache = keyCache();
   const keys = {
     async get(type, ids) {
-      const { values } = await ask('keys.get', { type, ids });
+      const missing = ids.filter((id) => cache.lookup(type, id) === undefined);
+      if (missing.length) {
+        const { values } = await ask('keys.get', { type, ids: missing });
+        for (const id of missing) cache.learn(type, id, values[id] ?? null);
+      }
       const out = {};
       for (const id of ids) {
-        let value = revive(values[id] ?? null);
+        let value = revive(cache.lookup(type, id) ?? null);
         if (value && type === 'app-state-sync-key') value = proto.Message.AppStateSyncKeyData.fromObject(value);
         out[id] = value ?? undefined;
       }
@@ -80,6 +103,7 @@ async function loadAuthState() {
         fatal('store_write_failed', `could not save Signal keys: ${e.message}`);
         throw e;
       }
+      for (const [type, id, text] of items) cache.learn(type, id, text);
     },
   };
   const saveCreds = async () => {
