@@ -15,7 +15,9 @@ fast the pipeline can go, not the pace we choose to keep.
     .venv/bin/python bench/pipeline.py [--burst N] [--sequential N]
 
 Last line: one JSON object (ours_msgs_per_s, node_msgs_per_s, ratio, ours_p99_ms, node_p99_ms,
-added_p99_ms, qr_s, idle_rss_mb, ...).
+added_p99_ms, ours_hop_p50_ms, ours_hop_p99_ms, qr_s, idle_rss_mb, ...). added_p99_ms is the
+difference of two end-to-end p99s, taken minutes apart, so a shared machine's noise dominates it;
+ours_hop_* times our extra hop directly (see HopProbe).
 """
 
 from __future__ import annotations
@@ -81,7 +83,32 @@ class Control:
         return since, got
 
 
-async def measure(control: Control, burst: int, sequential: int) -> dict[str, float]:
+class HopProbe:
+    """Our added latency, measured inside: from the channel getting a message from the sidecar to
+    its reply being handed back to the sidecar (access, journal, typing, the handler, the reply's
+    record). A plain Node bot does the same in its own process in about no time, so this is what
+    the architecture adds, free of the machine's noise that swamps a difference of two p99s."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.hops: list[float] = []
+        on_inbound, deliver = WhatsAppChannel._on_inbound, WhatsAppChannel._deliver
+
+        async def timed_inbound(channel: WhatsAppChannel, raw: dict[str, Any], upsert_type: str) -> None:
+            self.arrived.setdefault(str((raw.get("key") or {}).get("id")), time.perf_counter())
+            await on_inbound(channel, raw, upsert_type)
+
+        async def timed_deliver(channel: WhatsAppChannel, reply: Any, remembered: bool = False) -> None:
+            start = self.arrived.pop(str(reply.in_reply_to), None)
+            if start is not None:
+                self.hops.append((time.perf_counter() - start) * 1000)
+            await deliver(channel, reply, remembered)
+
+        WhatsAppChannel._on_inbound = timed_inbound  # type: ignore[method-assign]
+        WhatsAppChannel._deliver = timed_deliver  # type: ignore[method-assign]
+
+
+async def measure(control: Control, burst: int, sequential: int, probe: HopProbe | None = None) -> dict[str, float]:
     rtts = []
     lost = 0
     for i in range(sequential):
@@ -93,6 +120,7 @@ async def measure(control: Control, burst: int, sequential: int) -> dict[str, fl
             rtts.append((time.perf_counter() - t0) * 1000)
         else:
             lost += 1
+    hops = list(probe.hops) if probe else [0.0]  # one at a time: no queueing behind other messages
     since = await control.last_seq()
     t0 = time.perf_counter()
     await control.call("POST", "/send", {"from": CONTACT, "text": "burst", "count": burst})
@@ -104,6 +132,8 @@ async def measure(control: Control, burst: int, sequential: int) -> dict[str, fl
         "p50_ms": pct(rtts, 0.5),
         "p99_ms": pct(rtts, 0.99),
         "lost": lost + burst - len(got),
+        "hop_p50_ms": pct(hops, 0.5),
+        "hop_p99_ms": pct(hops, 0.99),
     }
 
 
@@ -146,7 +176,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                 await asyncio.sleep(3)  # let start-up work settle before reading idle memory
                 assert channel.sidecar_pid is not None
                 idle_rss = rss_mb(channel.sidecar_pid) + rss_mb(__import__("os").getpid())
-                ours = await measure(control, burst, sequential)
+                ours = await measure(control, burst, sequential, HopProbe())
                 await channel.stop()  # unlink, so (b) is the account's only device
                 await channel.close()
 
@@ -176,6 +206,8 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
         "ours_p99_ms": ours["p99_ms"],
         "node_p99_ms": node["p99_ms"],
         "added_p99_ms": round(ours["p99_ms"] - node["p99_ms"], 2),
+        "ours_hop_p50_ms": ours["hop_p50_ms"],
+        "ours_hop_p99_ms": ours["hop_p99_ms"],
         "ours_lost": ours["lost"],
         "node_lost": node["lost"],
         "qr_s": round(qr_s, 3),
