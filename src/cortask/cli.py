@@ -159,7 +159,20 @@ def _show_status(status: dict[str, Any], as_json: bool, done: str = "") -> None:
     lines.append(f"[bold]{status['state']}[/bold]: {status['sentence']}")
     if status.get("action"):
         lines.append(status["action"])
+    seen = [
+        f"{what} {_local_time(status[key])}"
+        for what, key in (("last message in", "last_inbound_at"), ("last reply out", "last_outbound_at"))
+        if status.get(key)
+    ]
+    if seen:
+        lines.append(", ".join(seen).capitalize())
     _print(status, as_json, "\n".join(lines))
+
+
+def _local_time(epoch: float) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # -- whatsapp -------------------------------------------------------------------------------------

@@ -152,6 +152,22 @@ def test_cli_links_by_qr_and_manages_contacts_through_the_gateway(demo: tuple[st
     assert link.wait(20) == 0
     status = json.loads(_cli(env, "whatsapp", "status", "--json").stdout)
     assert status["state"] == "open" and status["sandbox"] is True
+    assert status["last_inbound_at"] is None and "Last message in" not in _cli(env, "whatsapp", "status").stderr
+
+    # The status says when the last message came in and the last reply went out.
+    sent = subprocess.run(
+        [sys.executable, "-m", "wasim", "send", "--control", control, "--from", "+4915123456789", "--text", "hi"],
+        capture_output=True,
+        text=True,
+    )
+    assert sent.returncode == 0, sent.stderr
+    deadline = time.monotonic() + 30
+    while not status["last_outbound_at"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+        status = json.loads(_cli(env, "whatsapp", "status", "--json").stdout)
+    assert status["last_inbound_at"] and status["last_outbound_at"] >= status["last_inbound_at"]
+    human = _cli(env, "whatsapp", "status").stderr
+    assert "Last message in 20" in human and "last reply out 20" in human, human
 
 
 def test_readme_run_command_brings_the_demo_up(tmp_path: Path) -> None:
