@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -106,3 +107,25 @@ async def test_a_refused_or_foreign_qr_links_nothing(sim: Wasim, make_baileys: S
     with pytest.raises(Exception, match="unknown or expired"):
         await sim.phone.scan(forged)
     assert not sim.snapshot()["accounts"], "nothing was linked"
+
+
+async def test_a_newer_login_of_the_same_device_replaces_the_older_socket(
+    sim: Wasim, make_baileys: StartBaileys, tmp_path: Path
+) -> None:
+    """As on WhatsApp: one socket per linked device. The older one gets 440 "replaced" and nothing
+    more, so a companion process left hanging cannot swallow messages meant for its successor."""
+    older = await make_baileys("auth")
+    await link_device(sim, older)
+    sim.add_contact("+4915123456789", "Ada")
+    shutil.copytree(tmp_path / "auth", tmp_path / "auth-copy")  # the same device, a second process
+    newer = await make_baileys(auth_dir=tmp_path / "auth-copy")
+    older_mark = len(older.events)
+    mark = await newer.connect(sim.url, sim.root_public_key)
+    await newer.wait_open(mark)
+    closed = await older.wait_close(older_mark)
+    assert closed["statusCode"] == 440
+
+    await sim.messaging.send("+4915123456789", "for the newer socket")
+    upsert = await newer.wait("upsert", since=mark)
+    assert upsert["messages"][0]["message"]["conversation"] == "for the newer socket"
+    assert not any(e["event"] == "upsert" for e in older.events[older_mark:])

@@ -27,6 +27,7 @@ from wasim.server.directory import Directory
 from wasim.server.events import EventLog
 from wasim.server.faults import Fault, apply_fault
 from wasim.server.messaging import Messaging
+from wasim.server.nodes import stream_error
 from wasim.server.phone import SimulatedPhone
 from wasim.state import Contact, Group, WasimState, new_contact
 
@@ -126,6 +127,16 @@ class Wasim:
         conn = ClientConnection(self, ws)
         self.connections.add(conn)
         await conn.run()
+
+    async def replace(self, old: ClientConnection, by: ClientConnection) -> None:
+        """One socket per linked device, as on WhatsApp: a newer login of the device replaces the
+        older one, which gets a 440 "replaced" and nothing more; what it had not acknowledged
+        goes to the newer one (a companion that hangs must not keep swallowing messages)."""
+        old.kind = Kind.REPLACED
+        self.messaging.connection_closed(old)
+        self.events.emit("login.replaced", old=old.id, new=by.id)
+        log.info("connection %s replaced by a newer login of the same device (%s)", old.id, by.id)
+        self.spawn(old.end_with(stream_error(440, conflict="replaced")), "end a replaced connection")
 
     def connection_closed(self, conn: ClientConnection) -> None:
         self.connections.discard(conn)

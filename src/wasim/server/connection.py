@@ -41,6 +41,7 @@ class Kind(enum.Enum):
     HANDSHAKE = "handshake"
     REGISTRATION = "registration"
     LOGIN = "login"
+    REPLACED = "replaced"  # a login of the same device came after it: it gets nothing more
 
 
 class ClientConnection:
@@ -199,6 +200,9 @@ class ClientConnection:
             return
         self.account, self.device = found
         acc = self.account
+        for other in self.server.logged_in(acc.phone):
+            if other is not self and other.device is self.device:
+                await self.server.replace(other, by=self)
         await self.send_node(
             Node(
                 "success",
