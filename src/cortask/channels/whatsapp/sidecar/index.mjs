@@ -30,7 +30,14 @@ export const PROTOCOL = 1;
 const require = createRequire(import.meta.url);
 const BAILEYS_VERSION = require('baileys/package.json').version;
 // The WhatsApp Web version Baileys was compiled with; never fetched over the network.
-const logger = pino({ level: process.env.CORTASK_SIDECAR_LOG_LEVEL || 'info' }, pino.destination(2));
+// Logs go through process.stderr, not pino.destination(2): on exit pino flushes its destination
+// synchronously and, once Python is gone (EPIPE), sonic-boom retries that write forever, so a
+// sidecar whose parent was killed hung instead of leaving, holding its socket and swallowing
+// messages meant for its successor.
+const logger = pino({ level: process.env.CORTASK_SIDECAR_LOG_LEVEL || 'info' }, process.stderr);
+// Python gone: nobody reads us any more. Writing on is pointless; leaving is handled by stdin's end.
+process.stdout.on('error', () => {});
+process.stderr.on('error', () => {});
 
 const write = (obj) => process.stdout.write(JSON.stringify(obj, BufferJSON.replacer) + '\n');
 const fatal = (code, message) => {
