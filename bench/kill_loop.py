@@ -4,8 +4,9 @@ only its sidecar, chosen at random) at random moments while three contacts keep 
     .venv/bin/python bench/kill_loop.py [--cycles 500] [--seed 1]
 
 Last line: one JSON object with cycles, sent, answered_once, answered_twice, lost, rescans (and
-how many kills of each kind, whether the auth directory still loads, seconds). answered_twice,
-lost and rescans must be 0 and answered_once must equal sent.
+how many kills of each kind, whether the auth directory still loads, sidecars left running after
+the service stopped, seconds). answered_twice, lost, rescans and leftover_sidecars must be 0 and
+answered_once must equal sent.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             figures = asyncio.run(run(Path(tmp)))
     print(json.dumps(figures))
-    ok = figures["answered_twice"] == figures["lost"] == figures["rescans"] == 0
+    ok = figures["answered_twice"] == figures["lost"] == figures["rescans"] == figures["leftover_sidecars"] == 0
     return 0 if ok and figures["answered_once"] == figures["sent"] and figures["auth_loads"] else 1
 
 

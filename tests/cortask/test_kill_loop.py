@@ -23,3 +23,4 @@ async def test_killed_at_random_moments_nothing_is_lost_doubled_or_unlinked(tmp_
     assert result.lost == 0, f"unanswered: {result.lost_texts} (see {tmp_path / 'service.log'})"
     assert result.answered_once == result.sent > 0
     assert result.auth_loads, "the auth directory no longer loads"
+    assert result.leftover_sidecars == 0, "a sidecar outlived its service"

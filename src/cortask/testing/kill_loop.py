@@ -42,6 +42,7 @@ class KillLoopResult:
     service_kills: int = 0
     sidecar_kills: int = 0
     auth_loads: bool = False
+    leftover_sidecars: int = 0  # sidecars of this auth directory still running after the service stopped
     seconds: float = 0.0
     lost_texts: list[str] = field(default_factory=list)
 
@@ -65,6 +66,23 @@ def _children(pid: int) -> list[int]:
                 continue
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
+    return found
+
+
+def _sidecars_of(auth_dir: Path) -> list[int]:
+    """Sidecar processes serving `auth_dir` (whoever their parent is now)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"index.mjs" not in (entry / "cmdline").read_bytes():
+                continue
+            env = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(f"CORTASK_SIDECAR_SPILL_DIR={d}".encode() in env for d in (auth_dir, auth_dir.resolve())):
+            found.append(int(entry.name))
     return found
 
 
@@ -224,6 +242,13 @@ async def run_kill_loop(
         await asyncio.sleep(1)  # a second reply would come right after the first
         await service.stop()
         say("service stopped")
+        # A sidecar must leave with its service, also one whose service was killed: a survivor
+        # keeps the WhatsApp socket and swallows messages meant for its successor.
+        await asyncio.sleep(2)
+        leftovers = _sidecars_of(workdir / "home" / "whatsapp-auth")
+        result.leftover_sidecars = len(leftovers)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
 
         counts = Counter(_reply_texts(sim))
         result.sent = len(texts)
