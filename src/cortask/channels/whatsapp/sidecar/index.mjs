@@ -311,5 +311,10 @@ process.stdin.on('end', () => {
   setTimeout(() => process.exit(0), 20);
 });
 process.on('unhandledRejection', (e) => logger.error({ err: e }, 'unhandled rejection'));
+// Messages still arrive (and Baileys acknowledges them to the server) in the moments between
+// Python going away and our exit, after the first spill: spill those too, on the way out.
+process.on('exit', () => {
+  try { spillUnacknowledged(); } catch (e) { process.stderr.write(`could not spill unjournaled messages: ${e}\n`); }
+});
 
 write({ event: 'hello', protocol: PROTOCOL, baileys: BAILEYS_VERSION, node: process.version });
