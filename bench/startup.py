@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,11 +19,7 @@ import time
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from cortask.testing.ports import free_port
 
 
 def time_help() -> float:
@@ -35,7 +30,7 @@ def time_help() -> float:
 
 def time_gateway() -> float:
     with tempfile.TemporaryDirectory() as home:
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "CORTASK_HOME": home}
         t0 = time.perf_counter()
         proc = subprocess.Popen(

@@ -20,18 +20,12 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
 
+from cortask.testing.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 GRACE, EVE = "+447911123456", "+33612345678"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def product(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         "CORTASK_WHATSAPP_SANDBOX_URL": info["url"],
         "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": info["root_public_key"],
     }
-    port = _free_port()
+    port = free_port()
     gateway = subprocess.Popen(
         [sys.executable, "-m", "cortask", "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
     )

@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 
 from cortask.gateway.app import create_app
 from cortask.service import CortaskService
+from cortask.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,20 +44,12 @@ def _openapi() -> dict[str, Any]:
 schema = schemathesis.openapi.from_dict(_openapi()).exclude(path="/api/events")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("api-fuzz") / "home"
     env = {**os.environ, "CORTASK_HOME": str(home)}
     env.pop("CORTASK_TOKEN", None)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "cortask", "demo", "--port", str(port)],
         env=env,

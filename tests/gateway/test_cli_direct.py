@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import httpx
 import pytest
 import zxingcpp
 from PIL import Image
+
+from cortask.testing.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CORTASK = [sys.executable, "-m", "cortask"]
@@ -88,12 +89,6 @@ def popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*CORTASK, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def read_until(stream: IO[str], marker: str) -> list[str]:

@@ -14,16 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cortask.testing.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 CORTASK = [sys.executable, "-m", "cortask"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start(
@@ -46,7 +40,7 @@ def _start(
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, str, dict[str, str]]]:
     env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home")}
-    port = _free_port()
+    port = free_port()
     proc, lines = _start([*CORTASK, "demo", "--port", str(port)], env, ready="control API")
     url = re.search(r"http://127\.0\.0\.1:\d+/", lines[0])
     control = re.search(r"control API: (http://127\.0\.0\.1:\d+)", lines[-1])
@@ -82,7 +76,7 @@ def test_bad_input_gets_a_4xx_with_a_sentence(demo: tuple[str, str, dict[str, st
 
 def test_the_event_stream_stays_alive_with_heartbeats_and_keeps_delivering(tmp_path: Path) -> None:
     env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home"), "CORTASK_SSE_HEARTBEAT": "0.3"}
-    port = _free_port()
+    port = free_port()
     proc, _ = _start([*CORTASK, "demo", "--port", str(port)], env, ready="control API")
     try:
         base = f"http://127.0.0.1:{port}/api"
@@ -114,9 +108,9 @@ def test_foreign_host_and_origin_are_refused(demo: tuple[str, str, dict[str, str
 def test_a_non_loopback_bind_needs_a_token(tmp_path: Path) -> None:
     env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home")}
     env.pop("CORTASK_TOKEN", None)
-    refused = _cli(env, "serve", "--host", "0.0.0.0", "--port", str(_free_port()))
+    refused = _cli(env, "serve", "--host", "0.0.0.0", "--port", str(free_port()))
     assert refused.returncode == 2 and "without a token" in refused.stderr
-    port = _free_port()
+    port = free_port()
     proc, _ = _start([*CORTASK, "serve", "--host", "0.0.0.0", "--port", str(port), "--token", "s3cret-t0ken"], env)
     try:
         base = f"http://127.0.0.1:{port}/api"
@@ -174,7 +168,7 @@ def test_readme_run_command_brings_the_demo_up(tmp_path: Path) -> None:
     readme = (ROOT / "README.md").read_text()
     assert "scripts/run" in readme.split("```")[1], "README opens with the run command"
     env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home")}
-    proc, lines = _start(["scripts/run", "--port", str(_free_port())], env)
+    proc, lines = _start(["scripts/run", "--port", str(free_port())], env)
     try:
         url = re.search(r"(http://127\.0\.0\.1:\d+/)", lines[-1])
         assert url, lines

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 
 from cortask.channels.whatsapp.authstore import AuthStore
+from cortask.testing.ports import free_port
 from wasim.server.app import Wasim
 
 CONTACTS = ("+4915123456789", "+447911123456", "+14155550123")
@@ -50,27 +50,8 @@ class KillLoopResult:
         return asdict(self)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
-def _sidecars_of(auth_dir: Path) -> list[int]:
-    """Sidecar processes serving `auth_dir` (whoever their parent is now)."""
+def _sidecars(auth_dir: Path, parent: int | None = None) -> list[int]:
+    """Sidecar processes serving `auth_dir`, all of them or only the children of `parent`."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -79,7 +60,10 @@ def _sidecars_of(auth_dir: Path) -> list[int]:
             if b"index.mjs" not in (entry / "cmdline").read_bytes():
                 continue
             env = (entry / "environ").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
+            continue
+        if parent is not None and ppid != parent:
             continue
         if any(f"CORTASK_SIDECAR_SPILL_DIR={d}".encode() in env for d in (auth_dir, auth_dir.resolve())):
             found.append(int(entry.name))
@@ -91,7 +75,7 @@ class _Service:
 
     def __init__(self, home: Path, sim: Wasim, log_path: Path) -> None:
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = {
             **os.environ,
@@ -148,13 +132,7 @@ class _Service:
     def sidecar_pid(self) -> int | None:
         if self.proc is None:
             return None
-        for pid in _children(self.proc.pid):
-            try:
-                if "index.mjs" in Path(f"/proc/{pid}/cmdline").read_text():
-                    return pid
-            except OSError:
-                continue
-        return None
+        return next(iter(_sidecars(self.home / "whatsapp-auth", parent=self.proc.pid)), None)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -245,7 +223,7 @@ async def run_kill_loop(
         # A sidecar must leave with its service, also one whose service was killed: a survivor
         # keeps the WhatsApp socket and swallows messages meant for its successor.
         await asyncio.sleep(2)
-        leftovers = _sidecars_of(workdir / "home" / "whatsapp-auth")
+        leftovers = _sidecars(workdir / "home" / "whatsapp-auth")
         result.leftover_sidecars = len(leftovers)
         for pid in leftovers:
             os.kill(pid, signal.SIGKILL)
