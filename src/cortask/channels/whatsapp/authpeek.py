@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from cortask.channels.whatsapp.authstore import DB_FILE, LOCK_FILE
+from cortask.channels.whatsapp.authstore import DB_FILE, LOCK_FILE, account_in_creds
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +35,11 @@ def peek_link(directory: Path) -> LinkInfo:
             rows = conn.execute("SELECT json FROM creds WHERE id = 1").fetchall()
         finally:
             conn.close()
-        me = json.loads(rows[0][0]).get("me") if rows else None
+        me = account_in_creds(rows[0][0] if rows else None)
     except (sqlite3.Error, ValueError, AttributeError) as exc:
         problem = f"the WhatsApp credentials in {directory} cannot be read ({exc})"
         return LinkInfo(False, in_use_by=in_use_by, problem=problem)
-    account = str(me.get("id")) if isinstance(me, dict) and me.get("id") else None
+    account = str(me["id"]) if me and me.get("id") else None
     return LinkInfo(bool(me), account, in_use_by)
 
 

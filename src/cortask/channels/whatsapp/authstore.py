@@ -138,13 +138,10 @@ class AuthStore:
 
     def is_linked(self) -> bool:
         """True when the stored credentials belong to a paired device (Baileys' `creds.me`)."""
-        text = self.creds()
-        return text is not None and bool(json.loads(text).get("me"))
+        return self.linked_account() is not None
 
     def linked_account(self) -> dict[str, str] | None:
-        text = self.creds()
-        me = json.loads(text).get("me") if text else None
-        return dict(me) if me else None
+        return account_in_creds(self.creds())
 
     def set_creds(self, creds_json: str) -> None:
         json.loads(creds_json)  # never store what we could not read back
@@ -282,6 +279,12 @@ def _open_db(path: Path) -> sqlite3.Connection:
         if p.exists():
             os.chmod(p, 0o600)
     return db
+
+
+def account_in_creds(creds_json: str | None) -> dict[str, str] | None:
+    """The paired device in Baileys' stored credentials (`creds.me`), or None before pairing."""
+    me = json.loads(creds_json).get("me") if creds_json else None
+    return dict(me) if isinstance(me, dict) and me else None
 
 
 def _acquire_lock(directory: Path) -> int:
