@@ -13,6 +13,15 @@
 // Baileys' own repository, unchanged, over a key store whose transactions all run one at a time
 // and commit before the next one starts. Its reads and writes go straight to the durable store, so
 // they are not captured (and held back) by the transaction relayMessage has open.
+//
+// And one more guard, for libsignal-node 6.0.0: to open a message it tries each session it holds
+// with the contact in turn, on the live session objects. A session it tries and fails on has had
+// its ratchet stepped all the same, and when a later one succeeds the whole record is stored,
+// damaged session included. If that was our open session, our next reply is encrypted on a chain
+// the contact never had and its phone rejects it ("bad MAC"). This happens whenever both sides
+// started a session at once, e.g. a reply and a message that crossed right after a restart. So a
+// message is tried against one session at a time, each alone in the record libsignal sees, and
+// only the session that opened it is written back (as libsignal-java does with its copies).
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { DEFAULT_CONNECTION_CONFIG } from 'baileys';
 
@@ -39,12 +48,14 @@ export function serializedKeyStore(store) {
       }
       const out = {};
       for (const id of ids) if (cached[id] != null) out[id] = cached[id];
+      if (type === 'session' && tx.trial) for (const id of Object.keys(out)) out[id] = tx.trial.narrow(id, out[id]);
       return out;
     },
     async set(data) {
       const tx = context.getStore();
       // A write outside a transaction still waits its turn, so it cannot land inside one.
       if (!tx) return exclusive(() => store.set(data));
+      if (data.session && tx.trial) data = { ...data, session: tx.trial.widen(data.session) };
       for (const type of Object.keys(data)) {
         Object.assign((tx.cache[type] ??= {}), data[type]);
         Object.assign((tx.writes[type] ??= {}), data[type]);
@@ -64,11 +75,63 @@ export function serializedKeyStore(store) {
       };
       return key === 'lid-mapping' ? run() : exclusive(run);
     },
+    /** `work` (one decryption) against each stored session in turn, alone, until one opens it. */
+    async tryEachSession(work, key) {
+      return this.transaction(async () => {
+        const tx = context.getStore();
+        for (let index = 0; ; index++) {
+          const trial = sessionTrial(index);
+          tx.trial = trial;
+          try {
+            return await work();
+          } catch (e) {
+            // a failed attempt wrote nothing (libsignal stores a record only after success)
+            if (index + 1 >= trial.sessions) throw e;
+          } finally {
+            tx.trial = undefined;
+          }
+        }
+      }, key);
+    },
+  };
+}
+
+/** Attempt `index` of a decryption: libsignal sees only the index-th session of each record, in
+ * its own order (most recently used first), and what it writes back replaces only that session. */
+function sessionTrial(index) {
+  const picked = new Map(); // record id -> { record, chosen }
+  return {
+    sessions: 1,
+    narrow(id, record) {
+      const names = Object.keys(record?._sessions ?? {});
+      this.sessions = Math.max(this.sessions, names.length);
+      if (names.length <= 1) return record;
+      const used = (name) => record._sessions[name].indexInfo?.used || 0;
+      const chosen = [...names].sort((a, b) => used(b) - used(a))[Math.min(index, names.length - 1)];
+      picked.set(id, { record, chosen });
+      return { ...record, _sessions: { [chosen]: record._sessions[chosen] } };
+    },
+    widen(sessions) {
+      const out = {};
+      for (const [id, value] of Object.entries(sessions)) {
+        const pick = picked.get(id);
+        out[id] = pick && value ? { ...pick.record, _sessions: { ...pick.record._sessions, ...value._sessions } } : value;
+      }
+      return out;
+    },
   };
 }
 
 /** A `makeSignalRepository` for makeWASocket: Baileys' own repository over `store`, serialized. */
 export function serializedSignalRepository(store) {
   const makeBaileysRepository = DEFAULT_CONNECTION_CONFIG.makeSignalRepository;
-  return (auth, logger, pnToLID) => makeBaileysRepository({ creds: auth.creds, keys: serializedKeyStore(store) }, logger, pnToLID);
+  return (auth, logger, pnToLID) => {
+    const keys = serializedKeyStore(store);
+    const repository = makeBaileysRepository({ creds: auth.creds, keys }, logger, pnToLID);
+    const decrypt = repository.decryptMessage;
+    // 'msg' is the case libsignal opens by trying sessions; a 'pkmsg' names its session.
+    repository.decryptMessage = (args) =>
+      args.type === 'msg' ? keys.tryEachSession(() => decrypt(args), args.jid) : decrypt(args);
+    return repository;
+  };
 }
