@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from channel_support import link, texts_received, wait_state
@@ -135,6 +136,36 @@ async def test_a_reply_ready_when_the_sidecar_dies_is_sent_once_after_reconnecti
     await wait_state(channel, ConnectionState.OPEN)
     await asyncio.sleep(1)
     assert texts_received(sim, ADA) == ["done: think about it"]
+
+
+async def test_a_retry_request_the_dying_sidecar_never_answered_is_answered_after_the_restart(
+    store: AsyncStore, sim: Wasim, make_channel: MakeChannel
+) -> None:
+    # Ada's phone cannot open our reply and asks for it again, but the sidecar dies before that
+    # request reaches it. WhatsApp keeps the request until a device acknowledges it, so the
+    # restarted sidecar gets it and sends the reply again from our store.
+    channel = await _linked(sim, make_channel, store)
+    await sim.messaging.send(ADA, "first")
+    assert await _texts(sim, ADA, 1) == ["echo: first"]
+    pid = channel.sidecar_pid
+    assert pid is not None
+    send_receipt = sim.messaging.send_receipt
+    lost: list[str] = []
+
+    async def lost_with_the_connection(conn: Any, receipt: Any) -> None:
+        if receipt.attrs.get("type") == "retry" and not lost:
+            lost.append(receipt.attrs["id"])
+            conn.blackhole()  # the connection goes quiet: the request never gets through
+            os.kill(pid, signal.SIGKILL)
+        await send_receipt(conn, receipt)
+
+    sim.messaging.send_receipt = lost_with_the_connection  # type: ignore[method-assign]
+    sim.messaging.fail_next_decrypt.add(ADA[1:])
+    await sim.messaging.send(ADA, "second")
+    assert await _texts(sim, ADA, 2) == ["echo: first", "echo: second"]
+    assert len(lost) == 1 and channel.sidecar_pid not in (None, pid)
+    await asyncio.sleep(1)
+    assert texts_received(sim, ADA) == ["echo: first", "echo: second"]
 
 
 async def test_a_reply_planned_before_a_crash_goes_out_once_under_its_reserved_id(

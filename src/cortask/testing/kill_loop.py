@@ -9,9 +9,12 @@ Used by the test suite (a few dozen cycles) and by `bench/kill_loop.py` (hundred
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -45,6 +48,8 @@ class KillLoopResult:
     leftover_sidecars: int = 0  # sidecars of this auth directory still running after the service stopped
     seconds: float = 0.0
     lost_texts: list[str] = field(default_factory=list)
+    # For each lost message, what wasim saw of it and the kills around it, to find the cause.
+    lost_stories: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,7 +164,10 @@ async def run_kill_loop(
     say = progress or (lambda _: None)
     started = time.monotonic()
     texts: dict[str, str] = {}  # text -> the contact that sent it
+    ids: dict[str, str] = {}  # text -> wasim's message id
+    timeline = _Timeline(workdir / "timeline.jsonl")
     async with Wasim(workdir / "wasim") as sim:
+        recorder = asyncio.create_task(timeline.follow(sim))
         for i, phone in enumerate(CONTACTS):
             sim.add_contact(phone, f"Contact {i}")
         service = _Service(workdir / "home", sim, workdir / "service.log")
@@ -177,7 +185,7 @@ async def run_kill_loop(
                 text = f"m{n}"
                 n += 1
                 texts[text] = phone
-                await sim.messaging.send(phone, text)
+                ids[text] = await sim.messaging.send(phone, text)
                 # people's pace, about the channel's sending pace (its token bucket): faster
                 # writers only make the replies queue up behind the pacing
                 await asyncio.sleep(rng.uniform(0.4, 1.4))
@@ -188,12 +196,14 @@ async def run_kill_loop(
                 await asyncio.sleep(rng.uniform(0.0, 1.5))
                 if rng.random() < 0.5:
                     service.kill()
+                    timeline.note("kill.service")
                     result.service_kills += 1
                     await service.start()
                 else:
                     pid = service.sidecar_pid()
                     if pid is not None:
                         os.kill(pid, signal.SIGKILL)
+                        timeline.note("kill.sidecar", pid=pid)
                         result.sidecar_kills += 1
                 health = await service.wait(
                     lambda h: h["whatsapp"] in ("open", "unlinked", "logged_out"), "the channel to come back"
@@ -234,6 +244,11 @@ async def run_kill_loop(
         result.answered_twice = sum(1 for t in texts if counts[t] > 1)
         result.lost_texts = sorted((t for t in texts if counts[t] == 0), key=lambda t: int(t[1:]))
         result.lost = len(result.lost_texts)
+        recorder.cancel()
+        timeline.drain(sim)
+        result.lost_stories = {
+            t: _journal_line(workdir / "home" / "cortask.db", ids[t], timeline) for t in result.lost_texts
+        }
         try:
             store = AuthStore.open(workdir / "home" / "whatsapp-auth")
             result.auth_loads = store.is_linked()
@@ -242,6 +257,60 @@ async def run_kill_loop(
             say(f"the auth directory does not load: {exc}")
     result.seconds = round(time.monotonic() - started, 1)
     return result
+
+
+class _Timeline:
+    """wasim's events and the loop's kills, in order, in a JSON-lines file (wasim keeps only the
+    latest events in memory), so a lost message's story can be told afterwards."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+        self._seen = 0
+
+    def note(self, kind: str, **data: Any) -> None:
+        self._file.write(json.dumps({"at": time.time(), "kind": kind, **data}) + "\n")
+
+    def drain(self, sim: Wasim) -> None:
+        for event in sim.events.since(self._seen):
+            self._file.write(json.dumps(event.to_json(), default=str) + "\n")
+            self._seen = event.seq
+        self._file.flush()
+
+    async def follow(self, sim: Wasim) -> None:
+        while True:
+            self.drain(sim)
+            await asyncio.sleep(0.2)
+
+    def story(self, message_id: str, around: float = 3.0) -> list[str]:
+        """The events that name `message_id`, and the kills within `around` seconds of them."""
+        self._file.flush()
+        events = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines()]
+        mine = [e for e in events if message_id in json.dumps(e)]
+        if not mine:
+            return []
+        start, end = mine[0]["at"] - around, mine[-1]["at"] + around
+        kills = [e for e in events if e["kind"].startswith("kill.") and start <= e["at"] <= end]
+        told = sorted(mine + kills, key=lambda e: e["at"])
+        return [f"{e['at'] - start - around:+.3f} s {e['kind']} {_brief(e)}" for e in told]
+
+
+def _journal_line(db: Path, message_id: str, timeline: _Timeline) -> list[str]:
+    """What the product recorded of a lost message (its journal entry, the reply it sent), then
+    what wasim saw of the message and of that reply."""
+    with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+        row = conn.execute(
+            "SELECT state, reply_message_id, error FROM inbound_journal WHERE message_id = ?", (message_id,)
+        ).fetchone()
+    if row is None:
+        return ["journal: never recorded", *timeline.story(message_id)]
+    state, reply_id, error = row
+    lines = [f"journal: {state}, reply {reply_id or '-'}{f', error {error}' if error else ''}"]
+    return lines + timeline.story(message_id) + (["reply:", *timeline.story(reply_id)] if reply_id else [])
+
+
+def _brief(event: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "kind", "seq", "node"))[:300]
 
 
 def _reply_texts(sim: Wasim) -> list[str]:

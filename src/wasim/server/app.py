@@ -199,6 +199,8 @@ class Wasim:
         elif kind == "ack":
             if node.attrs.get("class") == "message":
                 self.messaging.on_client_ack(conn, node)
+            elif node.attrs.get("class") == "receipt":
+                self.messaging.on_receipt_ack(conn, node)
         elif kind == "ib":
             pass
         else:

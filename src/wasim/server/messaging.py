@@ -76,6 +76,10 @@ class Messaging:
         # Like WhatsApp, a message stays queued until then: if the connection ends first, it is
         # delivered again, flagged offline, at the device's next login.
         self._unacked: dict[ClientConnection, dict[str, Outgoing]] = {}
+        # Receipts for the device (delivery, retry) wait for its ack the same way: a retry receipt
+        # lost with a connection would leave that contact without the message for good.
+        self._unacked_receipts: dict[ClientConnection, dict[tuple[str, str], Node]] = {}
+        self._pending_receipts: dict[tuple[str, int], list[Node]] = defaultdict(list)
 
     # -- contact -> account --------------------------------------------------------------------
 
@@ -142,7 +146,7 @@ class Messaging:
         )
         self._sent[out.id] = out
         await self._dispatch(account, out)
-        self._server.events.emit("contact.sent", id=out.id, sender=contact.phone, kind=kind, to=account.phone)
+        self._server.events.emit("contact.sent", id=out.id, sender=contact.phone, content=kind, to=account.phone)
         return out.id
 
     async def redeliver(self, message_id: str) -> None:
@@ -164,12 +168,27 @@ class Messaging:
                 await self.deliver(conn, out)
 
     async def deliver_offline(self, conn: ClientConnection) -> int:
-        """Deliver what waited for this device, flagged offline; returns how many."""
+        """Deliver what waited for this device (messages, then receipts), flagged offline; returns
+        how many stanzas."""
         assert conn.account and conn.device
         queue = self._pending.pop((conn.account.phone, conn.device.device_id), [])
         for out in queue:
             await self.deliver(conn, out, offline=True)
-        return len(queue)
+        receipts = self._pending_receipts.pop((conn.account.phone, conn.device.device_id), [])
+        for receipt in receipts:
+            await self.send_receipt(conn, Node(receipt.tag, {**receipt.attrs, "offline": "1"}, receipt.content))
+        return len(queue) + len(receipts)
+
+    async def send_receipt(self, conn: ClientConnection, receipt: Node) -> None:
+        """A receipt for the device, kept until it acknowledges it (see `on_receipt_ack`)."""
+        key = (receipt.attrs.get("id", ""), receipt.attrs.get("type", ""))
+        self._unacked_receipts.setdefault(conn, {})[key] = receipt
+        await conn.send_node(receipt)
+
+    def on_receipt_ack(self, conn: ClientConnection, node: Node) -> None:
+        unacked = self._unacked_receipts.get(conn)
+        if unacked:
+            unacked.pop((node.attrs.get("id", ""), node.attrs.get("type", "")), None)
 
     async def deliver(self, conn: ClientConnection, out: Outgoing, offline: bool = False) -> None:
         account, device = conn.account, conn.device
@@ -191,7 +210,7 @@ class Messaging:
         self._unacked.setdefault(conn, {})[out.id] = out
         await conn.send_node(self._stanza(account, contact, out, encs, offline))
         out.delivered_to.add(device.device_id)
-        self._server.events.emit("delivered", id=out.id, device=device.device_id, offline=offline)
+        self._server.events.emit("delivered", id=out.id, device=device.device_id, offline=offline, conn=conn.id)
 
     def _group_encs(
         self, account: Account, device: Device, contact: Contact, cipher: SessionCipher, out: Outgoing
@@ -275,7 +294,7 @@ class Messaging:
             await self._decrypt_for(conn, account, device, msg_id, to, target)
         self._server.state.save_soon()
         # The recipient's phone got it: a delivery receipt, as WhatsApp sends.
-        await conn.send_node(Node("receipt", {"from": to, "id": msg_id, "t": now_s()}))
+        await self.send_receipt(conn, Node("receipt", {"from": to, "id": msg_id, "t": now_s()}))
 
     async def _decrypt_for(
         self, conn: ClientConnection, account: Account, device: Device, msg_id: str, chat: str, target: Node
@@ -294,7 +313,7 @@ class Messaging:
         except SignalError as exc:
             log.warning("contact %s could not decrypt %s: %r", contact.phone, msg_id, exc)
             self._server.events.emit("decrypt.failed", id=msg_id, contact=contact.phone, error=repr(exc))
-            await conn.send_node(self._retry_receipt(contact, msg_id, chat))
+            await self.send_receipt(conn, self._retry_receipt(contact, msg_id, chat))
             return
         read = read_message(plain)
         if any(x["type"] == "message" and x.get("id") == msg_id for x in contact.inbox):
@@ -353,8 +372,15 @@ class Messaging:
 
     def connection_closed(self, conn: ClientConnection) -> None:
         """Queue again what this connection received but never acknowledged."""
+        receipts = self._unacked_receipts.pop(conn, {})
         unacked = self._unacked.pop(conn, {})
-        if not unacked or conn.account is None or conn.device is None:
+        if conn.account is None or conn.device is None:
+            return
+        if receipts:
+            waiting = self._pending_receipts[(conn.account.phone, conn.device.device_id)]
+            waiting[:0] = list(receipts.values())
+            self._server.events.emit("receipt.requeued", ids=[k[0] for k in receipts], **conn.describe())
+        if not unacked:
             return
         queue = self._pending[(conn.account.phone, conn.device.device_id)]
         queue[:0] = [out for out in unacked.values() if out not in queue]
