@@ -220,7 +220,9 @@ async function connect(cmd) {
   // Baileys has already sent the delivery receipt when it emits a message, and then holds the
   // event in its buffer (at least 100 ms, up to 20 s while the first sync runs) before listeners
   // see it: a crash in that time would lose the message for good. So messages are taken from
-  // emit() itself, before the buffer, and passed on at once.
+  // emit() itself, before the buffer, and passed on at once. What is left is the short stretch
+  // between Baileys writing the receipt to its socket and calling emit(); closing that would take
+  // changing Baileys (it sends the receipt first).
   const emit = s.ev.emit;
   s.ev.emit = (event, data) => {
     if (event === 'messages.upsert' && current()) forwardMessages(data.type, data.messages);
