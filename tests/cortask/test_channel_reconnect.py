@@ -102,14 +102,15 @@ async def test_replaced_by_another_client_waits_before_reconnecting(sim: Wasim, 
     await wait_state(channel, ConnectionState.OPEN, timeout=15)
 
 
-async def test_a_killed_sidecar_is_a_lost_connection_and_reconnects(sim: Wasim, make_channel: MakeChannel) -> None:
+async def test_a_killed_sidecar_is_restarted_at_once(sim: Wasim, make_channel: MakeChannel) -> None:
     channel = await make_channel(sim, reconnect=FAST)
     await link(channel, sim)
     pid = channel.sidecar_pid
     assert pid is not None
     since = sim.events.last_seq
     os.kill(pid, signal.SIGKILL)
-    await wait_state(channel, ConnectionState.RECONNECTING)
+    status = await wait_state(channel, ConnectionState.CONNECTING)
+    assert "sidecar stopped unexpectedly" in status.sentence.lower() + (status.detail or "").lower()
     await sim.events.wait_for("login", since=since, timeout=20)
     await wait_state(channel, ConnectionState.OPEN, timeout=20)
     assert channel.sidecar_pid not in (None, pid)

@@ -201,6 +201,22 @@ def test_sidecar_crash_counts_as_lost_connection() -> None:
     assert "sidecar" in decision.sentence and "no code" in decision.sentence
 
 
+def test_a_sidecar_that_dies_after_opening_is_restarted_at_once_a_few_times_then_backed_off() -> None:
+    r = reconnector(ReconnectPolicy(jitter=0))
+    decisions = []
+    for i in range(5):
+        r.on_open(float(i))
+        decisions.append(r.on_close(None, i + 0.5))  # killed half a second after each open
+    assert [d.action for d in decisions] == [Action.RECONNECT_NOW] * 3 + [Action.RETRY_AFTER] * 2
+    assert [d.delay for d in decisions] == [0, 0, 0, 5, 10]
+    assert "sidecar" in decisions[0].sentence and "reconnecting now" in decisions[0].sentence
+    # after a stable open the budget is whole again
+    r.on_open(100.0)
+    assert r.on_close(None, 200.0).action is Action.RECONNECT_NOW
+    # dying before the connection opened is not a restart: it is retried with backoff
+    assert r.on_close(None, 201.0).action is Action.RETRY_AFTER
+
+
 @pytest.mark.parametrize(("rand", "expected"), [(0.0, 5.0), (0.5, 4.75), (0.999999, 4.500005), (-3.0, 5.0), (7.0, 4.5)])
 def test_jitter_only_shortens(rand: float, expected: float) -> None:
     decision = reconnector(ReconnectPolicy(jitter=0.1), rand).on_close(428, 0.0)

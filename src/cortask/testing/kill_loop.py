@@ -205,8 +205,12 @@ async def run_kill_loop(
                         os.kill(pid, signal.SIGKILL)
                         timeline.note("kill.sidecar", pid=pid)
                         result.sidecar_kills += 1
+                # A sidecar killed again and again before its connection was stable for a minute is
+                # retried with growing waits (up to 102 s at the 10th of the 0.2 s base): wait them out.
                 health = await service.wait(
-                    lambda h: h["whatsapp"] in ("open", "unlinked", "logged_out"), "the channel to come back"
+                    lambda h: h["whatsapp"] in ("open", "unlinked", "logged_out"),
+                    "the channel to come back",
+                    timeout=180,
                 )
                 if health["whatsapp"] != "open":
                     result.rescans += 1  # the link was lost: a person would have to scan again

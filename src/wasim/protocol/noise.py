@@ -238,5 +238,8 @@ def _parse_handshake(payload: bytes) -> wa_pb2.HandshakeMessage:
     try:
         msg.ParseFromString(payload)
     except DecodeError as exc:
-        raise TransportError("handshake frame is not a valid HandshakeMessage") from exc
+        # the length and first bytes, to tell a truncated frame from a misaligned one
+        raise TransportError(
+            f"handshake frame is not a valid HandshakeMessage ({len(payload)} bytes: {payload[:16].hex()}…)"
+        ) from exc
     return msg

@@ -19,6 +19,10 @@ Rules (close codes are Baileys' DisconnectReason, see shared/design/baileys-in-p
   `replaced_min_delay` (30 s), so two instances cannot ping-pong.
 * 408, 428, 500, 503, None (the sidecar died, or closed without a code) and any other code:
   retried with exponential backoff.
+* The sidecar dying after its connection had opened (killed, out of memory) is our own process
+  failing, not WhatsApp turning us away: it is restarted at once, like 515 and within the same
+  `max_immediate_restarts` budget, so one crash costs no backoff wait; a sidecar that keeps dying
+  before a stable open soon falls back to counted, backed-off retries.
 * Retries are counted: attempt n waits base·factor^(n−1), capped at max_delay, minus up to
   `jitter` of it (jitter only ever shortens the wait, so the spec's 5-minute maximum holds).
   Once `max_attempts` retries have failed the next close gives up.
@@ -227,6 +231,7 @@ class Reconnector:
         if self._latched is not None:
             return self._latched
         policy = self.policy
+        was_open = self._opened_at is not None
         if self._opened_at is not None and now - self._opened_at >= policy.stable_open_seconds:
             self._attempt = 0
             self._immediate_restarts = 0
@@ -234,6 +239,7 @@ class Reconnector:
         self._opened_at = None
 
         reason = classify_close(code)
+        restart_now = reason is CloseReason.RESTART_REQUIRED or (reason is CloseReason.SIDECAR_EXITED and was_open)
 
         def decide(action: Action, delay: float = 0.0) -> Decision:
             retry_at = now + delay if action in (Action.RECONNECT_NOW, Action.RETRY_AFTER) else None
@@ -248,7 +254,7 @@ class Reconnector:
             self._version_refusals += 1
             if self._version_refusals > policy.version_retries:
                 return decide(Action.TERMINAL)
-        if reason is CloseReason.RESTART_REQUIRED and self._immediate_restarts < policy.max_immediate_restarts:
+        if restart_now and self._immediate_restarts < policy.max_immediate_restarts:
             self._immediate_restarts += 1
             return decide(Action.RECONNECT_NOW)
 
