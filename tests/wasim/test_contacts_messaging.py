@@ -289,3 +289,33 @@ async def test_a_retry_receipt_from_baileys_gets_the_message_resent(sim: Wasim, 
     )
     texts = [m["message"].get("conversation") for m in arrived["messages"] if m["key"]["id"] == message_id]
     assert texts == ["this one needs a retry"]
+
+
+async def test_a_receipt_the_device_never_acknowledged_comes_again_at_its_next_login(
+    sim: Wasim, make_baileys: StartBaileys
+) -> None:
+    # As on WhatsApp, a receipt waits for the device's ack: a retry request lost with the
+    # connection must not leave the contact without the message for good.
+    client = await _linked(sim, make_baileys)
+    sim.add_contact(ADA, "Ada")
+    await _upsert_for(client, await sim.messaging.send(ADA, "hi"))
+    send_receipt = sim.messaging.send_receipt
+
+    async def lost_on_the_way(conn: Any, receipt: Any) -> None:
+        if receipt.attrs.get("type") == "retry":
+            conn.blackhole()  # the connection goes quiet before the request gets through
+        await send_receipt(conn, receipt)
+
+    sim.messaging.send_receipt = lost_on_the_way  # type: ignore[method-assign]
+    sim.messaging.fail_next_decrypt.add(ADA[1:])
+    since = sim.events.last_seq
+    await client.command("send", jid=ADA_JID, text="can you read this?")
+    failed = await sim.events.wait_for("decrypt.failed", since=since)
+    sim.messaging.send_receipt = send_receipt  # type: ignore[method-assign]
+    await client.command("end")
+    requeued = await sim.events.wait_for("receipt.requeued", since=since)
+    assert failed.data["id"] in requeued.data["ids"]
+    mark = await client.connect(sim.url, sim.root_public_key)
+    await client.wait_open(mark)
+    again = await sim.events.wait_for("receipt.redelivered", since=since)
+    assert failed.data["id"] in again.data["ids"]

@@ -177,6 +177,8 @@ class Messaging:
         receipts = self._pending_receipts.pop((conn.account.phone, conn.device.device_id), [])
         for receipt in receipts:
             await self.send_receipt(conn, Node(receipt.tag, {**receipt.attrs, "offline": "1"}, receipt.content))
+        if receipts:
+            self._server.events.emit("receipt.redelivered", ids=[r.attrs.get("id") for r in receipts], conn=conn.id)
         return len(queue) + len(receipts)
 
     async def send_receipt(self, conn: ClientConnection, receipt: Node) -> None:
