@@ -4,7 +4,7 @@ The channel feeds it events (`on_open(now)`, `on_close(code, now)`) and gets a `
 time is a number the caller passes in and randomness is an injected callable, so tests run the
 whole schedule in microseconds. Every limit is a `ReconnectPolicy` field.
 
-Rules (close codes are Baileys' DisconnectReason, see shared/design/baileys-in-production.md §1):
+Rules (close codes are Baileys' DisconnectReason, see docs/baileys.md, "Close codes"):
 
 * 515 restart required: reconnect at once and do not count it; WhatsApp sends it right after
   pairing. More than `max_immediate_restarts` of them without a stable open are counted like any
