@@ -130,7 +130,6 @@ class Directory:
         self._state.save_soon()  # one-time pre-keys handed out are never handed out again
         return iq_result(node, [Node("list", {}, out)])
 
-
     # -- devices' pre-keys --------------------------------------------------------------------
 
     def prekey_count(self, conn: Peer, node: Node) -> Node:

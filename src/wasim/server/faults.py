@@ -74,9 +74,7 @@ async def apply_fault(conn: Peer, fault: Fault) -> None:
 class Faults:
     """Injects faults into live connections; `refuse` stops the listener for a while."""
 
-    def __init__(
-        self, connections: Connections, events: EventSink, refuse: Callable[[float], Awaitable[None]]
-    ) -> None:
+    def __init__(self, connections: Connections, events: EventSink, refuse: Callable[[float], Awaitable[None]]) -> None:
         self._connections = connections
         self._events = events
         self._refuse = refuse
