@@ -2,13 +2,16 @@
 
 async with Wasim(state_dir=path) as sim:
     ...  # point Baileys at sim.url with WA_CERT_DETAILS.PUBLIC_KEY = sim.root_public_key
+
+`Wasim` is the composition root: it builds each part from the narrow things it needs (the
+state, the event log, the registry of connections, a way to spawn work; see `ports.py`) and
+keeps the listener. Nothing imports this module but those who start a wasim.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -18,18 +21,22 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from wasim.protocol.binary import Node
 from wasim.protocol.certs import build_cert_chain
 from wasim.protocol.crypto import KeyPair
 from wasim.protocol.noise import MAX_FRAME
-from wasim.server.connection import ClientConnection, Kind
+from wasim.server.connection import ServerKeys
+from wasim.server.control import ControlParts, Snapshot
 from wasim.server.directory import Directory
 from wasim.server.events import EventLog
-from wasim.server.faults import Fault, apply_fault
+from wasim.server.faults import Fault, Faults
+from wasim.server.iq import IqRouter
 from wasim.server.messaging import Messaging
-from wasim.server.nodes import stream_error
 from wasim.server.phone import SimulatedPhone
-from wasim.state import Contact, Group, WasimState, new_contact
+from wasim.server.ports import Peer
+from wasim.server.registry import Connections
+from wasim.server.sessions import Sessions
+from wasim.server.stanzas import StanzaRouter
+from wasim.state import Contact, Group, WasimState
 
 log = logging.getLogger("wasim")
 
@@ -52,19 +59,25 @@ class Wasim:
         self.port = port
         self.max_frame = min(max_frame, MAX_FRAME)
         self.default_phone = default_phone
-        self.events = EventLog()
-        self.directory = Directory(self)
-        self.phone = SimulatedPhone(self)
-        self.messaging = Messaging(self)
-        self.connections: set[ClientConnection] = set()
         self.static_key = KeyPair.generate()
         self._intermediate = KeyPair.generate()
         self.cert_chain = build_cert_chain(self.state.root, self._intermediate, self.static_key.public)
-        self._refs: dict[str, ClientConnection] = {}
         self._server: Server | None = None
         self._retired: list[Server] = []  # stopped listening, may still hold connections
         self._reopen_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+        # The parts, each from what it needs and nothing more.
+        self.events = EventLog()
+        self.connections = Connections()
+        self.directory = Directory(self.state, self.events, default_phone)
+        self.phone = SimulatedPhone(self.state, self.events, self.connections, self.spawn, default_phone)
+        self.messaging = Messaging(self.state, self.events, self.connections, default_phone)
+        self.faults = Faults(self.connections, self.events, self.refuse_connections)
+        stanzas = StanzaRouter(self.messaging, IqRouter(self.directory, self.events), self.events)
+        keys = ServerKeys(self.static_key, self.cert_chain, self.max_frame)
+        self.sessions = Sessions(keys, self.state, self.events, self.connections, self.messaging, stanzas, self.spawn)
+        self.control = ControlParts(self.events, self.directory, self.phone, self.messaging, self.faults, self.snapshot)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -84,7 +97,7 @@ class Wasim:
 
     async def _listen(self) -> None:
         self._server = await serve(
-            self._handle,
+            self.sessions.serve,
             self.host,
             self.port,
             process_request=self._check_request,
@@ -101,8 +114,8 @@ class Wasim:
         servers = [*self._retired, *([self._server] if self._server else [])]
         for server in servers:
             server.close(close_connections=False)
-        for conn in list(self.connections):
-            conn.ws.transport.abort()
+        for conn in self.connections:
+            conn.abort()
         for server in servers:
             await server.wait_closed()
         self._server = None
@@ -123,27 +136,6 @@ class Wasim:
             return Response(404, "Not Found", Headers(), b"wasim serves WhatsApp Web at /ws/chat\n")
         return None
 
-    async def _handle(self, ws: ServerConnection) -> None:
-        conn = ClientConnection(self, ws)
-        self.connections.add(conn)
-        await conn.run()
-
-    async def replace(self, old: ClientConnection, by: ClientConnection) -> None:
-        """One socket per linked device, as on WhatsApp: a newer login of the device replaces the
-        older one, which gets a 440 "replaced" and nothing more; what it had not acknowledged
-        goes to the newer one (a companion that hangs must not keep swallowing messages)."""
-        old.kind = Kind.REPLACED
-        self.messaging.connection_closed(old)
-        self.events.emit("login.replaced", old=old.id, new=by.id)
-        log.info("connection %s replaced by a newer login of the same device (%s)", old.id, by.id)
-        self.spawn(old.end_with(stream_error(440, conflict="replaced")), "end a replaced connection")
-
-    def connection_closed(self, conn: ClientConnection) -> None:
-        self.connections.discard(conn)
-        self.messaging.connection_closed(conn)
-        for ref in conn.refs:
-            self._refs.pop(ref, None)
-
     def spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         """Run `coro` in the background, keeping a reference and logging its failure."""
         task = asyncio.create_task(coro, name=what)
@@ -155,105 +147,6 @@ class Wasim:
                 log.error("background task %s failed", what, exc_info=t.exception())
 
         task.add_done_callback(done)
-
-    # -- pairing ------------------------------------------------------------------------------
-
-    def register_refs(self, conn: ClientConnection) -> None:
-        for ref in conn.refs:
-            self._refs[ref] = conn
-
-    def connection_for_ref(self, ref: str) -> ClientConnection | None:
-        return self._refs.get(ref)
-
-    def forget_refs(self, conn: ClientConnection) -> None:
-        for ref in conn.refs:
-            self._refs.pop(ref, None)
-
-    def unlink_device(self, conn: ClientConnection, reason: str) -> None:
-        device = conn.require_device()
-        device.removed = True
-        device.prekeys.clear()
-        self.state.save()
-        self.events.emit("device.unlinked", reason=reason, **conn.describe())
-
-    # -- traffic hooks (extended by simulated contacts) ----------------------------------------
-
-    async def deliver_offline(self, conn: ClientConnection) -> int:
-        """Send what queued up while this device was away; returns how many stanzas."""
-        return await self.messaging.deliver_offline(conn)
-
-    async def on_client_stanza(self, conn: ClientConnection, node: Node) -> None:
-        kind = node.tag
-        if kind == "receipt" and node.attrs.get("type") == "retry":
-            await self.messaging.on_retry_receipt(conn, node)
-            await conn.send_node(Node("ack", {"class": "receipt", "id": node.attrs.get("id", ""), "type": "retry"}))
-        if kind == "receipt" and node.attrs.get("type") != "retry":
-            self.messaging.on_client_ack(conn, node)
-        if kind in ("chatstate", "receipt"):
-            self.messaging.record_presence(conn, node)
-            self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
-        elif kind == "presence":
-            self.events.emit(kind, node=str(node), attrs=dict(node.attrs), **conn.describe())
-        elif kind == "message":
-            await self.messaging.on_client_message(conn, node)
-        elif kind == "ack":
-            if node.attrs.get("class") == "message":
-                self.messaging.on_client_ack(conn, node)
-            elif node.attrs.get("class") == "receipt":
-                self.messaging.on_receipt_ack(conn, node)
-        elif kind == "ib":
-            pass
-        else:
-            log.debug("unhandled stanza from %s: %s", conn.id, node)
-
-    # -- contacts -----------------------------------------------------------------------------
-
-    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
-        contact = self.state.add_contact(new_contact(phone, name, lid))
-        self.events.emit("contact.added", phone=contact.phone, lid=contact.lid, name=name)
-        return contact
-
-    def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
-        """A group of the account and the given contacts (phones)."""
-        acc = self.state.account(account or self.default_phone)
-        if acc is None:
-            raise ValueError("no account to create a group for: link a device first")
-        if subject in self.state.groups:
-            raise ValueError(f"a group named {subject!r} already exists")
-        phones = [m.lstrip("+") for m in members]
-        unknown = [p for p in phones if p not in self.state.contacts]
-        if unknown:
-            raise ValueError(f"unknown contacts {', '.join('+' + p for p in unknown)}: add them first")
-        group = Group(jid=f"120363{secrets.randbelow(10**12):012d}@g.us", subject=subject, members=[acc.phone, *phones])
-        self.state.groups[subject] = group
-        self.state.save()
-        self.events.emit("group.created", jid=group.jid, subject=subject, members=group.members)
-        return group
-
-    def inbox(self, phone: str) -> list[dict[str, Any]]:
-        contact = self.state.contacts.get(phone.lstrip("+"))
-        if contact is None:
-            raise ValueError(f"unknown contact {phone}")
-        return list(contact.inbox)
-
-    # -- faults -------------------------------------------------------------------------------
-
-    def logged_in(self, phone: str | None = None) -> list[ClientConnection]:
-        return [
-            c
-            for c in self.connections
-            if c.kind is Kind.LOGIN and c.account and (phone is None or c.account.phone == phone.lstrip("+"))
-        ]
-
-    async def inject(self, fault: Fault, phone: str | None = None) -> list[str]:
-        """Apply `fault` to every logged-in connection (of `phone`); returns the affected ids."""
-        if fault.kind == "refuse":
-            await self.refuse_connections(fault.seconds)
-            return []
-        targets = self.logged_in(phone) if fault.kind != "all" else list(self.connections)
-        await asyncio.gather(*(apply_fault(c, fault) for c in targets))
-        self.events.emit("fault", fault=fault.describe(), targets=[c.id for c in targets])
-        return [c.id for c in targets]
 
     async def refuse_connections(self, seconds: float) -> None:
         """Stop listening for `seconds` (clients get connection refused), then listen again.
@@ -271,34 +164,31 @@ class Wasim:
 
         self._reopen_task = asyncio.create_task(reopen())
 
-    def snapshot(self) -> dict[str, Any]:
+    # -- what tests and scripts call (each a part's method, kept here as the public surface) ----
+
+    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
+        return self.directory.add_contact(phone, name, lid)
+
+    def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
+        """A group of the account and the given contacts (phones)."""
+        return self.directory.create_group(subject, members, account)
+
+    def inbox(self, phone: str) -> list[dict[str, Any]]:
+        return self.directory.inbox(phone)
+
+    def logged_in(self, phone: str | None = None) -> list[Peer]:
+        return self.connections.logged_in(phone)
+
+    async def inject(self, fault: Fault, phone: str | None = None) -> list[str]:
+        """Apply `fault` to every logged-in connection (of `phone`); returns the affected ids."""
+        return await self.faults.inject(fault, phone)
+
+    def snapshot(self) -> Snapshot:
         return {
             "url": self.url,
             "root_public_key": self.root_public_key,
-            "accounts": [
-                {
-                    "phone": "+" + a.phone,
-                    "lid": a.lid,
-                    "name": a.name,
-                    "devices": [
-                        {
-                            "device": d.device_id,
-                            "jid": f"{a.phone}:{d.device_id}@s.whatsapp.net",
-                            "linked": not d.removed,
-                            "platform": d.platform,
-                            "linked_at": d.linked_at,
-                            "prekeys": len(d.prekeys),
-                            "connected": any(c.device is d for c in self.connections),
-                        }
-                        for d in a.devices.values()
-                    ],
-                }
-                for a in self.state.accounts.values()
-            ],
-            "contacts": [
-                {"phone": "+" + c.phone, "lid": c.lid, "name": c.name, "own_phone": c.own_phone}
-                for c in self.state.contacts.values()
-            ],
+            "accounts": self.directory.describe_accounts(self.connections.is_connected),
+            "contacts": self.directory.describe_contacts(),
         }
 
 

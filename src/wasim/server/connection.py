@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import secrets
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from wasim.protocol import wa_pb2
 from wasim.protocol.binary import BinaryError, Node, decode_node, encode_node
+from wasim.protocol.crypto import KeyPair
 from wasim.protocol.noise import ClientAuthenticated, Frame, NoiseServer, Send, TransportError
-from wasim.server import iq
-from wasim.server.nodes import SERVER_JID, failure, new_id, now_s
+from wasim.server.nodes import SERVER_JID, new_id, now_s
+from wasim.server.ports import EventSink, Kind, NotLoggedIn, SessionHooks
 from wasim.state import Account, Device
-
-if TYPE_CHECKING:
-    from wasim.server.app import Wasim
 
 log = logging.getLogger("wasim.connection")
 node_log = logging.getLogger("wasim.nodes")
@@ -37,20 +34,25 @@ FIRST_NODE_DELAY = 0.02
 CLOSE_GRACE = 1.0
 
 
-class Kind(enum.Enum):
-    HANDSHAKE = "handshake"
-    REGISTRATION = "registration"
-    LOGIN = "login"
-    REPLACED = "replaced"  # a login of the same device came after it: it gets nothing more
+@dataclass(frozen=True, slots=True)
+class ServerKeys:
+    """What the Noise handshake needs from the server: its static key and certificate chain."""
+
+    static_key: KeyPair
+    cert_chain: bytes
+    max_frame: int
 
 
 class ClientConnection:
-    def __init__(self, server: Wasim, ws: ServerConnection) -> None:
-        self.server = server
+    """Implements `ports.Peer`; hands logins, stanzas and its end to `hooks`."""
+
+    def __init__(self, ws: ServerConnection, keys: ServerKeys, events: EventSink, hooks: SessionHooks) -> None:
         self.ws = ws
+        self._events = events
+        self._hooks = hooks
         self.id = secrets.token_hex(4)
         self.kind = Kind.HANDSHAKE
-        self.noise = NoiseServer(server.static_key, server.cert_chain, max_frame=server.max_frame)
+        self.noise = NoiseServer(keys.static_key, keys.cert_chain, max_frame=keys.max_frame)
         self.client_static = b""
         self.payload: wa_pb2.ClientPayload | None = None
         self.account: Account | None = None
@@ -70,7 +72,7 @@ class ClientConnection:
 
     def require_device(self) -> Device:
         if self.device is None:
-            raise _NotLoggedIn()
+            raise NotLoggedIn()
         return self.device
 
     def describe(self) -> dict[str, object]:
@@ -84,7 +86,7 @@ class ClientConnection:
     # -- I/O loop -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        self.server.events.emit("connection.opened", conn=self.id, peer=str(self.ws.remote_address))
+        self._events.emit("connection.opened", conn=self.id, peer=str(self.ws.remote_address))
         reason = "client closed the connection"
         try:
             async for message in self.ws:
@@ -104,8 +106,8 @@ class ClientConnection:
             for fut in self._pending.values():
                 if not fut.done():
                     fut.set_exception(ConnectionError("connection closed"))
-            self.server.connection_closed(self)
-            self.server.events.emit("connection.closed", reason=reason, **self.describe())
+            self._hooks.closed(self)
+            self._events.emit("connection.closed", reason=reason, **self.describe())
 
     async def _on_transport_event(self, event: Send | ClientAuthenticated | Frame) -> None:
         if isinstance(event, Send):
@@ -155,6 +157,15 @@ class ClientConnection:
         """From now on ignore everything and send nothing, keeping TCP open (a silent drop)."""
         self.blackholed = True
 
+    async def close(self) -> None:
+        """Close the WebSocket from the server's side, with nothing said first."""
+        self.closing = True
+        await self.ws.close()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once (the server is stopping)."""
+        self.ws.transport.abort()
+
     # -- handshake outcome --------------------------------------------------------------------
 
     async def _on_authenticated(self, event: ClientAuthenticated) -> None:
@@ -167,13 +178,13 @@ class ClientConnection:
         elif payload.HasField("username"):
             self.kind = Kind.LOGIN
             await asyncio.sleep(FIRST_NODE_DELAY)
-            await self._login(str(payload.username), payload.device)
+            await self._hooks.login(self, str(payload.username), payload.device)
         else:
             raise TransportError("ClientPayload is neither a registration nor a login")
 
     async def _offer_refs(self) -> None:
         self.refs = [f"2@{secrets.token_urlsafe(36)}" for _ in range(REFS_PER_QR_SESSION)]
-        self.server.register_refs(self)
+        self._hooks.refs_offered(self)
         refs = [Node("ref", {}, r.encode()) for r in self.refs]
         await self.send_node(
             Node(
@@ -182,72 +193,14 @@ class ClientConnection:
                 [Node("pair-device", {}, refs)],
             )
         )
-        self.server.events.emit("pairing.refs", conn=self.id, refs=list(self.refs))
-
-    async def _login(self, phone: str, device_id: int) -> None:
-        found = self.server.state.find_device_owner(phone, device_id)
-        why = None
-        if found is None:
-            why = "unknown device"
-        elif found[1].removed:
-            why = "device was unlinked"
-        elif found[1].noise_public != self.client_static:
-            why = "noise key does not match the linked device"
-        if why is not None or found is None:
-            self.server.events.emit("login.rejected", conn=self.id, phone=phone, device=device_id, why=why)
-            log.info("login of %s:%s rejected: %s", phone, device_id, why)
-            await self.end_with(failure(401))
-            return
-        self.account, self.device = found
-        acc = self.account
-        for other in self.server.logged_in(acc.phone):
-            if other is not self and other.device is self.device:
-                await self.server.replace(other, by=self)
-        await self.send_node(
-            Node(
-                "success",
-                {
-                    "t": now_s(),
-                    "lid": f"{acc.lid}:{device_id}@lid",
-                    "display_name": "",
-                    "props": "1",
-                    "creation": str(int(self.device.linked_at)),
-                    "location": "wasim",
-                },
-            )
-        )
-        # Offline-flagged stanzas must come before <ib><offline>, which ends Baileys' offline phase.
-        count = await self.server.deliver_offline(self)
-        await self.send_node(Node("ib", {"from": SERVER_JID}, [Node("offline", {"count": str(count)})]))
-        # A live no-op stanza ends Baileys' first-login event buffering at once.
-        await self.send_node(
-            Node("notification", {"from": SERVER_JID, "id": new_id(), "type": "sim_flush", "t": now_s()})
-        )
-        self.server.events.emit("login", **self.describe())
+        self._events.emit("pairing.refs", conn=self.id, refs=list(self.refs))
 
     # -- nodes from the client ----------------------------------------------------------------
 
     async def _on_node(self, node: Node) -> None:
-        node_id = node.attrs.get("id")
-        if node.tag == "iq" and node.attrs.get("type") in ("result", "error") and node_id in self._pending:
-            self._pending[node_id].set_result(node)
-            return
-        if node.tag == "iq":
-            if node.attrs.get("type") in ("result", "error"):
-                return  # a reply to something we no longer wait for
-            try:
-                reply = iq.answer(self, node)
-            except _NotLoggedIn:
-                reply = Node(
-                    "iq",
-                    {"type": "error", "id": node_id or "", "from": SERVER_JID},
-                    [Node("error", {"code": "401", "text": "not-authorized"})],
-                )
-            if reply is not None:
-                await self.send_node(reply)
-            return
-        await self.server.on_client_stanza(self, node)
-
-
-class _NotLoggedIn(Exception):
-    pass
+        if node.tag == "iq" and node.attrs.get("type") in ("result", "error"):
+            pending = self._pending.get(node.attrs.get("id", ""))
+            if pending is not None:
+                pending.set_result(node)
+            return  # otherwise a reply to something we no longer wait for
+        await self._hooks.stanza(self, node)

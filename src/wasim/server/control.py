@@ -7,19 +7,49 @@ import io
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 from aiohttp import web
 
 from wasim.protocol.pairing import PairingError
-from wasim.server.app import Wasim
-from wasim.server.faults import Fault
+from wasim.server.directory import AccountView, ContactView, Directory
+from wasim.server.events import EventLog
+from wasim.server.faults import Fault, Faults
+from wasim.server.messaging import Messaging
+from wasim.server.phone import SimulatedPhone
 
 log = logging.getLogger("wasim.control")
 STATIC = Path(__file__).parent / "static"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Snapshot(TypedDict):
+    url: str
+    root_public_key: str
+    accounts: list[AccountView]
+    contacts: list[ContactView]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlParts:
+    """The parts the control API drives (`Wasim.control` is one)."""
+
+    events: EventLog
+    directory: Directory
+    phone: SimulatedPhone
+    messaging: Messaging
+    faults: Faults
+    snapshot: Callable[[], Snapshot]
+
+
+class Controlled(Protocol):
+    """Whatever offers its parts to the control API: a `Wasim`."""
+
+    @property
+    def control(self) -> ControlParts: ...
 
 
 class BadRequest(Exception):
@@ -65,21 +95,21 @@ def _field(data: dict[str, Any], name: str, kind: type, required: bool = True) -
     return value
 
 
-def make_app(sim: Wasim) -> web.Application:
+def make_app(parts: ControlParts) -> web.Application:
     routes = web.RouteTableDef()
 
     @routes.get("/status")
     async def status(request: web.Request) -> web.Response:
-        return web.json_response(sim.snapshot())
+        return web.json_response(parts.snapshot())
 
     @routes.get("/devices")
     async def devices(request: web.Request) -> web.Response:
-        return web.json_response({"accounts": sim.snapshot()["accounts"]})
+        return web.json_response({"accounts": parts.snapshot()["accounts"]})
 
     @routes.post("/scan")
     async def scan(request: web.Request) -> web.Response:
         data = await _body(request)
-        result = await sim.phone.scan(
+        result = await parts.phone.scan(
             _field(data, "qr", str),
             phone=_field(data, "phone", str, False),
             name=data.get("name") or "Sim User",
@@ -111,20 +141,20 @@ def make_app(sim: Wasim) -> web.Application:
         codes = [r.text for r in zxingcpp.read_barcodes(image)]
         if not codes:
             raise BadRequest("no QR code found in that image; upload a sharper screenshot of the whole code")
-        result = await sim.phone.scan(codes[0])
+        result = await parts.phone.scan(codes[0])
         return web.json_response(
             {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
         )
 
     @routes.post("/refuse")
     async def refuse(request: web.Request) -> web.Response:
-        sim.phone.refuse(_field(await _body(request), "qr", str))
+        parts.phone.refuse(_field(await _body(request), "qr", str))
         return web.json_response({"ok": True})
 
     @routes.post("/unlink")
     async def unlink(request: web.Request) -> web.Response:
         data = await _body(request)
-        await sim.phone.unlink(_field(data, "phone", str), _field(data, "device", int))
+        await parts.phone.unlink(_field(data, "phone", str), _field(data, "device", int))
         return web.json_response({"ok": True})
 
     @routes.post("/fault")
@@ -135,20 +165,20 @@ def make_app(sim: Wasim) -> web.Application:
             code=_field(data, "code", int, False),
             seconds=_field(data, "seconds", float, False) or 0.0,
         )
-        targets = await sim.inject(f, phone=_field(data, "phone", str, False))
+        targets = await parts.faults.inject(f, phone=_field(data, "phone", str, False))
         return web.json_response({"ok": True, "connections": targets})
 
     @routes.post("/contacts")
     async def add_contact(request: web.Request) -> web.Response:
         data = await _body(request)
-        contact = sim.add_contact(
+        contact = parts.directory.add_contact(
             _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
         )
         return web.json_response({"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name})
 
     @routes.get("/contacts")
     async def contacts(request: web.Request) -> web.Response:
-        return web.json_response({"contacts": sim.snapshot()["contacts"]})
+        return web.json_response({"contacts": parts.snapshot()["contacts"]})
 
     @routes.post("/groups")
     async def create_group(request: web.Request) -> web.Response:
@@ -156,7 +186,7 @@ def make_app(sim: Wasim) -> web.Application:
         members = data.get("members")
         if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
             raise BadRequest("field 'members' must be a list of phone numbers")
-        group = sim.create_group(_field(data, "subject", str), members, _field(data, "account", str, False))
+        group = parts.directory.create_group(_field(data, "subject", str), members, _field(data, "account", str, False))
         return web.json_response({"ok": True, "jid": group.jid, "subject": group.subject, "members": group.members})
 
     @routes.post("/send")
@@ -166,7 +196,7 @@ def make_app(sim: Wasim) -> web.Application:
         if not 1 <= count <= 10_000:
             raise BadRequest("'count' must be between 1 and 10000")
         ids = [
-            await sim.messaging.send(
+            await parts.messaging.send(
                 _field(data, "from", str),
                 data.get("text") or "",
                 kind=_field(data, "kind", str, False) or "text",
@@ -183,7 +213,7 @@ def make_app(sim: Wasim) -> web.Application:
 
     @routes.post("/redeliver")
     async def redeliver(request: web.Request) -> web.Response:
-        await sim.messaging.redeliver(_field(await _body(request), "id", str))
+        await parts.messaging.redeliver(_field(await _body(request), "id", str))
         return web.json_response({"ok": True})
 
     @routes.get("/inbox")
@@ -191,7 +221,7 @@ def make_app(sim: Wasim) -> web.Application:
         contact = request.query.get("contact")
         if not contact:
             raise BadRequest("missing query parameter 'contact' (a phone number)")
-        return web.json_response({"contact": contact, "inbox": sim.inbox(contact)})
+        return web.json_response({"contact": contact, "inbox": parts.directory.inbox(contact)})
 
     @routes.get("/events")
     async def events(request: web.Request) -> web.Response:
@@ -200,7 +230,7 @@ def make_app(sim: Wasim) -> web.Application:
         except ValueError as exc:
             raise BadRequest("'since' must be an event sequence number") from exc
         kind = request.query.get("kind")
-        found = sim.events.since(since, kind)
+        found = parts.events.since(since, kind)
         wait = request.query.get("wait")
         if not found and wait and kind:
             # Long poll: answer as soon as a matching event happens (or with nothing after `wait` s).
@@ -209,17 +239,17 @@ def make_app(sim: Wasim) -> web.Application:
             except ValueError as exc:
                 raise BadRequest("'wait' must be a number of seconds") from exc
             with contextlib.suppress(TimeoutError):
-                await sim.events.wait_for(kind, since=since, timeout=seconds)
-            found = sim.events.since(since, kind)
-        return web.json_response({"events": [e.to_json() for e in found], "last": sim.events.last_seq})
+                await parts.events.wait_for(kind, since=since, timeout=seconds)
+            found = parts.events.since(since, kind)
+        return web.json_response({"events": [e.to_json() for e in found], "last": parts.events.last_seq})
 
     app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
     app.add_routes(routes)
     return app
 
 
-async def start_control(sim: Wasim, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(make_app(sim), access_log=None)
+async def start_control(sim: Controlled, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(make_app(sim.control), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -1,4 +1,5 @@
-"""Who exists and which keys they have: answers device lists (usync) and key-bundle fetches.
+"""Who exists and which keys they have: accounts and their devices, contacts and groups;
+answers device lists (usync), key-bundle fetches and the devices' pre-key uploads.
 
 Users are the simulated accounts (the phone as device 0, linked companions as devices 1..n) and
 the simulated contacts (device 0 only). Unknown users get an empty device list, as on WhatsApp.
@@ -7,16 +8,15 @@ the simulated contacts (device 0 only). Unknown users get an empty device list, 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import secrets
+from collections.abc import Callable
+from typing import Any, TypedDict
 
 from wasim.protocol.binary import Node
 from wasim.server.nodes import iq_error, iq_result, now_s
+from wasim.server.ports import EventSink, Peer
 from wasim.signal import PreKeyBundle, raw_key
-from wasim.state import Account, Contact, Device
-
-if TYPE_CHECKING:
-    from wasim.server.app import Wasim
-    from wasim.server.connection import ClientConnection
+from wasim.state import Account, Contact, Device, Group, SignedPreKey, WasimState, new_contact
 
 log = logging.getLogger("wasim.directory")
 
@@ -29,17 +29,43 @@ def split_jid(jid: str) -> tuple[str, int, str]:
     return user, int(device) if device.isdigit() else 0, server
 
 
+class DeviceView(TypedDict):
+    device: int
+    jid: str
+    linked: bool
+    platform: str
+    linked_at: float
+    prekeys: int
+    connected: bool
+
+
+class AccountView(TypedDict):
+    phone: str
+    lid: str
+    name: str
+    devices: list[DeviceView]
+
+
+class ContactView(TypedDict):
+    phone: str
+    lid: str
+    name: str
+    own_phone: bool
+
+
 class Directory:
-    def __init__(self, server: Wasim) -> None:
-        self._server = server
+    def __init__(self, state: WasimState, events: EventSink, default_phone: str) -> None:
+        self._state = state
+        self._events = events
+        self._default_phone = default_phone
 
     def account_for(self, user: str, server: str) -> Account | None:
-        for acc in self._server.state.accounts.values():
+        for acc in self._state.accounts.values():
             if (server == "s.whatsapp.net" and acc.phone == user) or (server == "lid" and acc.lid == user):
                 return acc
         return None
 
-    def usync(self, conn: ClientConnection, node: Node) -> Node:
+    def usync(self, conn: Peer, node: Node) -> Node:
         usync = node.child("usync")
         query = usync.child("query") if usync else None
         users_in = usync.child("list") if usync else None
@@ -53,7 +79,7 @@ class Directory:
                 return iq_error(node, 400, "bad-request")
             u, _, srv = split_jid(jid)
             acc = self.account_for(u, srv)
-            contact = self._server.state.contact_for(jid)
+            contact = self._state.contact_for(jid)
             parts: list[Node] = []
             if "devices" in wanted:
                 parts.append(self._device_list(acc, contact))
@@ -61,7 +87,7 @@ class Directory:
             if "lid" in wanted and lid is not None:
                 parts.append(Node("lid", {"val": f"{lid}@lid"}))
             users_out.append(Node("user", {"jid": jid}, parts))
-        self._server.events.emit(
+        self._events.emit(
             "usync", users=[u.attrs.get("jid", "") for u in users_out], context=usync.attrs.get("context")
         )
         result = Node("usync", dict(usync.attrs), [Node("result", {}), Node("list", {}, users_out)])
@@ -78,7 +104,7 @@ class Directory:
             ]
         return Node("devices", {}, [Node("device-list", {}, items), Node("key-index-list", {"ts": now_s()})])
 
-    def key_bundles(self, conn: ClientConnection, node: Node) -> Node:
+    def key_bundles(self, conn: Peer, node: Node) -> Node:
         key = node.child("key")
         if key is None:
             return iq_error(node, 400, "bad-request")
@@ -88,7 +114,7 @@ class Directory:
             u, dev, srv = split_jid(jid)
             nodes: list[Node] | None = None
             if dev == 0:
-                contact = self._server.state.contact_for(jid)
+                contact = self._state.contact_for(jid)
                 if contact is not None:
                     nodes = contact_bundle_nodes(contact.keys.bundle())
             else:
@@ -100,9 +126,122 @@ class Directory:
                 log.info("no key bundle for %s; omitted from the reply", jid)
                 continue
             out.append(Node("user", {"jid": jid}, nodes))
-        self._server.events.emit("keys.fetched", jids=[u.attrs.get("jid", "") for u in key.children("user")])
-        self._server.state.save_soon()  # one-time pre-keys handed out are never handed out again
+        self._events.emit("keys.fetched", jids=[u.attrs.get("jid", "") for u in key.children("user")])
+        self._state.save_soon()  # one-time pre-keys handed out are never handed out again
         return iq_result(node, [Node("list", {}, out)])
+
+    # -- devices' pre-keys --------------------------------------------------------------------
+
+    def prekey_count(self, conn: Peer, node: Node) -> Node:
+        device = conn.require_device()
+        return iq_result(node, [Node("count", {"value": str(len(device.prekeys))})])
+
+    def upload_prekeys(self, conn: Peer, node: Node) -> Node:
+        device = conn.require_device()
+        try:
+            registration_id = _uint(node.child("registration"), "registration")
+            identity = node.child("identity")
+            skey = node.child("skey")
+            key_list = node.child("list")
+            if identity is None or skey is None or key_list is None:
+                raise ValueError("a pre-key upload needs <identity>, <skey> and <list>")
+            keys = {_uint(k.child("id"), "id"): _child_bytes(k, "value") for k in key_list.children("key")}
+            signed = SignedPreKey(
+                _uint(skey.child("id"), "skey id"), _child_bytes(skey, "value"), _child_bytes(skey, "signature")
+            )
+        except ValueError as exc:
+            return iq_error(node, 400, f"bad-request: {exc}")
+        reused = keys.keys() & device.consumed
+        if reused:
+            log.warning("client re-uploaded consumed pre-key ids %s; ignoring them", sorted(reused)[:5])
+        device.registration_id = registration_id
+        device.identity_public = identity.content_bytes()
+        device.signed_prekey = signed
+        device.prekeys.update({k: v for k, v in keys.items() if k not in device.consumed})
+        self._state.save()
+        self._events.emit("prekeys.uploaded", phone=conn.account_phone, device=device.device_id, count=len(keys))
+        return iq_result(node)
+
+    def unlink_device(self, conn: Peer, reason: str) -> None:
+        """The companion on `conn` removes itself (Baileys' logout)."""
+        device = conn.require_device()
+        device.removed = True
+        device.prekeys.clear()
+        self._state.save()
+        self._events.emit("device.unlinked", reason=reason, **conn.describe())
+
+    # -- contacts and groups ------------------------------------------------------------------
+
+    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
+        contact = self._state.add_contact(new_contact(phone, name, lid))
+        self._events.emit("contact.added", phone=contact.phone, lid=contact.lid, name=name)
+        return contact
+
+    def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
+        """A group of the account and the given contacts (phones)."""
+        acc = self._state.account(account or self._default_phone)
+        if acc is None:
+            raise ValueError("no account to create a group for: link a device first")
+        if subject in self._state.groups:
+            raise ValueError(f"a group named {subject!r} already exists")
+        phones = [m.lstrip("+") for m in members]
+        unknown = [p for p in phones if p not in self._state.contacts]
+        if unknown:
+            raise ValueError(f"unknown contacts {', '.join('+' + p for p in unknown)}: add them first")
+        group = Group(jid=f"120363{secrets.randbelow(10**12):012d}@g.us", subject=subject, members=[acc.phone, *phones])
+        self._state.groups[subject] = group
+        self._state.save()
+        self._events.emit("group.created", jid=group.jid, subject=subject, members=group.members)
+        return group
+
+    def inbox(self, phone: str) -> list[dict[str, Any]]:
+        contact = self._state.contacts.get(phone.lstrip("+"))
+        if contact is None:
+            raise ValueError(f"unknown contact {phone}")
+        return list(contact.inbox)
+
+    # -- views for the control API --------------------------------------------------------------
+
+    def describe_accounts(self, connected: Callable[[Device], bool]) -> list[AccountView]:
+        return [
+            {
+                "phone": "+" + a.phone,
+                "lid": a.lid,
+                "name": a.name,
+                "devices": [
+                    {
+                        "device": d.device_id,
+                        "jid": f"{a.phone}:{d.device_id}@s.whatsapp.net",
+                        "linked": not d.removed,
+                        "platform": d.platform,
+                        "linked_at": d.linked_at,
+                        "prekeys": len(d.prekeys),
+                        "connected": connected(d),
+                    }
+                    for d in a.devices.values()
+                ],
+            }
+            for a in self._state.accounts.values()
+        ]
+
+    def describe_contacts(self) -> list[ContactView]:
+        return [
+            {"phone": "+" + c.phone, "lid": c.lid, "name": c.name, "own_phone": c.own_phone}
+            for c in self._state.contacts.values()
+        ]
+
+
+def _uint(node: Node | None, what: str) -> int:
+    if node is None:
+        raise ValueError(f"missing <{what}>")
+    return int.from_bytes(node.content_bytes(), "big")
+
+
+def _child_bytes(node: Node, tag: str) -> bytes:
+    child = node.child(tag)
+    if child is None:
+        raise ValueError(f"missing <{tag}> in <{node.tag}>")
+    return child.content_bytes()
 
 
 def _bundle(

@@ -14,14 +14,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from wasim.protocol.binary import Node
 from wasim.server.nodes import SERVER_JID, failure, stream_error
-
-if TYPE_CHECKING:
-    from wasim.server.connection import ClientConnection
+from wasim.server.ports import EventSink, Peer
+from wasim.server.registry import Connections
 
 KINDS = ("stream_error", "failure", "downgrade", "stream_end", "close", "drop", "refuse")
 
@@ -61,12 +61,30 @@ def fault_stanza(fault: Fault) -> Node | None:
     return None
 
 
-async def apply_fault(conn: ClientConnection, fault: Fault) -> None:
+async def apply_fault(conn: Peer, fault: Fault) -> None:
     if fault.kind == "drop":
         conn.blackhole()
         return
     if fault.kind == "close":
-        conn.closing = True
-        await conn.ws.close()
+        await conn.close()
         return
     await conn.end_with(fault_stanza(fault))
+
+
+class Faults:
+    """Injects faults into live connections; `refuse` stops the listener for a while."""
+
+    def __init__(self, connections: Connections, events: EventSink, refuse: Callable[[float], Awaitable[None]]) -> None:
+        self._connections = connections
+        self._events = events
+        self._refuse = refuse
+
+    async def inject(self, fault: Fault, phone: str | None = None) -> list[str]:
+        """Apply `fault` to every logged-in connection (of `phone`); returns the affected ids."""
+        if fault.kind == "refuse":
+            await self._refuse(fault.seconds)
+            return []
+        targets = self._connections.logged_in(phone) if fault.kind != "all" else list(self._connections)
+        await asyncio.gather(*(apply_fault(c, fault) for c in targets))
+        self._events.emit("fault", fault=fault.describe(), targets=[c.id for c in targets])
+        return [c.id for c in targets]

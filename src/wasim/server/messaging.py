@@ -16,20 +16,18 @@ import secrets
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wasim.protocol import wa_pb2
 from wasim.protocol.binary import Node
 from wasim.protocol.messages import STANZA_TYPE, build_message, read_message, wrap_device_sent
 from wasim.server.directory import device_bundle
 from wasim.server.nodes import now_s
+from wasim.server.ports import EventSink, Peer
+from wasim.server.registry import Connections
 from wasim.signal import SessionCipher, SessionRecord, SignalError, pad, unpad
 from wasim.signal.group import GroupSender
-from wasim.state import Account, Contact, Device
-
-if TYPE_CHECKING:
-    from wasim.server.app import Wasim
-    from wasim.server.connection import ClientConnection
+from wasim.state import Account, Contact, Device, WasimState
 
 log = logging.getLogger("wasim.messaging")
 
@@ -62,8 +60,11 @@ class Outgoing:
 
 
 class Messaging:
-    def __init__(self, server: Wasim) -> None:
-        self._server = server
+    def __init__(self, state: WasimState, events: EventSink, connections: Connections, default_phone: str) -> None:
+        self._state = state
+        self._events = events
+        self._connections = connections
+        self._default_phone = default_phone
         # Contacts whose next decryption fails on purpose (a fault: the phone lost the session),
         # so it asks the companion for a retry.
         self.fail_next_decrypt: set[str] = set()
@@ -75,10 +76,10 @@ class Messaging:
         # Delivered on a connection but not yet acknowledged by the device (a receipt or an ack).
         # Like WhatsApp, a message stays queued until then: if the connection ends first, it is
         # delivered again, flagged offline, at the device's next login.
-        self._unacked: dict[ClientConnection, dict[str, Outgoing]] = {}
+        self._unacked: dict[Peer, dict[str, Outgoing]] = {}
         # Receipts for the device (delivery, retry) wait for its ack the same way: a retry receipt
         # lost with a connection would leave that contact without the message for good.
-        self._unacked_receipts: dict[ClientConnection, dict[tuple[str, str], Node]] = {}
+        self._unacked_receipts: dict[Peer, dict[tuple[str, str], Node]] = {}
         self._pending_receipts: dict[tuple[str, int], list[Node]] = defaultdict(list)
 
     # -- contact -> account --------------------------------------------------------------------
@@ -106,10 +107,10 @@ class Messaging:
         LID mapping the companion learned before tells it who wrote."""
         if withhold_phone and not lid_addressed:
             raise ValueError("withhold_phone applies to LID-addressed messages: set lid_addressed too")
-        state = self._server.state
-        account = state.account(to or self._server.default_phone)
+        state = self._state
+        account = state.account(to or self._default_phone)
         if account is None:
-            raise ValueError(f"no account {to or self._server.default_phone}: link a device first")
+            raise ValueError(f"no account {to or self._default_phone}: link a device first")
         from_self = sender == "self"
         contact = state.contacts.get(account.phone if from_self else sender.lstrip("+"))
         if contact is None:
@@ -146,7 +147,7 @@ class Messaging:
         )
         self._sent[out.id] = out
         await self._dispatch(account, out)
-        self._server.events.emit("contact.sent", id=out.id, sender=contact.phone, content=kind, to=account.phone)
+        self._events.emit("contact.sent", id=out.id, sender=contact.phone, content=kind, to=account.phone)
         return out.id
 
     async def redeliver(self, message_id: str) -> None:
@@ -154,20 +155,20 @@ class Messaging:
         out = self._sent.get(message_id)
         if out is None:
             raise ValueError(f"no message {message_id} was sent through this wasim")
-        account = self._server.state.account(out.account_phone)
+        account = self._state.account(out.account_phone)
         assert account is not None
         out.delivered_to.clear()
         await self._dispatch(account, out)
 
     async def _dispatch(self, account: Account, out: Outgoing) -> None:
         for device in account.live_devices():
-            conn = next((c for c in self._server.logged_in(account.phone) if c.device is device), None)
+            conn = self._connections.of_device(account.phone, device)
             if conn is None:
                 self._pending[(account.phone, device.device_id)].append(out)
             else:
                 await self.deliver(conn, out)
 
-    async def deliver_offline(self, conn: ClientConnection) -> int:
+    async def deliver_offline(self, conn: Peer) -> int:
         """Deliver what waited for this device (messages, then receipts), flagged offline; returns
         how many stanzas."""
         assert conn.account and conn.device
@@ -178,24 +179,24 @@ class Messaging:
         for receipt in receipts:
             await self.send_receipt(conn, Node(receipt.tag, {**receipt.attrs, "offline": "1"}, receipt.content))
         if receipts:
-            self._server.events.emit("receipt.redelivered", ids=[r.attrs.get("id") for r in receipts], conn=conn.id)
+            self._events.emit("receipt.redelivered", ids=[r.attrs.get("id") for r in receipts], conn=conn.id)
         return len(queue) + len(receipts)
 
-    async def send_receipt(self, conn: ClientConnection, receipt: Node) -> None:
+    async def send_receipt(self, conn: Peer, receipt: Node) -> None:
         """A receipt for the device, kept until it acknowledges it (see `on_receipt_ack`)."""
         key = (receipt.attrs.get("id", ""), receipt.attrs.get("type", ""))
         self._unacked_receipts.setdefault(conn, {})[key] = receipt
         await conn.send_node(receipt)
 
-    def on_receipt_ack(self, conn: ClientConnection, node: Node) -> None:
+    def on_receipt_ack(self, conn: Peer, node: Node) -> None:
         unacked = self._unacked_receipts.get(conn)
         if unacked:
             unacked.pop((node.attrs.get("id", ""), node.attrs.get("type", "")), None)
 
-    async def deliver(self, conn: ClientConnection, out: Outgoing, offline: bool = False) -> None:
+    async def deliver(self, conn: Peer, out: Outgoing, offline: bool = False) -> None:
         account, device = conn.account, conn.device
         assert account is not None and device is not None
-        state = self._server.state
+        state = self._state
         contact = state.contacts[out.sender_phone]
         cipher = self._cipher(contact, account, device)
         if not cipher.has_open_session:
@@ -212,7 +213,7 @@ class Messaging:
         self._unacked.setdefault(conn, {})[out.id] = out
         await conn.send_node(self._stanza(account, contact, out, encs, offline))
         out.delivered_to.add(device.device_id)
-        self._server.events.emit("delivered", id=out.id, device=device.device_id, offline=offline, conn=conn.id)
+        self._events.emit("delivered", id=out.id, device=device.device_id, offline=offline, conn=conn.id)
 
     def _group_encs(
         self, account: Account, device: Device, contact: Contact, cipher: SessionCipher, out: Outgoing
@@ -220,7 +221,7 @@ class Messaging:
         """A group post: the member's sender key over the 1:1 session (first, and only to devices
         that lack it), then the content under the sender key. Encrypted at delivery, so every
         device sees a sender's iterations in order (Baileys cannot decrypt a late one)."""
-        group = self._server.state.groups[out.group]
+        group = self._state.groups[out.group]
         sender = group.senders.get(contact.phone)
         if sender is None:
             sender = group.senders[contact.phone] = GroupSender.generate()
@@ -273,7 +274,7 @@ class Messaging:
 
     # -- account -> contact --------------------------------------------------------------------
 
-    async def on_client_message(self, conn: ClientConnection, node: Node) -> None:
+    async def on_client_message(self, conn: Peer, node: Node) -> None:
         account, device = conn.account, conn.device
         msg_id = node.attrs.get("id", "")
         to = node.attrs.get("to", "")
@@ -281,28 +282,28 @@ class Messaging:
             return
         participants = node.child("participants")
         targets = participants.children("to") if participants else [Node("to", {"jid": to}, node.children("enc"))]
-        recipient = self._server.state.contact_for(to)
+        recipient = self._state.contact_for(to)
         if recipient is None:
             await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": "400"}))
-            self._server.events.emit("message.rejected", id=msg_id, to=to, why="unknown recipient")
+            self._events.emit("message.rejected", id=msg_id, to=to, why="unknown recipient")
             return
         refusal = self.refuse_next.pop(recipient.phone, None)
         if refusal is not None:
             await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": refusal}))
-            self._server.events.emit("message.rejected", id=msg_id, to=to, why=f"refused with {refusal}")
+            self._events.emit("message.rejected", id=msg_id, to=to, why=f"refused with {refusal}")
             return
         await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "t": now_s()}))
         for target in targets:
             await self._decrypt_for(conn, account, device, msg_id, to, target)
-        self._server.state.save_soon()
+        self._state.save_soon()
         # The recipient's phone got it: a delivery receipt, as WhatsApp sends.
         await self.send_receipt(conn, Node("receipt", {"from": to, "id": msg_id, "t": now_s()}))
 
     async def _decrypt_for(
-        self, conn: ClientConnection, account: Account, device: Device, msg_id: str, chat: str, target: Node
+        self, conn: Peer, account: Account, device: Device, msg_id: str, chat: str, target: Node
     ) -> None:
         jid = target.attrs.get("jid", "")
-        contact = self._server.state.contact_for(jid)
+        contact = self._state.contact_for(jid)
         enc = target.child("enc")
         if contact is None or enc is None or ":" in jid.partition("@")[0]:
             return  # another companion of the account: nobody simulated reads it
@@ -314,14 +315,14 @@ class Messaging:
             plain = unpad(cipher.decrypt(enc.attrs.get("type", ""), enc.content_bytes()))
         except SignalError as exc:
             log.warning("contact %s could not decrypt %s: %r", contact.phone, msg_id, exc)
-            self._server.events.emit("decrypt.failed", id=msg_id, contact=contact.phone, error=repr(exc))
+            self._events.emit("decrypt.failed", id=msg_id, contact=contact.phone, error=repr(exc))
             await self.send_receipt(conn, self._retry_receipt(contact, msg_id, chat))
             return
         read = read_message(plain)
         if any(x["type"] == "message" and x.get("id") == msg_id for x in contact.inbox):
             # A phone shows a message once, however often it arrives under the same id (a sender
             # that resends after a crash relies on this).
-            self._server.events.emit("contact.duplicate", contact=contact.phone, id=msg_id, text=read.text)
+            self._events.emit("contact.duplicate", contact=contact.phone, id=msg_id, text=read.text)
             return
         entry: dict[str, Any] = {
             "type": "message",
@@ -334,7 +335,7 @@ class Messaging:
             "device": device.device_id,
         }
         contact.inbox.append(entry)
-        self._server.events.emit("contact.received", contact=contact.phone, **entry)
+        self._events.emit("contact.received", contact=contact.phone, **entry)
 
     @staticmethod
     def _retry_receipt(contact: Contact, msg_id: str, chat: str) -> Node:
@@ -347,19 +348,19 @@ class Messaging:
             ],
         )
 
-    async def on_retry_receipt(self, conn: ClientConnection, node: Node) -> None:
+    async def on_retry_receipt(self, conn: Peer, node: Node) -> None:
         """Baileys could not decrypt one of our messages: start a fresh session and send it again,
         as a phone does when it gets a retry receipt."""
         out = self._sent.get(node.attrs.get("id", ""))
         if out is None or conn.account is None or conn.device is None:
             return
-        contact = self._server.state.contacts[out.sender_phone]
+        contact = self._state.contacts[out.sender_phone]
         cipher = self._cipher(contact, conn.account, conn.device)
         cipher.process_bundle(device_bundle(conn.device))
-        self._server.events.emit("retry.received", id=out.id, device=conn.device.device_id)
+        self._events.emit("retry.received", id=out.id, device=conn.device.device_id)
         await self.deliver(conn, out)
 
-    def on_client_ack(self, conn: ClientConnection, node: Node) -> None:
+    def on_client_ack(self, conn: Peer, node: Node) -> None:
         """A receipt or ack from the device: the messages it names are delivered for good."""
         listed = node.child("list")
         ids = (
@@ -372,7 +373,7 @@ class Messaging:
             for msg_id in ids:
                 unacked.pop(msg_id, None)
 
-    def connection_closed(self, conn: ClientConnection) -> None:
+    def connection_closed(self, conn: Peer) -> None:
         """Queue again what this connection received but never acknowledged."""
         receipts = self._unacked_receipts.pop(conn, {})
         unacked = self._unacked.pop(conn, {})
@@ -381,17 +382,17 @@ class Messaging:
         if receipts:
             waiting = self._pending_receipts[(conn.account.phone, conn.device.device_id)]
             waiting[:0] = list(receipts.values())
-            self._server.events.emit("receipt.requeued", ids=[k[0] for k in receipts], **conn.describe())
+            self._events.emit("receipt.requeued", ids=[k[0] for k in receipts], **conn.describe())
         if not unacked:
             return
         queue = self._pending[(conn.account.phone, conn.device.device_id)]
         queue[:0] = [out for out in unacked.values() if out not in queue]
-        self._server.events.emit("message.requeued", ids=list(unacked), **conn.describe())
+        self._events.emit("message.requeued", ids=list(unacked), **conn.describe())
 
-    def record_presence(self, conn: ClientConnection, node: Node) -> None:
+    def record_presence(self, conn: Peer, node: Node) -> None:
         """Chatstates and receipts the account sends land in the inbox of the contact concerned."""
         to = node.attrs.get("to", "")
-        contact = self._server.state.contact_for(to)
+        contact = self._state.contact_for(to)
         if contact is None:
             return
         entry: dict[str, Any] = {"at": time.time()}
@@ -409,7 +410,7 @@ class Messaging:
         else:
             return
         contact.inbox.append(entry)
-        self._server.events.emit(f"contact.{entry['type']}", contact=contact.phone, **entry)
+        self._events.emit(f"contact.{entry['type']}", contact=contact.phone, **entry)
 
 
 __all__ = ["Messaging", "new_message_id"]

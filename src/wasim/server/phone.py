@@ -6,16 +6,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from wasim.protocol.binary import Node
 from wasim.protocol.pairing import PairingError, build_device_identity, check_device_signature, parse_qr
-from wasim.server.connection import Kind
 from wasim.server.nodes import SERVER_JID, new_id, now_s, stream_error
-from wasim.state import Device, SignedPreKey, new_account
-
-if TYPE_CHECKING:
-    from wasim.server.app import Wasim
+from wasim.server.ports import EventSink, Kind, Spawn
+from wasim.server.registry import Connections
+from wasim.state import Device, SignedPreKey, WasimState, new_account
 
 log = logging.getLogger("wasim.phone")
 
@@ -31,8 +28,14 @@ class PairResult:
 
 
 class SimulatedPhone:
-    def __init__(self, server: Wasim) -> None:
-        self._server = server
+    def __init__(
+        self, state: WasimState, events: EventSink, connections: Connections, spawn: Spawn, default_phone: str
+    ) -> None:
+        self._state = state
+        self._events = events
+        self._connections = connections
+        self._spawn = spawn
+        self._default_phone = default_phone
         self._refused: set[str] = set()
 
     async def scan(self, qr: str, phone: str | None = None, name: str = "Sim User") -> PairResult:
@@ -40,24 +43,23 @@ class SimulatedPhone:
 
         Raises PairingError with the sentence the phone would show when it cannot link.
         """
-        server = self._server
         data = parse_qr(qr)
         if data.ref in self._refused:
             raise PairingError("this QR code was refused on the phone; generate a new one")
-        conn = server.connection_for_ref(data.ref)
+        conn = self._connections.for_ref(data.ref)
         if conn is None or conn.kind is not Kind.REGISTRATION or conn.payload is None:
-            server.events.emit("pairing.failed", why="unknown or expired ref")
+            self._events.emit("pairing.failed", why="unknown or expired ref")
             raise PairingError("couldn't link device: the QR code is unknown or expired; generate a new one")
         if data.noise_public != conn.client_static:
             raise PairingError("couldn't link device: the QR code's key does not match its connection")
         reg = conn.payload.device_pairing_data
         if data.identity_public != reg.e_ident:
             raise PairingError("couldn't link device: the QR code's identity key does not match")
-        server.forget_refs(conn)  # a ref links at most one device
+        self._connections.forget_refs(conn)  # a ref links at most one device
 
-        account = server.state.account(phone or server.default_phone)
+        account = self._state.account(phone or self._default_phone)
         if account is None:
-            account = server.state.add_account(new_account(phone or server.default_phone, name))
+            account = self._state.add_account(new_account(phone or self._default_phone, name))
         device_id = account.next_device_id
         identity = build_device_identity(
             account.identity,
@@ -92,12 +94,12 @@ class SimulatedPhone:
         try:
             reply = await conn.query(pair_success, timeout=15.0)
         except (TimeoutError, ConnectionError) as exc:
-            server.events.emit("pairing.failed", why="companion did not answer pair-success")
+            self._events.emit("pairing.failed", why="companion did not answer pair-success")
             raise PairingError("couldn't link device: the companion did not confirm the pairing") from exc
         sign = reply.child("pair-device-sign")
         signed = sign.child("device-identity") if sign else None
         if reply.attrs.get("type") != "result" or signed is None:
-            server.events.emit("pairing.failed", why="companion rejected pair-success", reply=str(reply))
+            self._events.emit("pairing.failed", why="companion rejected pair-success", reply=str(reply))
             raise PairingError(f"couldn't link device: the companion rejected the pairing ({reply})")
         check_device_signature(signed.content_bytes(), identity, account.identity.public, data.identity_public)
         account.next_device_id += 1
@@ -112,32 +114,32 @@ class SimulatedPhone:
             platform=data.platform,
             linked_at=time.time(),
         )
-        server.state.save()
+        self._state.save()
         result = PairResult(
             phone="+" + account.phone,
             device_jid=f"{account.phone}:{device_id}@s.whatsapp.net",
             lid_jid=f"{account.lid}:{device_id}@lid",
         )
-        server.events.emit("paired", phone=result.phone, device=device_id, conn=conn.id)
+        self._events.emit("paired", phone=result.phone, device=device_id, conn=conn.id)
         # As WhatsApp does: the companion must reconnect and log in with its new credentials.
-        server.spawn(conn.end_with(stream_error(RESTART_REQUIRED)), "restart after pairing")
+        self._spawn(conn.end_with(stream_error(RESTART_REQUIRED)), "restart after pairing")
         return result
 
     def refuse(self, qr: str) -> None:
         """The person declines on the phone: this QR never links; the companion's QR runs out."""
         data = parse_qr(qr)
         self._refused.add(data.ref)
-        self._server.events.emit("pairing.refused", ref=data.ref)
+        self._events.emit("pairing.refused", ref=data.ref)
 
     async def unlink(self, phone: str, device_id: int) -> None:
         """Remove a linked device from the phone's Linked Devices list (the companion gets 401)."""
-        found = self._server.state.find_device_owner(phone, device_id)
+        found = self._state.find_device_owner(phone, device_id)
         if found is None:
             raise ValueError(f"no device {device_id} linked to {phone}")
         found[1].removed = True
         found[1].prekeys.clear()
-        self._server.state.save()
-        for conn in self._server.logged_in(phone):
+        self._state.save()
+        for conn in self._connections.logged_in(phone):
             if conn.device is found[1]:
                 await conn.end_with(stream_error(401, conflict="device_removed"))
-        self._server.events.emit("device.unlinked", reason="phone", phone=phone, device=device_id)
+        self._events.emit("device.unlinked", reason="phone", phone=phone, device=device_id)
