@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cortask.channels.whatsapp.config import cortask_home
+from cortask.home import cortask_home
 
 if TYPE_CHECKING:  # the direct mode imports the service and agents: only when it is used
     from cortask.channels.whatsapp.qr import QrCode

@@ -18,10 +18,11 @@ from typing import Any
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
 from cortask.channels.whatsapp.channel import ChannelError, WhatsAppChannel
-from cortask.channels.whatsapp.config import ConfigError, WhatsAppConfig, cortask_home
+from cortask.channels.whatsapp.config import ConfigError, WhatsAppConfig
 from cortask.channels.whatsapp.qr import QrCode
 from cortask.channels.whatsapp.sidecar import SidecarError
 from cortask.channels.whatsapp.state import SANDBOX_NOTE, ChannelStatus, ConnectionState
+from cortask.home import cortask_home
 from cortask.service import CortaskService
 from cortask.store import Store, StoreError, WhatsAppSettings
 

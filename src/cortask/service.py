@@ -16,8 +16,9 @@ from typing import Any
 
 from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
 from cortask.channels.whatsapp.channel import WhatsAppChannel
-from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig, cortask_home
+from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.home import cortask_home
 from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore, Store
 from cortask.store.models import Workspace, session_id_for_chat

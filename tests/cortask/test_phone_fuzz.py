@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
 from cortask.channels.whatsapp.config import Sandbox
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, is_e164, normalize_phone
+from cortask.contacts.access import AccessPolicy, TrustedContact
+from cortask.contacts.phone import InvalidPhoneNumber, is_e164, normalize_phone
 from cortask.gateway.app import create_app
 from cortask.service import CortaskService
 from cortask.store import Store

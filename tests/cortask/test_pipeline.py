@@ -17,11 +17,11 @@ import pytest
 from channel_support import link, texts_received, wait_state
 from conftest import MakeChannel
 
-from cortask.channels.whatsapp.access import TrustedContact
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.state import ConnectionState
+from cortask.contacts.access import TrustedContact
 from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore, JournalEntry, JournalState
 from wasim.server.app import Wasim

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cortask.channels.whatsapp.access import Permission, TrustedContact, Verdict
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, PhoneProblem
+from cortask.contacts.access import Permission, TrustedContact, Verdict
+from cortask.contacts.phone import InvalidPhoneNumber, PhoneProblem
 from cortask.store import UNSET, Duplicate, InvalidInput, InvalidPhone, NotFound, Store, StoreError, WhatsAppSettings
 
 ANNA = "+4915123456789"

@@ -22,8 +22,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.channels.whatsapp.channel import ChannelError, NotLinked
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, normalize_phone
 from cortask.channels.whatsapp.qr import QrCode
+from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.gateway.errors import document_errors, http_error_response
 from cortask.gateway.security import Guard
 from cortask.service import CortaskService

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cortask.channels.whatsapp.config import cortask_home
+from cortask.home import cortask_home
 from cortask.store.errors import DatabaseUnusable, SchemaTooNew
 from cortask.store.schema import MIGRATIONS, Migration
 

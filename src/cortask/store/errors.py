@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber
+from cortask.contacts.phone import InvalidPhoneNumber
 
 __all__ = [
     "DatabaseFailed",

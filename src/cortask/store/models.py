@@ -13,7 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeAlias
 
-from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
+from cortask.contacts.access import AccessPolicy, TrustedContact
 
 __all__ = [
     "WHATSAPP_SESSION_PREFIX",

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
-from cortask.channels.whatsapp.access import AccessPolicy, Permission, TrustedContact
+from cortask.contacts.access import AccessPolicy, Permission, TrustedContact
 from cortask.store import decode, validate
 from cortask.store.db import connect, default_database_path, encode_time
 from cortask.store.errors import (
