@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,13 +86,23 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 
-def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+def migrate(
+    conn: sqlite3.Connection,
+    path: Path | str,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    adopt: Collection[str] = (),
+) -> int:
     """Apply the migrations the database has not seen yet and return its version.
 
     Idempotent, and safe if two processes open a new database at once: each migration re-reads
     the version under the write lock before it runs. Refuses (SchemaTooNew) a database that a
     newer Cortask has written, without changing it, and (DatabaseUnusable) a SQLite database
     that holds somebody else's tables.
+
+    `adopt` names the tables of a database written before it had a `schema_version`: one that
+    holds only those is ours, at version 0, and migration 1 (which must then create them with
+    IF NOT EXISTS) brings it under this framework without touching its rows.
     """
     supported = migrations[-1].version if migrations else 0
     current = schema_version(conn)
@@ -103,7 +113,7 @@ def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Mig
             found=current,
             supported=supported,
         )
-    if current == 0 and _has_foreign_tables(conn):
+    if current == 0 and _has_foreign_tables(conn, frozenset(adopt)):
         raise DatabaseUnusable(
             f"{path} is a SQLite database, but not Cortask's. Point CORTASK_HOME at another directory, "
             "or move the file aside."
@@ -180,8 +190,6 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("PRAGMA synchronous = FULL")
 
 
-def _has_foreign_tables(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchone()
-    return row is not None and int(row[0]) > 0
+def _has_foreign_tables(conn: sqlite3.Connection, adopted: frozenset[str]) -> bool:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    return any(name not in adopted for (name,) in rows)
