@@ -70,6 +70,7 @@ def test_history_limit_returns_the_last_turns_oldest_first(store: Store) -> None
     assert [t.text for t in store.sessions.history(SID, 1)] == ["turn 9"]
     assert store.sessions.history(SID, limit=0) == []
     assert len(store.sessions.history(SID, limit=100)) == 10
+    assert len(store.sessions.history(SID, limit=2**70)) == 10  # beyond SQLite's integers: all of them
     assert len(store.sessions.history(SID)) == 10
     with pytest.raises(InvalidInput, match="limit"):
         store.sessions.history(SID, limit=-1)

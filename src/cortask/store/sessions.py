@@ -13,6 +13,8 @@ from cortask.store.models import HistoryMessage, Role, Session
 
 __all__ = ["SessionRepository"]
 
+_MAX_SQLITE_INT = 2**63 - 1
+
 
 class SessionRepository(Repository[M]):
     @offloadable
@@ -82,10 +84,12 @@ class SessionRepository(Repository[M]):
         """The last `limit` turns (all when None), oldest first."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
             raise InvalidInput(f"limit must be a whole number of turns, 0 or more (got {limit!r}).")
+        # SQLite's LIMIT is a 64-bit integer; a larger limit (an API client may send one) means all.
+        bound = -1 if limit is None or limit > _MAX_SQLITE_INT else limit
         with self._db.read() as db:
             rows = db.execute(
                 "SELECT * FROM (SELECT * FROM messages WHERE session_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq",
-                (session_id, -1 if limit is None else limit),
+                (session_id, bound),
             ).fetchall()
         return [decode.message(row) for row in rows]
 
