@@ -127,7 +127,7 @@ class HistoryMessage:
 class JournalState(StrEnum):
     PENDING = "pending"  # recorded, not finished: replayed after a restart
     ANSWERED = "answered"  # final
-    FAILED = "failed"  # gave up for now; journal_retry() makes it pending again
+    FAILED = "failed"  # gave up: not replayed after a restart
     SKIPPED = "skipped"  # final: deliberately not answered (reason says why)
 
     @property
