@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,8 @@ async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
     assert store.sync.closed
     with pytest.raises(StoreClosed):
         await store.run(list_workspaces)
+    with pytest.raises(StoreClosed):
+        await store.workspaces.ensure_default()
 
 
 async def test_many_tasks_at_once(astore: AsyncStore) -> None:
@@ -123,6 +126,21 @@ async def test_all_calls_run_on_one_worker_thread(astore: AsyncStore) -> None:
     idents = await asyncio.gather(*(astore.run(lambda _store: threading.get_ident()) for _ in range(30)))
     assert len(set(idents)) == 1
     assert idents[0] != threading.get_ident()
+
+
+async def test_repository_calls_run_on_the_worker_thread(tmp_path: Path) -> None:
+    threads: list[int] = []
+
+    def clock() -> datetime:  # the store reads its clock inside each write
+        threads.append(threading.get_ident())
+        return datetime.now(UTC)
+
+    async with await AsyncStore.open(tmp_path / "cortask.db", clock=clock) as astore:
+        idents = await asyncio.gather(*(astore.run(lambda _store: threading.get_ident()) for _ in range(3)))
+        threads.clear()
+        await astore.journal.record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi")
+        await astore.sessions.append("whatsapp:a@s.whatsapp.net", Role.USER, "hi", message_id="M1")
+    assert threads and set(threads) == {idents[0]} and idents[0] != threading.get_ident()
 
 
 async def test_the_event_loop_is_never_blocked(astore: AsyncStore) -> None:
