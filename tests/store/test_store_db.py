@@ -216,6 +216,23 @@ def test_somebody_elses_sqlite_database_is_refused(db_path: Path) -> None:
     assert names == ["photos"]
 
 
+def test_adopt_takes_over_only_a_database_of_the_named_tables(tmp_path: Path) -> None:
+    v1 = Migration(1, "notes", ("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT)",))
+    ours, mixed = sqlite3.connect(tmp_path / "ours.db"), sqlite3.connect(tmp_path / "mixed.db")
+    for conn in (ours, mixed):
+        conn.isolation_level = None
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO notes (text) VALUES ('kept')")
+    mixed.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+    assert migrate(ours, "ours.db", (v1,), adopt={"notes"}) == 1
+    assert ours.execute("SELECT text FROM notes").fetchall() == [("kept",)]
+    with pytest.raises(DatabaseUnusable, match="not Cortask's"):
+        migrate(mixed, "mixed.db", (v1,), adopt={"notes"})
+    assert schema_version(mixed) == 0
+    ours.close()
+    mixed.close()
+
+
 def test_an_unwritable_location_says_what_to_check(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
