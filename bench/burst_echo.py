@@ -21,11 +21,11 @@ import json
 import tempfile
 from pathlib import Path
 
-from cortask.channels.whatsapp.access import TrustedContact
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ConnectionState
+from cortask.contacts.access import TrustedContact
 from wasim.server.app import Wasim
 from wasim.testing.baileys import BaileysDriver, link_device
 

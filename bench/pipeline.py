@@ -33,11 +33,11 @@ from typing import Any
 
 import aiohttp
 
-from cortask.channels.whatsapp.access import TrustedContact
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ConnectionState
+from cortask.contacts.access import TrustedContact
 from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore
 from wasim.testing.baileys import BaileysDriver

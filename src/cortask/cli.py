@@ -20,7 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cortask.channels.whatsapp.config import cortask_home
+from cortask.home import cortask_home
 
 if TYPE_CHECKING:  # the direct mode imports the service and agents: only when it is used
     from cortask.channels.whatsapp.qr import QrCode
@@ -338,7 +338,7 @@ def _contacts_store() -> Any:
     from cortask.store import Store
 
     store = Store.open(_home() / "cortask.db")
-    return store, store.ensure_default_workspace().id
+    return store, store.workspaces.ensure_default().id
 
 
 @contacts_app.command("list")
@@ -349,7 +349,7 @@ def contacts_list(as_json: JsonFlag = False) -> None:
     else:
         store, ws = _contacts_store()
         contacts = [
-            {"phone": c.phone, "name": c.name, "permission": c.permission.value} for c in store.trusted_contacts(ws)
+            {"phone": c.phone, "name": c.name, "permission": c.permission.value} for c in store.whatsapp.contacts(ws)
         ]
         store.close()
     if as_json:
@@ -376,7 +376,7 @@ def contacts_add(
 
         store, ws = _contacts_store()
         try:
-            c = store.add_trusted_contact(ws, phone, permission, name)
+            c = store.whatsapp.add_contact(ws, phone, permission, name)
         except (StoreError, ValueError) as exc:
             raise typer.Exit(_fail(str(exc))) from None
         finally:

@@ -31,9 +31,9 @@ async def run_demo(home: Path, port: int, agent: str = "echo") -> int:
     )
     await service.start()
     assert service.store and service.workspace
-    await service.store.set_whatsapp_enabled(service.workspace.id, True)
-    if not await service.store.trusted_contacts(service.workspace.id):
-        await service.store.add_trusted_contact(service.workspace.id, DEMO_CONTACT, "write", "Ada")
+    await service.store.whatsapp.set_enabled(service.workspace.id, True)
+    if not await service.store.whatsapp.contacts(service.workspace.id):
+        await service.store.whatsapp.add_contact(service.workspace.id, DEMO_CONTACT, "write", "Ada")
     await service.reload_policy()
     announce = (
         f"\nSimulated phone (scan the QR, chat as Ada or a stranger): {control_url}/phone"

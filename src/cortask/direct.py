@@ -18,10 +18,11 @@ from typing import Any
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
 from cortask.channels.whatsapp.channel import ChannelError, WhatsAppChannel
-from cortask.channels.whatsapp.config import ConfigError, WhatsAppConfig, cortask_home
+from cortask.channels.whatsapp.config import ConfigError, WhatsAppConfig
 from cortask.channels.whatsapp.qr import QrCode
 from cortask.channels.whatsapp.sidecar import SidecarError
 from cortask.channels.whatsapp.state import SANDBOX_NOTE, ChannelStatus, ConnectionState
+from cortask.home import cortask_home
 from cortask.service import CortaskService
 from cortask.store import Store, StoreError, WhatsAppSettings
 
@@ -47,7 +48,7 @@ class Direct:
     def _store(self) -> Iterator[tuple[Store, int]]:
         try:
             with Store.open(self.home / "cortask.db", environ=self.environ) as store:
-                yield store, store.ensure_default_workspace().id
+                yield store, store.workspaces.ensure_default().id
         except (StoreError, ValueError) as exc:  # invalid phone, unknown permission, not found…
             raise ActionFailed(str(exc)) from None
 
@@ -65,25 +66,25 @@ class Direct:
     def status(self) -> dict[str, Any]:
         sandbox = self._sandbox()
         with self._store() as (store, ws):
-            settings = store.whatsapp_settings(ws)
+            settings = store.whatsapp.settings(ws)
         return offline_status(peek_link(self._auth_dir(settings)), settings, sandbox=sandbox)
 
     def start(self) -> dict[str, Any]:
         """Enable and resume: the next `cortask serve` connects with the stored link."""
         with self._store() as (store, ws):
-            info = peek_link(self._auth_dir(store.whatsapp_settings(ws)))
+            info = peek_link(self._auth_dir(store.whatsapp.settings(ws)))
             if info.problem:
                 raise ActionFailed(info.problem + ". Restore that folder, or `cortask whatsapp logout` and link again.")
             if not info.linked:
                 raise ActionFailed("WhatsApp is not linked: run `cortask whatsapp link` and scan the QR code first.")
-            store.set_whatsapp_enabled(ws, True)
-            store.set_whatsapp_paused(ws, False)
+            store.whatsapp.set_enabled(ws, True)
+            store.whatsapp.set_paused(ws, False)
         return self.status()
 
     def pause(self) -> dict[str, Any]:
         """Keep the link; the next `cortask serve` does not connect until started again."""
         with self._store() as (store, ws):
-            store.set_whatsapp_paused(ws, True)
+            store.whatsapp.set_paused(ws, True)
         return self.status()
 
     # -- whatsapp: with the channel ----------------------------------------------------------
@@ -115,8 +116,8 @@ class Direct:
                     "To link another phone, run `cortask whatsapp logout` first."
                 )
             assert service.store is not None and service.workspace is not None
-            await service.store.set_whatsapp_enabled(service.workspace.id, True)
-            await service.store.set_whatsapp_paused(service.workspace.id, False)
+            await service.store.whatsapp.set_enabled(service.workspace.id, True)
+            await service.store.whatsapp.set_paused(service.workspace.id, False)
             async with _following(channel, note):
                 async for qr in channel.generate_qr():
                     show(qr)
@@ -141,7 +142,7 @@ class Direct:
     async def logout(self) -> dict[str, Any]:
         """Remove the stored link, connected or not (nothing is sent to WhatsApp)."""
         with self._store() as (store, ws):
-            auth_dir = self._auth_dir(store.whatsapp_settings(ws))
+            auth_dir = self._auth_dir(store.whatsapp.settings(ws))
         if peek_link(auth_dir).problem is None:
             async with self._service() as (_, channel):
                 await channel.logout()  # not connected: only the auth directory goes
@@ -158,17 +159,17 @@ class Direct:
 
     def update_contact(self, phone: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         with self._store() as (store, ws):
-            contact = store.update_trusted_contact(ws, phone, **changes)
+            contact = store.whatsapp.update_contact(ws, phone, **changes)
         return {"phone": contact.phone, "name": contact.name, "permission": contact.permission.value}
 
     def remove_contact(self, phone: str) -> None:
         with self._store() as (store, ws):
-            if not store.remove_trusted_contact(ws, phone):
+            if not store.whatsapp.remove_contact(ws, phone):
                 raise ActionFailed(f"{phone} is not a trusted contact")  # the API's words
 
     def agent(self) -> dict[str, Any]:
         with self._store() as (store, ws):
-            shown = store.agent_settings_for_display(ws)
+            shown = store.agents.for_display(ws)
         provider = shown.provider if shown else "echo"
         return {
             "provider": provider,
@@ -185,7 +186,7 @@ class Direct:
         except ValueError as exc:
             raise ActionFailed(str(exc)) from None
         with self._store() as (store, ws):
-            store.set_agent_settings(ws, provider, dict(settings))
+            store.agents.set(ws, provider, dict(settings))
         return self.agent()
 
 

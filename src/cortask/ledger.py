@@ -45,13 +45,13 @@ class StoreLedger:
     async def admit(self, account: str, item: InboundText) -> Admission:
         def admit(store: Store) -> Admission:
             with store.transaction():
-                fresh = store.journal_record(
+                fresh = store.journal.record(
                     account, item.chat_jid, item.message_id, item.sender_phone or item.sender_jid, item.text,
                     message_timestamp=float(item.timestamp) if item.timestamp else None,
                 )  # fmt: skip
                 if fresh:
                     return Admission.NEW
-                entry = store.journal_get(account, item.chat_jid, item.message_id)
+                entry = store.journal.get(account, item.chat_jid, item.message_id)
                 pending = entry is not None and entry.state is JournalState.PENDING
                 return Admission.PENDING if pending else Admission.DONE
 
@@ -60,15 +60,15 @@ class StoreLedger:
     async def skip(self, account: str, item: InboundText, reason: str) -> None:
         def skip(store: Store) -> None:
             with store.transaction():
-                entry = store.journal_get(account, item.chat_jid, item.message_id)
+                entry = store.journal.get(account, item.chat_jid, item.message_id)
                 if entry is None:
-                    store.journal_record(
+                    store.journal.record(
                         account, item.chat_jid, item.message_id, item.sender_phone or item.sender_jid, item.text,
                         message_timestamp=float(item.timestamp) if item.timestamp else None,
                     )  # fmt: skip
                 elif entry.state.is_final:
                     return
-                store.journal_mark_skipped(account, item.chat_jid, item.message_id, reason)
+                store.journal.mark_skipped(account, item.chat_jid, item.message_id, reason)
 
         await self._store.run(skip)
 
@@ -78,10 +78,10 @@ class StoreLedger:
         def plan(store: Store) -> OutboxItem:
             with store.transaction():
                 if error is not None:
-                    entry = store.journal_get(account, item.chat_jid, item.message_id)
+                    entry = store.journal.get(account, item.chat_jid, item.message_id)
                     if entry is not None and entry.state is JournalState.PENDING:
-                        store.journal_mark_failed(account, item.chat_jid, item.message_id, error)
-                return store.outbox_enqueue(
+                        store.journal.mark_failed(account, item.chat_jid, item.message_id, error)
+                return store.outbox.enqueue(
                     item.chat_jid, text, in_reply_to=item.message_id, account=account, message_id=message_id
                 )
 
@@ -89,12 +89,12 @@ class StoreLedger:
 
     async def mark_sent(self, reply: PlannedReply) -> None:
         assert isinstance(reply.ref, int)
-        await self._store.outbox_mark_sent(reply.ref, reply.message_id)
+        await self._store.outbox.mark_sent(reply.ref, reply.message_id)
 
     async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
         def unfinished(store: Store) -> tuple[list[JournalEntry], list[OutboxItem]]:
             with store.transaction():
-                return store.journal_pending(account), store.outbox_pending()
+                return store.journal.pending(account), store.outbox.pending()
 
         entries, unsent = await self._store.run(unfinished)
         planned = {(o.chat_jid, o.in_reply_to) for o in unsent}

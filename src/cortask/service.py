@@ -16,8 +16,9 @@ from typing import Any
 
 from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
 from cortask.channels.whatsapp.channel import WhatsAppChannel
-from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig, cortask_home
+from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.home import cortask_home
 from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore, Store
 from cortask.store.models import Workspace, session_id_for_chat
@@ -57,8 +58,8 @@ class CortaskService:
         self.store = await AsyncStore.open(
             self.home / "cortask.db", environ={**self.environ, "CORTASK_HOME": str(self.home)}
         )
-        self.workspace = await self.store.ensure_default_workspace()
-        settings = await self.store.whatsapp_settings(self.workspace.id)
+        self.workspace = await self.store.workspaces.ensure_default()
+        settings = await self.store.whatsapp.settings(self.workspace.id)
         config = WhatsAppConfig(
             auth_dir=settings.auth_dir or self.home / "whatsapp-auth",
             sandbox=self.sandbox,
@@ -93,14 +94,14 @@ class CortaskService:
         """Apply access changes (trusted contacts, allowedUsers, open, groups) to the running
         channel at once."""
         assert self.store and self.workspace and self.channel
-        self.channel.set_policy(await self.store.access_policy(self.workspace.id))
-        self.channel.set_answer_groups((await self.store.whatsapp_settings(self.workspace.id)).answer_groups)
+        self.channel.set_policy(await self.store.whatsapp.access_policy(self.workspace.id))
+        self.channel.set_answer_groups((await self.store.whatsapp.settings(self.workspace.id)).answer_groups)
 
     async def agent_config(self) -> AgentConfig:
         if self.agent_override is not None:
             return self.agent_override
         assert self.store and self.workspace
-        stored = await self.store.agent_settings(self.workspace.id)
+        stored = await self.store.agents.get(self.workspace.id)
         if stored is None:
             return DEFAULT_AGENT
         return AgentConfig(stored.provider, dict(stored.settings))
@@ -119,8 +120,8 @@ class CortaskService:
         journaled the message, and records the reply before it is sent.)"""
         assert self.store and self.workspace
         session_id = session_id_for_chat(message.chat_jid)
-        await self.store.ensure_session(session_id)
-        earlier = await self.store.history(session_id, limit=HISTORY_TURNS)
+        await self.store.sessions.ensure(session_id)
+        earlier = await self.store.sessions.history(session_id, limit=HISTORY_TURNS)
         history = tuple(Turn("user" if m.role == "user" else "assistant", m.text) for m in earlier)
         agent = await self._current_agent()
         session = Session(
@@ -136,9 +137,9 @@ class CortaskService:
         def keep(store: Store) -> None:
             # both turns together, and only once (an answer computed again after a crash)
             with store.transaction():
-                if not store.has_message(session_id, message.message_id):
-                    store.append_message(session_id, "user", message.text, message_id=message.message_id)
-                    store.append_message(session_id, "assistant", reply)
+                if not store.sessions.has_message(session_id, message.message_id):
+                    store.sessions.append(session_id, "user", message.text, message_id=message.message_id)
+                    store.sessions.append(session_id, "assistant", reply)
 
         await self.store.run(keep)
         return reply

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from cortask.channels.whatsapp.access import (
+from cortask.contacts.access import (
     READ_ONLY_REPLY,
     AccessPolicy,
     Permission,
     TrustedContact,
     Verdict,
 )
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber
+from cortask.contacts.phone import InvalidPhoneNumber
 
 ALICE = "+4915123456789"  # write
 BOB = "+12125550100"  # read

@@ -16,9 +16,9 @@ from enum import Enum
 from channel_support import link, reply_seen, texts_received
 from conftest import MakeChannel
 
-from cortask.channels.whatsapp.access import AccessPolicy, Permission, TrustedContact
 from cortask.channels.whatsapp.channel import READ_ONLY_REPLY, WhatsAppChannel
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.contacts.access import AccessPolicy, Permission, TrustedContact
 from wasim.server.app import Wasim
 
 ADA, LINUS, GRACE = "+4915123456789", "+14155550123", "+447911123456"

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
 
 from cortask.channels.whatsapp.authstore import (
+    MIGRATIONS,
     AuthDirInUse,
     AuthStore,
     CredentialsUnreadable,
     StoreWriteFailed,
     describe_command,
 )
+from cortask.store.db import schema_version
 
 
 def test_files_are_private_to_the_user(tmp_path: Path) -> None:
@@ -127,3 +132,58 @@ def test_a_lid_is_resolved_from_the_mapping_baileys_stored(tmp_path: Path) -> No
     assert store.phone_for_lid("111@lid") is None
     assert store.phone_for_lid("222@lid") is None
     store.close()
+
+
+# The tables exactly as auth directories were written before the auth store used the migration
+# framework (no schema_version table): such a directory must open with its link intact.
+_UNVERSIONED_DDL = """
+CREATE TABLE IF NOT EXISTS creds (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (
+    type TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (type, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sent (
+    id TEXT PRIMARY KEY, jid TEXT NOT NULL, text TEXT NOT NULL, sent_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
+"""
+
+
+def test_an_auth_directory_from_before_versioning_opens_with_its_link(tmp_path: Path) -> None:
+    auth = tmp_path / "auth"
+    auth.mkdir(mode=0o700)
+    creds = json.dumps({"me": {"id": "4915123456789:3@s.whatsapp.net", "name": "Ada"}})
+    old = sqlite3.connect(auth / "auth.db")
+    old.execute("PRAGMA journal_mode = WAL")
+    old.executescript(_UNVERSIONED_DDL)
+    old.execute("INSERT INTO creds (id, json) VALUES (1, ?)", (creds,))
+    old.execute("INSERT INTO keys VALUES ('session', 'a.0', '{\"v\": 1}'), ('pre-key', '7', '{\"k\": 7}')")
+    old.execute("INSERT INTO sent VALUES ('M1', 'a@s.whatsapp.net', 'hello', ?)", (time.time(),))
+    old.commit()
+    old.close()
+
+    store = AuthStore.open(auth)
+    assert store.creds() == creds
+    assert store.linked_account() == {"id": "4915123456789:3@s.whatsapp.net", "name": "Ada"}
+    assert store.get_keys("session", ["a.0"]) == {"a.0": '{"v": 1}'}
+    assert store.get_keys("pre-key", ["7"]) == {"7": '{"k": 7}'}
+    assert store.sent_text("M1") == "hello"
+    store.set_keys([("session", "a.1", "{}")])  # and it is writable as before
+    store.close()
+
+    with contextlib.closing(sqlite3.connect(auth / "auth.db")) as db:
+        assert schema_version(db) == MIGRATIONS[-1].version  # now under the migration framework
+    reopened = AuthStore.open(auth)  # and opens again once versioned
+    assert reopened.get_keys("session", ["a.0", "a.1"]) == {"a.0": '{"v": 1}', "a.1": "{}"}
+    reopened.close()
+
+
+def test_an_auth_database_from_a_newer_cortask_is_left_untouched(tmp_path: Path) -> None:
+    auth = tmp_path / "auth"
+    AuthStore.open(auth).close()
+    with contextlib.closing(sqlite3.connect(auth / "auth.db")) as db:
+        db.execute("INSERT INTO schema_version VALUES (99, 'from the future', '2030-01-01')")
+        db.commit()
+    with pytest.raises(CredentialsUnreadable, match=r"newer version of Cortask.*left untouched"):
+        AuthStore.open(auth)
+    with pytest.raises(CredentialsUnreadable):  # again: the lock was released, only the schema refuses
+        AuthStore.open(auth)

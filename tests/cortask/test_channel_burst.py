@@ -12,7 +12,7 @@ from __future__ import annotations
 from channel_support import link, texts_received
 from conftest import MakeChannel
 
-from cortask.channels.whatsapp.access import TrustedContact
+from cortask.contacts.access import TrustedContact
 from wasim.server.app import Wasim
 
 BURST = 20

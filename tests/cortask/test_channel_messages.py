@@ -7,9 +7,9 @@ import asyncio
 from channel_support import inbox_sequence, link, reply_seen, texts_received
 from conftest import MakeChannel
 
-from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
 from cortask.channels.whatsapp.channel import ERROR_REPLY, READ_ONLY_REPLY
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.contacts.access import AccessPolicy, TrustedContact
 from wasim.server.app import Wasim
 
 ADA, GRACE, LINUS, EVE = "+4915123456789", "+447911123456", "+14155550123", "+33612345678"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cortask.channels.whatsapp.config import ConfigError, Sandbox, WhatsAppConfig, cortask_home
+from cortask.channels.whatsapp.config import ConfigError, Sandbox, WhatsAppConfig
+from cortask.home import cortask_home
 
 KEY = "ab" * 32
 

@@ -25,10 +25,10 @@ import pytest
 from channel_support import link, reply_seen, texts_received
 from conftest import MakeChannel
 
-from cortask.channels.whatsapp.access import TrustedContact
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
+from cortask.contacts.access import TrustedContact
 from wasim.server.app import Wasim
 from wasim.server.faults import Fault
 

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cortask.channels.whatsapp.phone import (
+from cortask.channels.whatsapp.jid import phone_from_jid
+from cortask.contacts.phone import (
     InvalidPhoneNumber,
     PhoneProblem,
     is_e164,
     normalize_phone,
     normalize_region,
-    phone_from_jid,
 )
 
 # (spelling, default region, E.164)

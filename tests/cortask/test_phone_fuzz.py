@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
 from cortask.channels.whatsapp.config import Sandbox
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, is_e164, normalize_phone
+from cortask.contacts.access import AccessPolicy, TrustedContact
+from cortask.contacts.phone import InvalidPhoneNumber, is_e164, normalize_phone
 from cortask.gateway.app import create_app
 from cortask.service import CortaskService
 from cortask.store import Store
@@ -167,23 +167,23 @@ def stored_phones(store: Store) -> list[str]:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.one_of(texts, near_valid().map(lambda c: c[0])), region=st.sampled_from([None, "DE", "US", "IN"]))
 def test_the_store_keeps_only_valid_numbers_and_they_round_trip(store: Store, text: str, region: str | None) -> None:
-    ws = store.ensure_default_workspace().id
-    store.update_whatsapp_settings(ws, default_region=region)
-    before = store.trusted_contacts(ws)
+    ws = store.workspaces.ensure_default().id
+    store.whatsapp.update_settings(ws, default_region=region)
+    before = store.whatsapp.contacts(ws)
     expected = normalize_or_none(text, region)
     try:
-        contact = store.add_trusted_contact(ws, text, "read", "Grace")
+        contact = store.whatsapp.add_contact(ws, text, "read", "Grace")
     except InvalidInput as exc:
         assert str(exc)
         assert expected is None or any(c.phone == expected for c in before), exc
-        assert store.trusted_contacts(ws) == before, "a refused number changed the store"
+        assert store.whatsapp.contacts(ws) == before, "a refused number changed the store"
     else:
         assert contact.phone == expected
-        assert store.trusted_contacts(ws)[-1] == contact
+        assert store.whatsapp.contacts(ws)[-1] == contact
         # it can be found again by any spelling that normalises to it, and by its own E.164
-        assert store.update_trusted_contact(ws, text, permission="admin").permission.value == "admin"
-        assert store.remove_trusted_contact(ws, contact.phone)
-        assert store.trusted_contacts(ws) == before
+        assert store.whatsapp.update_contact(ws, text, permission="admin").permission.value == "admin"
+        assert store.whatsapp.remove_contact(ws, contact.phone)
+        assert store.whatsapp.contacts(ws) == before
     for phone in stored_phones(store):
         assert_usable(phone)
 

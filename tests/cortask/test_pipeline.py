@@ -17,11 +17,11 @@ import pytest
 from channel_support import link, texts_received, wait_state
 from conftest import MakeChannel
 
-from cortask.channels.whatsapp.access import TrustedContact
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.state import ConnectionState
+from cortask.contacts.access import TrustedContact
 from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore, JournalEntry, JournalState
 from wasim.server.app import Wasim
@@ -50,7 +50,7 @@ async def _journal_settled(store: AsyncStore, account: str, chat: str, message_i
     """The journal entry once it left `pending` (the reply is marked sent just after it went out)."""
     async with asyncio.timeout(10):
         while True:
-            entry = await store.journal_get(account, chat, message_id)
+            entry = await store.journal.get(account, chat, message_id)
             if entry is not None and entry.state is not JournalState.PENDING:
                 return entry
             await asyncio.sleep(0.05)
@@ -104,7 +104,7 @@ async def test_messages_sent_while_stopped_are_answered_once_in_order_and_old_on
     await again.start()
     assert await _texts(sim, ADA, 3) == ["echo: one", "echo: two", "echo: three"]
     assert await _texts(sim, GRACE, 1) == ["echo: hi from Grace"]
-    entry = await store.journal_get(account, ADA[1:] + "@s.whatsapp.net", stale)
+    entry = await store.journal.get(account, ADA[1:] + "@s.whatsapp.net", stale)
     assert entry is not None and entry.state is JournalState.SKIPPED
     assert any(stale in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
     await asyncio.sleep(1)  # nothing more comes

@@ -14,9 +14,9 @@ from channel_support import link, texts_received
 from conftest import echo
 from fastapi.testclient import TestClient
 
-from cortask.channels.whatsapp.access import TrustedContact
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
+from cortask.contacts.access import TrustedContact
 from cortask.gateway.app import create_app
 from cortask.service import CortaskService
 from wasim.server.app import Wasim

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from store_support import clear_agent_settings, create_workspace, default_workspace
 
 from cortask.store import MASK, InvalidInput, JSONValue, NotFound, Store, is_secret_key, mask_secrets
 from cortask.store.masking import restore_masked
@@ -12,7 +13,7 @@ from cortask.store.masking import restore_masked
 
 @pytest.fixture
 def ws(store: Store) -> int:
-    return store.default_workspace().id
+    return default_workspace(store).id
 
 
 SETTINGS: dict[str, JSONValue] = {
@@ -31,32 +32,32 @@ SETTINGS: dict[str, JSONValue] = {
 
 
 def test_none_until_configured(store: Store, ws: int) -> None:
-    assert store.agent_settings(ws) is None
-    assert store.agent_settings_for_display(ws) is None
-    assert store.clear_agent_settings(ws) is False
+    assert store.agents.get(ws) is None
+    assert store.agents.for_display(ws) is None
+    assert clear_agent_settings(store, ws) is False
 
 
 def test_set_and_read_back(store: Store, ws: int) -> None:
-    saved = store.set_agent_settings(ws, " openai ", SETTINGS)
+    saved = store.agents.set(ws, " openai ", SETTINGS)
     assert saved.provider == "openai"
     assert dict(saved.settings) == SETTINGS
-    assert store.agent_settings(ws) == saved
+    assert store.agents.get(ws) == saved
     assert saved.updated_at.tzinfo is not None
     with pytest.raises(TypeError):
         saved.settings["model"] = "changed"  # type: ignore[index]
 
 
 def test_replace_and_clear(store: Store, ws: int) -> None:
-    store.set_agent_settings(ws, "openai", SETTINGS)
-    replaced = store.set_agent_settings(ws, "echo", {"prefix": "echo: "})
+    store.agents.set(ws, "openai", SETTINGS)
+    replaced = store.agents.set(ws, "echo", {"prefix": "echo: "})
     assert (replaced.provider, dict(replaced.settings)) == ("echo", {"prefix": "echo: "})
-    assert store.clear_agent_settings(ws) is True
-    assert store.agent_settings(ws) is None
+    assert clear_agent_settings(store, ws) is True
+    assert store.agents.get(ws) is None
 
 
 def test_display_masks_secrets_only(store: Store, ws: int) -> None:
-    store.set_agent_settings(ws, "openai", SETTINGS)
-    shown = store.agent_settings_for_display(ws)
+    store.agents.set(ws, "openai", SETTINGS)
+    shown = store.agents.for_display(ws)
     assert shown is not None
     assert dict(shown.settings) == {
         "model": "gpt-4o-mini",
@@ -71,21 +72,21 @@ def test_display_masks_secrets_only(store: Store, ws: int) -> None:
         "stream": True,
         "extra": None,
     }
-    agent_view = store.agent_settings(ws)
+    agent_view = store.agents.get(ws)
     assert agent_view is not None
     assert agent_view.settings["api_key"] == "sk-live-123456"  # stored unmasked
 
 
 def test_sending_the_mask_back_keeps_the_secret(store: Store, ws: int) -> None:
-    store.set_agent_settings(ws, "openai", SETTINGS)
-    shown = store.agent_settings_for_display(ws)
+    store.agents.set(ws, "openai", SETTINGS)
+    shown = store.agents.for_display(ws)
     assert shown is not None
     edited = {**shown.settings, "model": "gpt-4o"}
-    saved = store.set_agent_settings(ws, "openai", edited)
+    saved = store.agents.set(ws, "openai", edited)
     assert saved.settings == {**SETTINGS, "model": "gpt-4o"}
-    new_key = store.set_agent_settings(ws, "openai", {**edited, "api_key": "sk-new"})
+    new_key = store.agents.set(ws, "openai", {**edited, "api_key": "sk-new"})
     assert new_key.settings["api_key"] == "sk-new"
-    literal = store.set_agent_settings(ws, "openai", {"api_key": MASK}, keep_masked=False)
+    literal = store.agents.set(ws, "openai", {"api_key": MASK}, keep_masked=False)
     assert literal.settings == {"api_key": MASK}
 
 
@@ -116,24 +117,24 @@ def test_restore_masked_walks_nested_values() -> None:
 
 def test_bad_settings_are_refused(store: Store, ws: int) -> None:
     with pytest.raises(InvalidInput, match="provider name is empty"):
-        store.set_agent_settings(ws, "  ", {})
+        store.agents.set(ws, "  ", {})
     with pytest.raises(InvalidInput, match="plain JSON"):
-        store.set_agent_settings(ws, "x", {"when": object()})  # type: ignore[dict-item]
+        store.agents.set(ws, "x", {"when": object()})  # type: ignore[dict-item]
     with pytest.raises(InvalidInput, match="plain JSON"):
-        store.set_agent_settings(ws, "x", {"temperature": math.nan})
+        store.agents.set(ws, "x", {"temperature": math.nan})
     with pytest.raises(InvalidInput, match="keys are strings"):
-        store.set_agent_settings(ws, "x", {1: "a"})  # type: ignore[dict-item]
+        store.agents.set(ws, "x", {1: "a"})  # type: ignore[dict-item]
     with pytest.raises(NotFound):
-        store.set_agent_settings(99, "x", {})
+        store.agents.set(99, "x", {})
     with pytest.raises(NotFound):
-        store.agent_settings(99)
-    assert store.agent_settings(ws) is None
+        store.agents.get(99)
+    assert store.agents.get(ws) is None
 
 
 def test_settings_are_per_workspace(store: Store, ws: int) -> None:
-    work = store.create_workspace("Work").id
-    store.set_agent_settings(ws, "echo", {})
-    store.set_agent_settings(work, "anthropic", {"api_key": "a"})
-    personal, job = store.agent_settings(ws), store.agent_settings(work)
+    work = create_workspace(store, "Work").id
+    store.agents.set(ws, "echo", {})
+    store.agents.set(work, "anthropic", {"api_key": "a"})
+    personal, job = store.agents.get(ws), store.agents.get(work)
     assert personal is not None and job is not None
     assert (personal.provider, job.provider) == ("echo", "anthropic")

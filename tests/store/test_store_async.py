@@ -7,11 +7,24 @@ import inspect
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from store_support import (
+    create_workspace,
+    default_workspace,
+    find_workspace,
+    get_workspace,
+    journal_begin_attempt,
+    journal_counts,
+    journal_mark_answered,
+    list_workspaces,
+)
 
 from cortask.store import AsyncStore, Duplicate, JournalState, NotFound, Role, Store, StoreClosed
+from cortask.store.base import offloadable
 
 ME = "4915100000000@s.whatsapp.net"
 
@@ -22,28 +35,37 @@ async def astore(tmp_path: Path) -> AsyncIterator[AsyncStore]:
         yield opened
 
 
-def test_every_store_method_has_an_async_twin() -> None:
-    def public(cls: type) -> set[str]:
-        return {name for name, value in vars(cls).items() if not name.startswith("_") and inspect.isfunction(value)}
+def test_every_repository_method_has_an_async_twin(tmp_path: Path) -> None:
+    # A public method without @offloadable would run on the event loop in AsyncStore, blocking it.
+    def public(cls: type) -> dict[str, object]:
+        return {name: value for name, value in vars(cls).items() if not name.startswith("_")}
 
-    expected = public(Store) - {"open", "close", "transaction"}
-    assert expected <= public(AsyncStore)
-    for name in expected:
-        assert inspect.iscoroutinefunction(getattr(AsyncStore, name)), name
-        assert getattr(AsyncStore, name).__doc__ == getattr(Store, name).__doc__
+    with Store.open(tmp_path / "cortask.db") as store:
+        astore = AsyncStore(store, ThreadPoolExecutor(max_workers=1))
+        names = ("workspaces", "whatsapp", "agents", "sessions", "journal", "outbox")
+        for name in names:
+            repo, arepo = getattr(store, name), getattr(astore, name)
+            assert type(repo) is type(arepo)
+            methods = public(type(repo))
+            assert methods, name
+            for method, value in methods.items():
+                assert isinstance(value, offloadable), f"{name}.{method} is not @offloadable"
+                assert not inspect.iscoroutinefunction(getattr(repo, method)), method
+                assert inspect.iscoroutinefunction(getattr(arepo, method)), method
+                assert getattr(arepo, method).__doc__ == getattr(repo, method).__doc__
 
 
 async def test_calls_work_and_errors_come_through(astore: AsyncStore) -> None:
-    personal = await astore.default_workspace()
+    personal = await astore.run(default_workspace)
     assert personal.name == "Personal"
-    work = await astore.create_workspace("Work")
-    assert await astore.get_workspace(work.id) == work
+    work = await astore.run(create_workspace, "Work")
+    assert await astore.run(get_workspace, work.id) == work
     with pytest.raises(NotFound):
-        await astore.get_workspace(99)
-    await astore.add_trusted_contact(work.id, "+49 151 23456789", "write")
-    assert (await astore.access_policy(work.id)).decide("+4915123456789").runs_agent
-    assert await astore.journal_record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi") is True
-    assert await astore.journal_record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi") is False
+        await astore.run(get_workspace, 99)
+    await astore.whatsapp.add_contact(work.id, "+49 151 23456789", "write")
+    assert (await astore.whatsapp.access_policy(work.id)).decide("+4915123456789").runs_agent
+    assert await astore.journal.record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi") is True
+    assert await astore.journal.record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi") is False
 
 
 async def test_open_uses_cortask_home(tmp_path: Path) -> None:
@@ -61,7 +83,9 @@ async def test_closed_store_refuses_calls(tmp_path: Path) -> None:
     assert store.closed
     assert store.sync.closed
     with pytest.raises(StoreClosed):
-        await store.list_workspaces()
+        await store.run(list_workspaces)
+    with pytest.raises(StoreClosed):
+        await store.workspaces.ensure_default()
 
 
 async def test_many_tasks_at_once(astore: AsyncStore) -> None:
@@ -70,31 +94,31 @@ async def test_many_tasks_at_once(astore: AsyncStore) -> None:
     async def converse(chat: str) -> None:
         for n in range(5):
             mid = f"{chat}-{n}"
-            assert await astore.journal_record(ME, chat, mid, chat, f"msg {n}")
-            await astore.journal_begin_attempt(ME, chat, mid)
-            await astore.append_message("whatsapp:" + chat, Role.USER, f"msg {n}", message_id=mid)
-            await astore.append_message("whatsapp:" + chat, Role.ASSISTANT, f"re {n}", message_id="R" + mid)
-            await astore.journal_mark_answered(ME, chat, mid, reply_message_id="R" + mid)
+            assert await astore.journal.record(ME, chat, mid, chat, f"msg {n}")
+            await astore.run(journal_begin_attempt, ME, chat, mid)
+            await astore.sessions.append("whatsapp:" + chat, Role.USER, f"msg {n}", message_id=mid)
+            await astore.sessions.append("whatsapp:" + chat, Role.ASSISTANT, f"re {n}", message_id="R" + mid)
+            await astore.run(journal_mark_answered, ME, chat, mid, reply_message_id="R" + mid)
 
     await asyncio.gather(*(converse(chat) for chat in chats))
-    counts = await astore.journal_counts()
+    counts = await astore.run(journal_counts)
     assert counts[JournalState.ANSWERED] == 200
     assert counts[JournalState.PENDING] == 0
     for chat in chats[:5]:
-        turns = await astore.history("whatsapp:" + chat)
+        turns = await astore.sessions.history("whatsapp:" + chat)
         assert [t.text for t in turns] == [text for n in range(5) for text in (f"msg {n}", f"re {n}")]
 
 
 async def test_racing_duplicates_are_recorded_once(astore: AsyncStore) -> None:
     results = await asyncio.gather(
-        *(astore.journal_record(ME, "a@s.whatsapp.net", "SAME", "a@s.whatsapp.net", "hi") for _ in range(50))
+        *(astore.journal.record(ME, "a@s.whatsapp.net", "SAME", "a@s.whatsapp.net", "hi") for _ in range(50))
     )
     assert results.count(True) == 1
-    outcomes = await asyncio.gather(*(astore.create_workspace("Work") for _ in range(20)), return_exceptions=True)
+    outcomes = await asyncio.gather(*(astore.run(create_workspace, "Work") for _ in range(20)), return_exceptions=True)
     assert sum(not isinstance(o, BaseException) for o in outcomes) == 1
     assert all(isinstance(o, Duplicate) for o in outcomes if isinstance(o, BaseException))
-    item = await astore.outbox_enqueue("a@s.whatsapp.net", "reply", in_reply_to="SAME")
-    sent = await asyncio.gather(*(astore.outbox_mark_sent(item.id, f"S{i}") for i in range(20)))
+    item = await astore.outbox.enqueue("a@s.whatsapp.net", "reply", in_reply_to="SAME")
+    sent = await asyncio.gather(*(astore.outbox.mark_sent(item.id, f"S{i}") for i in range(20)))
     assert sent.count(True) == 1
 
 
@@ -102,6 +126,21 @@ async def test_all_calls_run_on_one_worker_thread(astore: AsyncStore) -> None:
     idents = await asyncio.gather(*(astore.run(lambda _store: threading.get_ident()) for _ in range(30)))
     assert len(set(idents)) == 1
     assert idents[0] != threading.get_ident()
+
+
+async def test_repository_calls_run_on_the_worker_thread(tmp_path: Path) -> None:
+    threads: list[int] = []
+
+    def clock() -> datetime:  # the store reads its clock inside each write
+        threads.append(threading.get_ident())
+        return datetime.now(UTC)
+
+    async with await AsyncStore.open(tmp_path / "cortask.db", clock=clock) as astore:
+        idents = await asyncio.gather(*(astore.run(lambda _store: threading.get_ident()) for _ in range(3)))
+        threads.clear()
+        await astore.journal.record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi")
+        await astore.sessions.append("whatsapp:a@s.whatsapp.net", Role.USER, "hi", message_id="M1")
+    assert threads and set(threads) == {idents[0]} and idents[0] != threading.get_ident()
 
 
 async def test_the_event_loop_is_never_blocked(astore: AsyncStore) -> None:
@@ -115,7 +154,7 @@ async def test_the_event_loop_is_never_blocked(astore: AsyncStore) -> None:
 
     def slow(store: Store) -> int:
         time.sleep(0.3)  # stands in for a slow disk
-        return len(store.list_workspaces())
+        return len(list_workspaces(store))
 
     task = asyncio.create_task(ticker())
     try:
@@ -128,17 +167,17 @@ async def test_the_event_loop_is_never_blocked(astore: AsyncStore) -> None:
 async def test_run_with_a_transaction_is_atomic(astore: AsyncStore) -> None:
     def answer(store: Store, fail: bool) -> None:
         with store.transaction():
-            store.journal_record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "q")
-            store.append_message("whatsapp:a@s.whatsapp.net", "user", "q", message_id="M1")
+            store.journal.record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "q")
+            store.sessions.append("whatsapp:a@s.whatsapp.net", "user", "q", message_id="M1")
             if fail:
                 raise RuntimeError("agent crashed")
 
     with pytest.raises(RuntimeError):
         await astore.run(answer, True)
-    assert await astore.journal_get(ME, "a@s.whatsapp.net", "M1") is None
-    assert await astore.history("whatsapp:a@s.whatsapp.net") == []
+    assert await astore.journal.get(ME, "a@s.whatsapp.net", "M1") is None
+    assert await astore.sessions.history("whatsapp:a@s.whatsapp.net") == []
     await astore.run(answer, fail=False)
-    assert len(await astore.history("whatsapp:a@s.whatsapp.net")) == 1
+    assert len(await astore.sessions.history("whatsapp:a@s.whatsapp.net")) == 1
 
 
 async def test_a_cancelled_call_still_completes_and_the_store_stays_usable(astore: AsyncStore) -> None:
@@ -147,11 +186,11 @@ async def test_a_cancelled_call_still_completes_and_the_store_stays_usable(astor
     def slow_write(store: Store) -> None:
         started.set()
         time.sleep(0.1)
-        store.create_workspace("Written anyway")
+        create_workspace(store, "Written anyway")
 
     task = asyncio.create_task(astore.run(slow_write))
     await asyncio.to_thread(started.wait, 2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await astore.find_workspace("Written anyway") is not None  # queued after the write
+    assert await astore.run(find_workspace, "Written anyway") is not None  # queued after the write

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from store_support import create_workspace, list_workspaces
 
 from cortask.store import (
     DB_FILE,
@@ -62,7 +63,7 @@ def test_open_without_path_uses_cortask_home(tmp_path: Path) -> None:
 def test_new_home_is_0700_and_database_files_0600(tmp_path: Path, umask_zero: None) -> None:
     home = tmp_path / "new" / "home"
     with Store.open(home / "cortask.db") as store:
-        store.create_workspace("Work")  # makes sure the -wal file exists
+        create_workspace(store, "Work")  # makes sure the -wal file exists
         assert mode(home) == 0o700
         assert mode(home / "cortask.db") == 0o600
         for suffix in ("-wal", "-shm"):
@@ -111,7 +112,7 @@ def test_foreign_keys_are_enforced(store: Store, db_path: Path) -> None:
 
 def test_migrates_an_empty_database_to_the_current_version(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        assert [w.name for w in store.list_workspaces()] == ["Personal"]
+        assert [w.name for w in list_workspaces(store)] == ["Personal"]
     conn = sqlite3.connect(db_path)
     try:
         rows = conn.execute("SELECT version, description FROM schema_version ORDER BY version").fetchall()
@@ -137,10 +138,10 @@ def test_migrates_an_empty_database_to_the_current_version(db_path: Path) -> Non
 
 def test_reopening_applies_nothing_twice_and_keeps_data(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        store.create_workspace("Work")
+        create_workspace(store, "Work")
     for _ in range(3):
         with Store.open(db_path) as store:
-            assert [w.name for w in store.list_workspaces()] == ["Personal", "Work"]
+            assert [w.name for w in list_workspaces(store)] == ["Personal", "Work"]
     conn = connect(db_path)
     try:
         assert migrate(conn, db_path) == SCHEMA_VERSION
@@ -151,7 +152,7 @@ def test_reopening_applies_nothing_twice_and_keeps_data(db_path: Path) -> None:
 
 def test_a_new_migration_upgrades_an_existing_database(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        store.create_workspace("Work")
+        create_workspace(store, "Work")
     conn = connect(db_path, (*MIGRATIONS, V2))
     try:
         assert schema_version(conn) == NEXT
@@ -215,6 +216,23 @@ def test_somebody_elses_sqlite_database_is_refused(db_path: Path) -> None:
     assert names == ["photos"]
 
 
+def test_adopt_takes_over_only_a_database_of_the_named_tables(tmp_path: Path) -> None:
+    v1 = Migration(1, "notes", ("CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT)",))
+    ours, mixed = sqlite3.connect(tmp_path / "ours.db"), sqlite3.connect(tmp_path / "mixed.db")
+    for conn in (ours, mixed):
+        conn.isolation_level = None
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+        conn.execute("INSERT INTO notes (text) VALUES ('kept')")
+    mixed.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY)")
+    assert migrate(ours, "ours.db", (v1,), adopt={"notes"}) == 1
+    assert ours.execute("SELECT text FROM notes").fetchall() == [("kept",)]
+    with pytest.raises(DatabaseUnusable, match="not Cortask's"):
+        migrate(mixed, "mixed.db", (v1,), adopt={"notes"})
+    assert schema_version(mixed) == 0
+    ours.close()
+    mixed.close()
+
+
 def test_an_unwritable_location_says_what_to_check(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -232,23 +250,23 @@ def test_closed_store_refuses_calls_and_close_is_idempotent(db_path: Path) -> No
     store.close()
     assert store.closed
     with pytest.raises(StoreClosed, match="open it again"):
-        store.list_workspaces()
+        list_workspaces(store)
 
 
 def test_two_connections_see_each_others_commits(db_path: Path) -> None:
     with Store.open(db_path) as first, Store.open(db_path) as second:
-        first.create_workspace("Work")
-        assert [w.name for w in second.list_workspaces()] == ["Personal", "Work"]
-        assert len(first.list_workspaces()) == 2
+        create_workspace(first, "Work")
+        assert [w.name for w in list_workspaces(second)] == ["Personal", "Work"]
+        assert len(list_workspaces(first)) == 2
 
 
 def test_a_writer_kept_out_by_another_process_gets_store_busy(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_db, "BUSY_TIMEOUT_MS", 50)
     with Store.open(db_path) as first, Store.open(db_path) as second:
         with first.transaction():
-            first.create_workspace("Work")
+            create_workspace(first, "Work")
             with pytest.raises(StoreBusy, match="locked by another process"):
-                second.create_workspace("Other")
-            assert [w.name for w in second.list_workspaces()] == ["Personal"]  # readers are not blocked
-        second.create_workspace("Other")
-        assert [w.name for w in first.list_workspaces()] == ["Personal", "Work", "Other"]
+                create_workspace(second, "Other")
+            assert [w.name for w in list_workspaces(second)] == ["Personal"]  # readers are not blocked
+        create_workspace(second, "Other")
+        assert [w.name for w in list_workspaces(first)] == ["Personal", "Work", "Other"]

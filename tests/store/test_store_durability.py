@@ -9,6 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+from store_support import (
+    chat_mappings,
+    create_workspace,
+    find_workspace,
+    journal_mark_answered,
+    list_workspaces,
+    map_chat,
+    outbox_get,
+    workspace_for_chat,
+)
+
 import cortask
 from cortask.store import JournalState, OutboxState, Store
 
@@ -19,6 +30,7 @@ SID = "whatsapp:" + CHAT
 WRITER = """
 import sys, time
 from cortask.store import Store
+from store_support import create_workspace
 
 ME, CHAT = "4915100000000@s.whatsapp.net", "4915123456789@s.whatsapp.net"
 store = Store.open(sys.argv[1])
@@ -26,17 +38,17 @@ if sys.argv[2] == "loop":
     i = 0
     while True:
         with store.transaction():  # the journal entry and its turn: both or neither
-            store.journal_record(ME, CHAT, f"M{i}", CHAT, f"text {i}")
-            store.append_message("whatsapp:" + CHAT, "user", f"text {i}", message_id=f"M{i}")
+            store.journal.record(ME, CHAT, f"M{i}", CHAT, f"text {i}")
+            store.sessions.append("whatsapp:" + CHAT, "user", f"text {i}", message_id=f"M{i}")
         print(i, flush=True)  # acknowledged only once committed
         i += 1
 else:
     for i in range(10):
-        store.journal_record(ME, CHAT, f"M{i}", CHAT, f"text {i}")
+        store.journal.record(ME, CHAT, f"M{i}", CHAT, f"text {i}")
     with store.transaction():
         for j in range(500):
-            store.journal_record(ME, CHAT, f"U{j}", CHAT, "never committed")
-        store.create_workspace("Never committed")
+            store.journal.record(ME, CHAT, f"U{j}", CHAT, "never committed")
+        create_workspace(store, "Never committed")
         print("inside", flush=True)
         time.sleep(60)
 """
@@ -44,7 +56,8 @@ else:
 
 def start_writer(db: Path, mode: str) -> subprocess.Popen[str]:
     src = str(Path(cortask.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")]))}
+    here = str(Path(__file__).resolve().parent)  # for store_support
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, here, os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db), mode],
         stdout=subprocess.PIPE,
@@ -72,43 +85,43 @@ def integrity(db: Path) -> str:
 def test_everything_is_there_after_close_and_reopen(tmp_path: Path) -> None:
     db = tmp_path / "cortask.db"
     with Store.open(db) as store:
-        work = store.create_workspace("Work")
-        store.set_whatsapp_enabled(work.id)
-        store.update_whatsapp_settings(work.id, default_region="DE", answer_groups=True)
-        store.add_trusted_contact(work.id, "0151 23456789", "read", "Anna")
-        store.set_allowed_users(work.id, ["+1 212 555 0100", "x"])
-        store.set_agent_settings(work.id, "openai", {"api_key": "sk-1", "model": "m"})
-        store.map_chat(CHAT, work.id)
-        store.append_message(SID, "user", "hello", message_id="M1")
-        store.journal_record(ME, CHAT, "M1", CHAT, "hello")
-        store.journal_record(ME, CHAT, "M2", CHAT, "second")
-        store.journal_mark_answered(ME, CHAT, "M1", reply_message_id="R1", reply_text="hi")
-        item = store.outbox_enqueue(CHAT, "queued", in_reply_to="M2", account=ME)
+        work = create_workspace(store, "Work")
+        store.whatsapp.set_enabled(work.id)
+        store.whatsapp.update_settings(work.id, default_region="DE", answer_groups=True)
+        store.whatsapp.add_contact(work.id, "0151 23456789", "read", "Anna")
+        store.whatsapp.set_allowed_users(work.id, ["+1 212 555 0100", "x"])
+        store.agents.set(work.id, "openai", {"api_key": "sk-1", "model": "m"})
+        map_chat(store, CHAT, work.id)
+        store.sessions.append(SID, "user", "hello", message_id="M1")
+        store.journal.record(ME, CHAT, "M1", CHAT, "hello")
+        store.journal.record(ME, CHAT, "M2", CHAT, "second")
+        journal_mark_answered(store, ME, CHAT, "M1", reply_message_id="R1", reply_text="hi")
+        item = store.outbox.enqueue(CHAT, "queued", in_reply_to="M2", account=ME)
         before = (
-            store.list_workspaces(),
-            store.whatsapp_settings(work.id),
-            store.agent_settings(work.id),
-            store.chat_mappings(),
-            store.history(SID),
-            store.journal_get(ME, CHAT, "M1"),
-            store.journal_pending(),
-            store.outbox_pending(),
+            list_workspaces(store),
+            store.whatsapp.settings(work.id),
+            store.agents.get(work.id),
+            chat_mappings(store),
+            store.sessions.history(SID),
+            store.journal.get(ME, CHAT, "M1"),
+            store.journal.pending(),
+            store.outbox.pending(),
         )
     with Store.open(db) as store:
         after = (
-            store.list_workspaces(),
-            store.whatsapp_settings(work.id),
-            store.agent_settings(work.id),
-            store.chat_mappings(),
-            store.history(SID),
-            store.journal_get(ME, CHAT, "M1"),
-            store.journal_pending(),
-            store.outbox_pending(),
+            list_workspaces(store),
+            store.whatsapp.settings(work.id),
+            store.agents.get(work.id),
+            chat_mappings(store),
+            store.sessions.history(SID),
+            store.journal.get(ME, CHAT, "M1"),
+            store.journal.pending(),
+            store.outbox.pending(),
         )
         assert after == before
-        assert store.workspace_for_chat(CHAT) == work
-        assert store.journal_record(ME, CHAT, "M1", CHAT, "redelivered") is False
-        assert store.outbox_get(item.id).state is OutboxState.PENDING
+        assert workspace_for_chat(store, CHAT) == work
+        assert store.journal.record(ME, CHAT, "M1", CHAT, "redelivered") is False
+        assert outbox_get(store, item.id).state is OutboxState.PENDING
 
 
 def test_a_killed_writer_leaves_only_whole_committed_transactions(tmp_path: Path) -> None:
@@ -124,8 +137,8 @@ def test_a_killed_writer_leaves_only_whole_committed_transactions(tmp_path: Path
     assert Path(f"{db}-wal").exists()  # the reopen below has to recover from the WAL
 
     with Store.open(db) as store:
-        entries = store.journal_pending()
-        turns = store.history(SID)
+        entries = store.journal.pending()
+        turns = store.sessions.history(SID)
     assert integrity(db) == "ok"
     ids = [e.message_id for e in entries]
     assert len(ids) > acknowledged  # every acknowledged commit survived ...
@@ -143,7 +156,7 @@ def test_a_transaction_in_progress_at_a_crash_leaves_nothing(tmp_path: Path) -> 
     kill(writer)
 
     with Store.open(db) as store:
-        assert [e.message_id for e in store.journal_pending()] == [f"M{i}" for i in range(10)]
-        assert store.find_workspace("Never committed") is None
-        assert store.journal_record(ME, CHAT, "U0", CHAT, "now committed") is True
+        assert [e.message_id for e in store.journal.pending()] == [f"M{i}" for i in range(10)]
+        assert find_workspace(store, "Never committed") is None
+        assert store.journal.record(ME, CHAT, "U0", CHAT, "now committed") is True
     assert integrity(db) == "ok"

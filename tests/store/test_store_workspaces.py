@@ -5,129 +5,143 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from store_support import (
+    LastWorkspace,
+    chat_mappings,
+    create_workspace,
+    default_workspace,
+    delete_workspace,
+    find_workspace,
+    get_workspace,
+    list_workspaces,
+    map_chat,
+    rename_workspace,
+    unmap_chat,
+    workspace_for_chat,
+)
 
-from cortask.store import DEFAULT_WORKSPACE_NAME, Duplicate, InvalidInput, LastWorkspace, NotFound, Store
+from cortask.store import DEFAULT_WORKSPACE_NAME, Duplicate, InvalidInput, NotFound, Store
 
 
 def test_personal_is_created_once_on_first_run(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        (personal,) = store.list_workspaces()
+        (personal,) = list_workspaces(store)
         assert personal.name == DEFAULT_WORKSPACE_NAME == "Personal"
-        assert store.ensure_default_workspace() == personal
-        assert store.ensure_default_workspace() == personal
+        assert store.workspaces.ensure_default() == personal
+        assert store.workspaces.ensure_default() == personal
     with Store.open(db_path) as store:
-        assert store.list_workspaces() == [personal]
+        assert list_workspaces(store) == [personal]
 
 
 def test_personal_is_not_recreated_once_renamed(db_path: Path) -> None:
     with Store.open(db_path) as store:
-        store.rename_workspace(store.default_workspace().id, "Home")
+        rename_workspace(store, default_workspace(store).id, "Home")
     with Store.open(db_path) as store:
-        assert [w.name for w in store.list_workspaces()] == ["Home"]
+        assert [w.name for w in list_workspaces(store)] == ["Home"]
 
 
 def test_create_get_find_list(store: Store) -> None:
-    work = store.create_workspace("  Work  ")
+    work = create_workspace(store, "  Work  ")
     assert work.name == "Work"
     assert work.created_at.tzinfo is not None
-    assert store.get_workspace(work.id) == work
-    assert store.find_workspace("work") == work  # names are case-insensitive
-    assert store.find_workspace("Nope") is None
-    assert [w.name for w in store.list_workspaces()] == ["Personal", "Work"]
+    assert get_workspace(store, work.id) == work
+    assert find_workspace(store, "work") == work  # names are case-insensitive
+    assert find_workspace(store, "Nope") is None
+    assert [w.name for w in list_workspaces(store)] == ["Personal", "Work"]
 
 
 @pytest.mark.parametrize("name", ["", "   ", "x" * 201])
 def test_bad_names_are_refused(store: Store, name: str) -> None:
     with pytest.raises(InvalidInput, match="workspace"):
-        store.create_workspace(name)
+        create_workspace(store, name)
 
 
 def test_duplicate_names_are_refused_case_insensitively(store: Store) -> None:
-    store.create_workspace("Work")
+    create_workspace(store, "Work")
     with pytest.raises(Duplicate, match="already a workspace called “WORK”: choose another name"):
-        store.create_workspace("WORK")
-    assert len(store.list_workspaces()) == 2
+        create_workspace(store, "WORK")
+    assert len(list_workspaces(store)) == 2
 
 
 def test_rename(store: Store) -> None:
-    work = store.create_workspace("Work")
-    assert store.rename_workspace(work.id, "Job").name == "Job"
-    assert store.rename_workspace(work.id, "job").name == "job"  # its own name, other case
+    work = create_workspace(store, "Work")
+    assert rename_workspace(store, work.id, "Job").name == "Job"
+    assert rename_workspace(store, work.id, "job").name == "job"  # its own name, other case
     with pytest.raises(Duplicate):
-        store.rename_workspace(work.id, "personal")
+        rename_workspace(store, work.id, "personal")
     with pytest.raises(NotFound, match="no workspace with id 99"):
-        store.rename_workspace(99, "x")
+        rename_workspace(store, 99, "x")
 
 
 def test_unknown_workspace(store: Store) -> None:
     with pytest.raises(NotFound, match="There is no workspace with id 42: choose one"):
-        store.get_workspace(42)
+        get_workspace(store, 42)
     with pytest.raises(InvalidInput):  # NotFound is bad input too
-        store.whatsapp_settings(42)
+        store.whatsapp.settings(42)
 
 
 def test_delete_cascades_and_the_last_one_stays(store: Store) -> None:
-    personal = store.default_workspace()
-    work = store.create_workspace("Work")
-    store.set_whatsapp_enabled(work.id)
-    store.add_trusted_contact(work.id, "+4915123456789")
-    store.set_allowed_users(work.id, ["+12125550100"])
-    store.set_agent_settings(work.id, "echo", {})
-    store.map_chat("team@g.us", work.id)
-    store.append_message("whatsapp:team@g.us", "user", "hi")
+    personal = default_workspace(store)
+    work = create_workspace(store, "Work")
+    store.whatsapp.set_enabled(work.id)
+    store.whatsapp.add_contact(work.id, "+4915123456789")
+    store.whatsapp.set_allowed_users(work.id, ["+12125550100"])
+    store.agents.set(work.id, "echo", {})
+    map_chat(store, "team@g.us", work.id)
+    store.sessions.append("whatsapp:team@g.us", "user", "hi")
 
-    store.delete_workspace(work.id)
-    assert store.list_workspaces() == [personal]
-    assert store.chat_mappings() == []
-    assert store.workspace_for_chat("team@g.us") == personal
-    assert len(store.history("whatsapp:team@g.us")) == 1  # history belongs to the chat
+    delete_workspace(store, work.id)
+    assert list_workspaces(store) == [personal]
+    assert chat_mappings(store) == []
+    assert workspace_for_chat(store, "team@g.us") == personal
+    assert len(store.sessions.history("whatsapp:team@g.us")) == 1  # history belongs to the chat
     with pytest.raises(NotFound):
-        store.delete_workspace(work.id)
+        delete_workspace(store, work.id)
     with pytest.raises(LastWorkspace, match="only workspace and cannot be deleted: create another one first"):
-        store.delete_workspace(personal.id)
+        delete_workspace(store, personal.id)
 
 
 def test_deleting_the_first_makes_the_next_the_default(store: Store) -> None:
-    personal = store.default_workspace()
-    work = store.create_workspace("Work")
-    store.delete_workspace(personal.id)
-    assert store.default_workspace() == work
-    assert store.workspace_for_chat("anyone@s.whatsapp.net") == work
+    personal = default_workspace(store)
+    work = create_workspace(store, "Work")
+    delete_workspace(store, personal.id)
+    assert default_workspace(store) == work
+    assert workspace_for_chat(store, "anyone@s.whatsapp.net") == work
 
 
 def test_chats_go_to_the_first_workspace_unless_mapped(store: Store) -> None:
-    personal = store.default_workspace()
-    work = store.create_workspace("Work")
-    assert store.workspace_for_chat("4915123456789@s.whatsapp.net") == personal
+    personal = default_workspace(store)
+    work = create_workspace(store, "Work")
+    assert workspace_for_chat(store, "4915123456789@s.whatsapp.net") == personal
 
-    mapping = store.map_chat("4915123456789@s.whatsapp.net", work.id)
+    mapping = map_chat(store, "4915123456789@s.whatsapp.net", work.id)
     assert (mapping.chat_jid, mapping.workspace_id) == ("4915123456789@s.whatsapp.net", work.id)
-    assert store.workspace_for_chat("4915123456789@s.whatsapp.net") == work
-    assert store.workspace_for_chat("other@s.whatsapp.net") == personal
+    assert workspace_for_chat(store, "4915123456789@s.whatsapp.net") == work
+    assert workspace_for_chat(store, "other@s.whatsapp.net") == personal
 
-    store.map_chat("4915123456789@s.whatsapp.net", personal.id)  # remap
-    assert store.workspace_for_chat("4915123456789@s.whatsapp.net") == personal
-    assert [m.workspace_id for m in store.chat_mappings()] == [personal.id]
+    map_chat(store, "4915123456789@s.whatsapp.net", personal.id)  # remap
+    assert workspace_for_chat(store, "4915123456789@s.whatsapp.net") == personal
+    assert [m.workspace_id for m in chat_mappings(store)] == [personal.id]
 
-    assert store.unmap_chat("4915123456789@s.whatsapp.net") is True
-    assert store.unmap_chat("4915123456789@s.whatsapp.net") is False
-    assert store.chat_mappings() == []
+    assert unmap_chat(store, "4915123456789@s.whatsapp.net") is True
+    assert unmap_chat(store, "4915123456789@s.whatsapp.net") is False
+    assert chat_mappings(store) == []
 
 
 def test_chat_mappings_by_workspace(store: Store) -> None:
-    personal = store.default_workspace()
-    work = store.create_workspace("Work")
-    store.map_chat("b@s.whatsapp.net", work.id)
-    store.map_chat("a@s.whatsapp.net", work.id)
-    store.map_chat("c@s.whatsapp.net", personal.id)
-    assert [m.chat_jid for m in store.chat_mappings(work.id)] == ["a@s.whatsapp.net", "b@s.whatsapp.net"]
-    assert [m.chat_jid for m in store.chat_mappings()] == ["a@s.whatsapp.net", "b@s.whatsapp.net", "c@s.whatsapp.net"]
+    personal = default_workspace(store)
+    work = create_workspace(store, "Work")
+    map_chat(store, "b@s.whatsapp.net", work.id)
+    map_chat(store, "a@s.whatsapp.net", work.id)
+    map_chat(store, "c@s.whatsapp.net", personal.id)
+    assert [m.chat_jid for m in chat_mappings(store, work.id)] == ["a@s.whatsapp.net", "b@s.whatsapp.net"]
+    assert [m.chat_jid for m in chat_mappings(store)] == ["a@s.whatsapp.net", "b@s.whatsapp.net", "c@s.whatsapp.net"]
     with pytest.raises(NotFound):
-        store.chat_mappings(99)
+        chat_mappings(store, 99)
 
 
 def test_map_chat_validates(store: Store) -> None:
     with pytest.raises(NotFound):
-        store.map_chat("a@s.whatsapp.net", 99)
+        map_chat(store, "a@s.whatsapp.net", 99)
     with pytest.raises(InvalidInput, match="chat JID is empty"):
-        store.map_chat(" ", store.default_workspace().id)
+        map_chat(store, " ", default_workspace(store).id)

@@ -22,8 +22,8 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.channels.whatsapp.channel import ChannelError, NotLinked
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, normalize_phone
 from cortask.channels.whatsapp.qr import QrCode
+from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.gateway.errors import document_errors, http_error_response
 from cortask.gateway.security import Guard
 from cortask.service import CortaskService
@@ -186,7 +186,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
 
     async def overview() -> dict[str, Any]:
         store, channel, ws = ctx()
-        settings = await store.whatsapp_settings(ws)
+        settings = await store.whatsapp.settings(ws)
         policy = settings.access_policy()
         return {
             "enabled": settings.enabled,
@@ -218,19 +218,19 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     @app.post("/api/whatsapp")
     async def add_channel() -> dict[str, Any]:
         store, _, ws = ctx()
-        await store.set_whatsapp_enabled(ws, True)
+        await store.whatsapp.set_enabled(ws, True)
         return await overview()
 
     @app.delete("/api/whatsapp")
     async def remove_channel() -> dict[str, Any]:
         store, channel, ws = ctx()
         await channel.logout()
-        await store.set_whatsapp_enabled(ws, False)
+        await store.whatsapp.set_enabled(ws, False)
         return await overview()
 
     async def require_enabled() -> None:
         store, _, ws = ctx()
-        if not (await store.whatsapp_settings(ws)).enabled:
+        if not (await store.whatsapp.settings(ws)).enabled:
             raise HTTPException(409, "add the WhatsApp channel first")
 
     @app.post("/api/whatsapp/qr")
@@ -263,7 +263,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
         await require_enabled()
         store, channel, ws = ctx()
         await channel.start()
-        await store.set_whatsapp_paused(ws, False)  # kept: the next `cortask serve` connects too
+        await store.whatsapp.set_paused(ws, False)  # kept: the next `cortask serve` connects too
         return dict(channel.status.to_dict())
 
     @app.post("/api/whatsapp/stop")
@@ -276,7 +276,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     async def pause() -> dict[str, Any]:
         store, channel, ws = ctx()
         await channel.pause()
-        await store.set_whatsapp_paused(ws, True)  # kept: the next `cortask serve` stays paused
+        await store.whatsapp.set_paused(ws, True)  # kept: the next `cortask serve` stays paused
         return dict(channel.status.to_dict())
 
     @app.post("/api/whatsapp/logout")
@@ -298,7 +298,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     @app.post("/api/whatsapp/contacts", status_code=201)
     async def add_contact(body: ContactIn) -> dict[str, Any]:
         store, _, ws = ctx()
-        contact = await store.add_trusted_contact(ws, body.phone, body.permission, body.name)
+        contact = await store.whatsapp.add_contact(ws, body.phone, body.permission, body.name)
         await contacts_changed()
         return {"phone": contact.phone, "name": contact.name, "permission": contact.permission.value}
 
@@ -306,14 +306,14 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     async def update_contact(phone: str, body: ContactPatch) -> dict[str, Any]:
         store, _, ws = ctx()
         changes: dict[str, Any] = {k: v for k, v in body.model_dump(exclude_unset=True).items()}
-        contact = await store.update_trusted_contact(ws, phone, **changes)
+        contact = await store.whatsapp.update_contact(ws, phone, **changes)
         await contacts_changed()
         return {"phone": contact.phone, "name": contact.name, "permission": contact.permission.value}
 
     @app.delete("/api/whatsapp/contacts/{phone}")
     async def remove_contact(phone: str) -> dict[str, Any]:
         store, _, ws = ctx()
-        if not await store.remove_trusted_contact(ws, phone):
+        if not await store.whatsapp.remove_contact(ws, phone):
             raise HTTPException(404, f"{phone} is not a trusted contact")
         await contacts_changed()
         return {"ok": True}
@@ -321,21 +321,21 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     @app.put("/api/whatsapp/allowed-users")
     async def allowed_users(body: EntriesIn) -> dict[str, Any]:
         store, _, ws = ctx()
-        await store.set_allowed_users(ws, body.entries)
+        await store.whatsapp.set_allowed_users(ws, body.entries)
         await service.reload_policy()
         return await overview()
 
     @app.put("/api/whatsapp/settings")
     async def settings(body: SettingsIn) -> dict[str, Any]:
         store, _, ws = ctx()
-        await store.update_whatsapp_settings(ws, **body.model_dump(exclude_unset=True))
+        await store.whatsapp.update_settings(ws, **body.model_dump(exclude_unset=True))
         await service.reload_policy()
         return await overview()
 
     @app.post("/api/whatsapp/validate-phone")
     async def validate_phone(body: PhoneIn) -> dict[str, Any]:
         store, _, ws = ctx()
-        region = (await store.whatsapp_settings(ws)).default_region
+        region = (await store.whatsapp.settings(ws)).default_region
         try:
             return {"ok": True, "e164": normalize_phone(body.phone, region)}
         except InvalidPhoneNumber as exc:
@@ -349,7 +349,7 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
     @app.get("/api/agent")
     async def agent() -> dict[str, Any]:
         store, _, ws = ctx()
-        shown = await store.agent_settings_for_display(ws)
+        shown = await store.agents.for_display(ws)
         active = await service.agent_config()
         return {
             "provider": shown.provider if shown else "echo",
@@ -365,18 +365,21 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
         # Building it validates the settings and says what is missing; it is not kept.
         await build_agent(AgentConfig(body.provider, body.settings), service.environ).aclose()
         store, _, ws = ctx()
-        await store.set_agent_settings(ws, body.provider, body.settings)
+        await store.agents.set(ws, body.provider, body.settings)
         return await agent()
 
     @app.get("/api/sessions")
     async def sessions() -> list[dict[str, Any]]:
         store, _, _ = ctx()
-        return [{"id": s.id, "created_at": str(s.created_at)} for s in await store.list_sessions()]
+        return [{"id": s.id, "created_at": str(s.created_at)} for s in await store.sessions.recent()]
 
     @app.get("/api/sessions/{session_id}/history")
     async def history(session_id: str, limit: int = 50) -> list[dict[str, Any]]:
         store, _, _ = ctx()
-        return [{"role": str(m.role), "text": m.text, "at": str(m.at)} for m in await store.history(session_id, limit)]
+        return [
+            {"role": str(m.role), "text": m.text, "at": str(m.at)}
+            for m in await store.sessions.history(session_id, limit)
+        ]
 
     @app.get("/api/events")
     async def events(request: Request) -> StreamingResponse:

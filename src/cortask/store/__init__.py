@@ -3,8 +3,12 @@
 Workspaces, the WhatsApp channel's settings and trusted contacts, agent settings, which chat goes
 to which workspace, sessions and their history, the inbound journal (every accepted message is
 recorded before it is processed, so nothing is lost or answered twice) and the outbox of replies
-waiting for the connection. `Store` is the synchronous core; `AsyncStore` is the same API for
-asyncio, run on one worker thread.
+waiting for the connection.
+
+`Store` owns the connection and its transactions; one repository per aggregate hangs off it:
+``store.workspaces``, ``store.whatsapp`` (channel settings, trusted contacts, allowedUsers),
+``store.agents``, ``store.sessions`` (and their history), ``store.journal`` and ``store.outbox``.
+`AsyncStore` offers the same repositories for asyncio, awaited, run on one worker thread.
 """
 
 from cortask.store.aio import AsyncStore
@@ -16,7 +20,6 @@ from cortask.store.errors import (
     InvalidInput,
     InvalidPhone,
     JournalStateError,
-    LastWorkspace,
     NotFound,
     SchemaTooNew,
     StoreBusy,
@@ -25,6 +28,7 @@ from cortask.store.errors import (
 )
 from cortask.store.masking import MASK, is_secret_key, mask_secrets
 from cortask.store.models import (
+    UNSET,
     AgentSettings,
     ChatMapping,
     HistoryMessage,
@@ -35,13 +39,15 @@ from cortask.store.models import (
     OutboxState,
     Role,
     Session,
+    Unset,
     WhatsAppSettings,
     Workspace,
     session_id_for_chat,
 )
-from cortask.store.repo import DEFAULT_WORKSPACE_NAME, UNSET, Store, Unset
 from cortask.store.schema import SCHEMA_VERSION
+from cortask.store.store import Store
 from cortask.store.validate import normalize_account
+from cortask.store.workspaces import DEFAULT_WORKSPACE_NAME
 
 __all__ = [
     "DB_FILE",
@@ -62,7 +68,6 @@ __all__ = [
     "JournalEntry",
     "JournalState",
     "JournalStateError",
-    "LastWorkspace",
     "NotFound",
     "OutboxItem",
     "OutboxState",

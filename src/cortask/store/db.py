@@ -1,4 +1,5 @@
-"""The SQLite file: where it lives, how it is opened, and bringing its schema up to date.
+"""The SQLite file: where it lives, how it is opened, its schema brought up to date, and
+`Database`, the one object that owns the connection and its transactions.
 
 One file, ``$CORTASK_HOME/cortask.db`` (``~/.cortask/cortask.db`` by default). Opened with:
 
@@ -17,21 +18,27 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cortask.channels.whatsapp.config import cortask_home
-from cortask.store.errors import DatabaseUnusable, SchemaTooNew
+from cortask.home import cortask_home
+from cortask.store.errors import DatabaseFailed, DatabaseUnusable, SchemaTooNew, StoreBusy, StoreClosed
 from cortask.store.schema import MIGRATIONS, Migration
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DB_FILE",
+    "Clock",
+    "Database",
     "connect",
+    "decode_time",
     "default_database_path",
+    "encode_time",
     "migrate",
     "schema_version",
+    "utcnow",
 ]
 
 DB_FILE = "cortask.db"
@@ -86,13 +93,23 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 
-def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+def migrate(
+    conn: sqlite3.Connection,
+    path: Path | str,
+    migrations: Sequence[Migration] = MIGRATIONS,
+    *,
+    adopt: Collection[str] = (),
+) -> int:
     """Apply the migrations the database has not seen yet and return its version.
 
     Idempotent, and safe if two processes open a new database at once: each migration re-reads
     the version under the write lock before it runs. Refuses (SchemaTooNew) a database that a
     newer Cortask has written, without changing it, and (DatabaseUnusable) a SQLite database
     that holds somebody else's tables.
+
+    `adopt` names the tables of a database written before it had a `schema_version`: one that
+    holds only those is ours, at version 0, and migration 1 (which must then create them with
+    IF NOT EXISTS) brings it under this framework without touching its rows.
     """
     supported = migrations[-1].version if migrations else 0
     current = schema_version(conn)
@@ -103,7 +120,7 @@ def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Mig
             found=current,
             supported=supported,
         )
-    if current == 0 and _has_foreign_tables(conn):
+    if current == 0 and _has_foreign_tables(conn, frozenset(adopt)):
         raise DatabaseUnusable(
             f"{path} is a SQLite database, but not Cortask's. Point CORTASK_HOME at another directory, "
             "or move the file aside."
@@ -128,6 +145,119 @@ def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Mig
             raise
         current = migration.version
     return current
+
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Database:
+    """The open connection and its transactions; the repositories of `Store` all use this one.
+
+    Safe to share between threads (a lock serialises the connection), but it blocks: asyncio code
+    goes through `AsyncStore`. `read()` and `write()` are for the repositories (and test
+    helpers): everything else calls a repository, and groups several calls into one atomic
+    write with `transaction()`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, path: Path, clock: Clock = utcnow) -> None:
+        conn.row_factory = sqlite3.Row
+        self._conn: sqlite3.Connection | None = conn
+        self._path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of transactions: the outermost BEGINs, inner ones use savepoints
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL). Idempotent."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                conn.close()
+
+    def now(self) -> str:
+        """The clock's time, encoded as stored."""
+        return encode_time(self._clock())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the store calls inside one atomic write: all of them are committed, or none.
+
+        Nests: an inner block that raises is rolled back to where it started (a savepoint), and
+        the outer block decides about the rest.
+        """
+        with self.write():
+            yield
+
+    def write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """The connection inside a write transaction (taking the write lock at once)."""
+        return self._tx("BEGIN IMMEDIATE")
+
+    def read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """The connection inside a read transaction: one consistent snapshot."""
+        return self._tx("BEGIN")
+
+    @contextlib.contextmanager
+    def _tx(self, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreClosed("The Cortask store is closed: open it again with Store.open().")
+            if self._depth:
+                yield from self._savepoint(conn)
+                return
+            try:
+                conn.execute(begin)
+                self._depth = 1
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                finally:
+                    self._depth = 0
+            except sqlite3.OperationalError as exc:
+                raise self._failed(exc) from exc
+
+    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        name = f"sp{self._depth}"
+        conn.execute(f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield conn
+        except BaseException:
+            conn.execute(f"ROLLBACK TO {name}")
+            conn.execute(f"RELEASE {name}")
+            raise
+        else:
+            conn.execute(f"RELEASE {name}")
+        finally:
+            self._depth -= 1
+
+    def _failed(self, exc: sqlite3.OperationalError) -> DatabaseFailed:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return StoreBusy(
+                f"The Cortask database {self._path} is locked by another process: try again, "
+                "and if it keeps happening stop the other Cortask process."
+            )
+        return DatabaseFailed(
+            f"The Cortask database {self._path} could not be used ({text}): check free disk space and the "
+            "file's permissions, then try again."
+        )
 
 
 # --- times ---------------------------------------------------------------------------------
@@ -180,8 +310,6 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
     conn.execute("PRAGMA synchronous = FULL")
 
 
-def _has_foreign_tables(conn: sqlite3.Connection) -> bool:
-    row = conn.execute(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-    ).fetchone()
-    return row is not None and int(row[0]) > 0
+def _has_foreign_tables(conn: sqlite3.Connection, adopted: frozenset[str]) -> bool:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    return any(name not in adopted for (name,) in rows)

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from types import MappingProxyType
 
-from cortask.channels.whatsapp.access import Permission, TrustedContact
+from cortask.contacts.access import Permission, TrustedContact
 from cortask.store.db import decode_time
 from cortask.store.models import (
     AgentSettings,

@@ -8,8 +8,7 @@
      ├── InvalidInput (ValueError) what was asked for cannot be stored as given
      │    ├── InvalidPhone         also an InvalidPhoneNumber (the number is not usable)
      │    ├── Duplicate            a workspace name or a contact's number is taken
-     │    ├── NotFound             no such workspace, contact, journal entry or outbox item
-     │    └── LastWorkspace        the only workspace cannot be deleted
+     │    └── NotFound             no such workspace, contact, journal entry or outbox item
      ├── DatabaseFailed            a read or write failed (disk full, I/O error, …)
      │    └── StoreBusy            another process kept the database locked too long
      ├── JournalStateError         a journal entry cannot move to the requested state
@@ -18,7 +17,7 @@
 
 from __future__ import annotations
 
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber
+from cortask.contacts.phone import InvalidPhoneNumber
 
 __all__ = [
     "DatabaseFailed",
@@ -27,7 +26,6 @@ __all__ = [
     "InvalidInput",
     "InvalidPhone",
     "JournalStateError",
-    "LastWorkspace",
     "NotFound",
     "SchemaTooNew",
     "StoreBusy",
@@ -67,10 +65,6 @@ class Duplicate(InvalidInput):
 
 class NotFound(InvalidInput):
     """The workspace, contact, journal entry or outbox item asked for does not exist."""
-
-
-class LastWorkspace(InvalidInput):
-    """The last workspace cannot be deleted: unmapped chats need somewhere to go."""
 
 
 class DatabaseFailed(StoreError):

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
-from typing import TypeAlias
+from typing import Final, TypeAlias
 
-from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
+from cortask.contacts.access import AccessPolicy, TrustedContact
 
 __all__ = [
+    "UNSET",
     "WHATSAPP_SESSION_PREFIX",
     "AgentSettings",
     "ChatMapping",
@@ -27,6 +28,7 @@ __all__ = [
     "OutboxState",
     "Role",
     "Session",
+    "Unset",
     "WhatsAppSettings",
     "Workspace",
     "session_id_for_chat",
@@ -35,6 +37,15 @@ __all__ = [
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
 
 WHATSAPP_SESSION_PREFIX = "whatsapp:"
+
+
+class Unset(Enum):
+    """Marks an argument that was not passed, as distinct from None ("clear this setting")."""
+
+    UNSET = "UNSET"
+
+
+UNSET: Final = Unset.UNSET
 
 
 def session_id_for_chat(chat_jid: str) -> str:
@@ -116,7 +127,7 @@ class HistoryMessage:
 class JournalState(StrEnum):
     PENDING = "pending"  # recorded, not finished: replayed after a restart
     ANSWERED = "answered"  # final
-    FAILED = "failed"  # gave up for now; journal_retry() makes it pending again
+    FAILED = "failed"  # gave up: not replayed after a restart
     SKIPPED = "skipped"  # final: deliberately not answered (reason says why)
 
     @property

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cortask.channels.whatsapp.access import Permission
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, normalize_phone, normalize_region
+from cortask.contacts.access import Permission
+from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone, normalize_region
 from cortask.store.db import encode_time
 from cortask.store.errors import InvalidInput, InvalidPhone
 

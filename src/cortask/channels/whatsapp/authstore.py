@@ -24,22 +24,40 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cortask.store.db import migrate
+from cortask.store.errors import StoreError
+from cortask.store.schema import Migration
+
 log = logging.getLogger("cortask.whatsapp")
 
 DB_FILE = "auth.db"
 LOCK_FILE = "owner.lock"
 SENT_RETENTION_SECONDS = 14 * 24 * 3600
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS creds (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keys (
-    type TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (type, id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sent (
-    id TEXT PRIMARY KEY, jid TEXT NOT NULL, text TEXT NOT NULL, sent_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
-"""
+# Numbered like the main database's (cortask.store.schema): append, never edit one that shipped.
+# Version 1 is the schema auth directories had before they were versioned, hence IF NOT EXISTS:
+# opening such a directory adopts its tables (`_ADOPTED`) with their rows as they are.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "credentials, Signal keys, sent messages kept for retry receipts",
+        (
+            "CREATE TABLE IF NOT EXISTS creds (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)",
+            """
+            CREATE TABLE IF NOT EXISTS keys (
+                type TEXT NOT NULL, id TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (type, id)
+            ) WITHOUT ROWID
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS sent (
+                id TEXT PRIMARY KEY, jid TEXT NOT NULL, text TEXT NOT NULL, sent_at REAL NOT NULL
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at)",
+        ),
+    ),
+)
+_ADOPTED = frozenset({"creds", "keys", "sent"})
 
 KEY_TYPES = frozenset(
     {
@@ -96,7 +114,7 @@ class AuthStore:
         lock_fd = _acquire_lock(directory)
         try:
             db = _open_db(directory / DB_FILE)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, StoreError) as exc:
             os.close(lock_fd)
             raise _unreadable(directory, exc) from exc
         except BaseException:
@@ -269,8 +287,8 @@ def _open_db(path: Path) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before we answer Baileys
-        db.executescript(_SCHEMA)
-    except sqlite3.DatabaseError:
+        migrate(db, path, MIGRATIONS, adopt=_ADOPTED)
+    except (sqlite3.DatabaseError, StoreError):
         db.close()
         raise
     db.isolation_level = None

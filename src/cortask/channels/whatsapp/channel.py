@@ -19,7 +19,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
-from cortask.channels.whatsapp.access import AccessDecision, AccessPolicy
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText, classify, too_old
@@ -29,6 +28,7 @@ from cortask.channels.whatsapp.qr import QrCode
 from cortask.channels.whatsapp.reconnect import Action, Reconnector
 from cortask.channels.whatsapp.sidecar import Sidecar, SidecarError, locate_sidecar
 from cortask.channels.whatsapp.state import NOT_LINKED_ERROR, ChannelStatus, ConnectionState, from_decision
+from cortask.contacts.access import AccessDecision, AccessPolicy
 
 log = logging.getLogger("cortask.whatsapp")
 

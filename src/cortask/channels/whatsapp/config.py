@@ -14,14 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cortask.channels.whatsapp.access import AccessPolicy, TrustedContact
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
-
-
-def cortask_home(environ: Mapping[str, str] = os.environ) -> Path:
-    home = environ.get("CORTASK_HOME")
-    return Path(home).expanduser() if home else Path.home() / ".cortask"
+from cortask.contacts.access import AccessPolicy, TrustedContact
+from cortask.home import cortask_home
 
 
 class ConfigError(ValueError):

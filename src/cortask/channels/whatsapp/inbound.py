@@ -39,7 +39,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cortask.channels.whatsapp.phone import is_e164, phone_from_jid
+from cortask.channels.whatsapp.jid import phone_from_jid
+from cortask.contacts.phone import is_e164
 
 __all__ = [
     "IgnoreReason",

@@ -1,4 +1,4 @@
-"""Phone numbers: parse what people type into E.164, and read the number out of a WhatsApp JID.
+"""Phone numbers: parse what people type into E.164 (reading WhatsApp JIDs is the channel's `jid`).
 
 Pure functions, no I/O. Everything that decides who may talk to the agent compares E.164 strings
 exactly ("+4915123456789" == "+4915123456789"); nothing here or elsewhere matches by suffix or
@@ -36,7 +36,6 @@ __all__ = [
     "is_e164",
     "normalize_phone",
     "normalize_region",
-    "phone_from_jid",
 ]
 
 # E.164 allows at most 15 digits; input is capped well above that (room for 00, (0) and
@@ -47,10 +46,6 @@ EXAMPLE = "+49 151 23456789"
 
 # Separators people put between digit groups. Unicode dashes and spaces come from copy-paste.
 _SEPARATORS = frozenset(" \t-./()\u00a0\u2007\u202f\u2009\u200a\u2010\u2011\u2012\u2013\u2014\u2015\u2212")
-
-# JID servers whose user part is a phone number (c.us is the legacy spelling of s.whatsapp.net,
-# hosted is a phone number on a hosted/business device).
-_PHONE_SERVERS = frozenset({"s.whatsapp.net", "c.us", "hosted"})
 
 
 class PhoneProblem(StrEnum):
@@ -123,26 +118,6 @@ def normalize_phone(text: str, default_region: str | None = None) -> str:
             )
         return _finish(shown, _parse_national(shown, digits, region))
     return _bare_digits(shown, digits, region)
-
-
-def phone_from_jid(jid: str | None) -> str | None:
-    """The E.164 number of a phone-number JID, or None when the JID does not carry one.
-
-    ``4915123456789@s.whatsapp.net`` and ``4915123456789:12@s.whatsapp.net`` (a device of that
-    user) give ``+4915123456789``. LIDs (``@lid``), groups (``@g.us``), broadcasts, newsletters and
-    anything malformed give None: a LID's digits are not a phone number and must never be read as
-    one. The number is taken as WhatsApp states it (no phonenumbers validation), because
-    WhatsApp, not our metadata, is the authority on which numbers exist.
-    """
-    if not isinstance(jid, str):
-        return None
-    user, sep, server = jid.partition("@")
-    if not sep or server not in _PHONE_SERVERS:
-        return None
-    # Same decomposition as Baileys' jidDecode: user[_agent][:device]@server.
-    user = user.partition(":")[0].partition("_")[0]
-    candidate = "+" + user
-    return candidate if is_e164(candidate) else None
 
 
 # --- internals -----------------------------------------------------------------------------

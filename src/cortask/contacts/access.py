@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 
-from cortask.channels.whatsapp.phone import InvalidPhoneNumber, is_e164, normalize_phone
+from cortask.contacts.phone import InvalidPhoneNumber, is_e164, normalize_phone
 
 __all__ = [
     "READ_ONLY_REPLY",

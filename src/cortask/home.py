@@ -1,0 +1,14 @@
+"""Where Cortask keeps its state: ``$CORTASK_HOME``, by default ``~/.cortask``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["cortask_home"]
+
+
+def cortask_home(environ: Mapping[str, str] = os.environ) -> Path:
+    home = environ.get("CORTASK_HOME")
+    return Path(home).expanduser() if home else Path.home() / ".cortask"
