@@ -336,7 +336,7 @@ class WhatsAppChannel:
 
     async def _ingest_spill(self) -> None:
         """Messages a sidecar handed over but we had not journaled when it had to stop (see
-        docs/sidecar-protocol.md, "Spill")."""
+        docs/sidecar-protocol.md, "Acks, seq and spill")."""
         store = self._open_store()
         for path, batches in await asyncio.get_running_loop().run_in_executor(None, store.spilled):
             for obj in batches:

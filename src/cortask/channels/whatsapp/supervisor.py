@@ -111,7 +111,8 @@ class SidecarSupervisor:
             except Exception:
                 log.exception("failed to handle sidecar event %s", type(event).__name__)
             if isinstance(event, wire.Messages):
-                await sidecar.notify(wire.Ack(event.seq))  # journaled: the sidecar may forget them
+                # journaled: the sidecar may forget them (docs/sidecar-protocol.md, "Acks, seq and spill")
+                await sidecar.notify(wire.Ack(event.seq))
             if isinstance(event, Exited):
                 return
 

@@ -144,7 +144,8 @@ async function loadAuthState() {
 }
 
 // ---- inbound messages, kept until Python has journaled them --------------------------------
-// Each batch carries a sequence number; Python acknowledges it once the messages are recorded.
+// Each batch carries a sequence number; Python acknowledges it once the messages are recorded
+// (docs/sidecar-protocol.md, "Acks, seq and spill").
 // If Python dies first (stdin closes), the unacknowledged batches are written to a spill file in
 // the auth directory, which the next start reads before connecting.
 let nextSeq = 0;
