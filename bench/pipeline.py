@@ -38,8 +38,8 @@ from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
-from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore
+from cortask.store_journal import StoreJournal
 from wasim.testing.baileys import BaileysDriver
 
 CONTACT = "+4915123456789"
@@ -163,7 +163,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                     pacing=None,
                 )
                 store = await AsyncStore.open(root / "cortask.db")
-                channel = WhatsAppChannel(config, echo, ledger=StoreLedger(store))
+                channel = WhatsAppChannel(config, echo, ledger=StoreJournal(store))
                 await channel.warm_up()  # as the service does once the channel is added
                 t0 = time.perf_counter()
                 qrs = channel.generate_qr()

@@ -19,9 +19,9 @@ from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.home import cortask_home
-from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore, Store
 from cortask.store.models import Workspace, session_id_for_chat
+from cortask.store_journal import StoreJournal
 
 log = logging.getLogger("cortask.service")
 
@@ -70,7 +70,7 @@ class CortaskService:
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
-        self.channel = WhatsAppChannel(config, self.handle, ledger=StoreLedger(self.store))
+        self.channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
         linked = self.channel.is_linked()  # takes the auth directory's lock: one owner at a time
         if not connect or not settings.enabled:
             return

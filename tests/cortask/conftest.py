@@ -11,7 +11,7 @@ import pytest
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
-from cortask.channels.whatsapp.ledger import Ledger
+from cortask.channels.whatsapp.journal import Journal
 from wasim.server.app import Wasim
 
 MakeChannel = Callable[..., Awaitable[WhatsAppChannel]]
@@ -27,7 +27,7 @@ async def make_channel(tmp_path: Path) -> AsyncIterator[MakeChannel]:
     made: list[WhatsAppChannel] = []
 
     async def make(
-        sim: Wasim, handler: Any = echo, auth: str = "whatsapp-auth", ledger: Ledger | None = None, **config: Any
+        sim: Wasim, handler: Any = echo, auth: str = "whatsapp-auth", ledger: Journal | None = None, **config: Any
     ) -> WhatsAppChannel:
         cfg = WhatsAppConfig(
             auth_dir=tmp_path / auth, sandbox=Sandbox(sim.url, sim.root_public_key), sidecar_log_level="warn", **config

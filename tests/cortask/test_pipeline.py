@@ -22,8 +22,8 @@ from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
-from cortask.ledger import StoreLedger
 from cortask.store import AsyncStore, JournalEntry, JournalState
+from cortask.store_journal import StoreJournal
 from wasim.server.app import Wasim
 
 ADA = "+4915123456789"
@@ -57,7 +57,7 @@ async def _journal_settled(store: AsyncStore, account: str, chat: str, message_i
 
 
 async def _linked(sim: Wasim, make_channel: MakeChannel, store: AsyncStore, **config: object) -> WhatsAppChannel:
-    channel = await make_channel(sim, ledger=StoreLedger(store), trusted_contacts=TRUSTED, **config)
+    channel = await make_channel(sim, ledger=StoreJournal(store), trusted_contacts=TRUSTED, **config)
     await link(channel, sim)
     sim.add_contact(ADA, "Ada")
     sim.add_contact(GRACE, "Grace")
@@ -75,7 +75,7 @@ async def test_a_redelivered_message_is_answered_once_also_after_a_restart(
     await channel.wait_activity(lambda a: a["message_id"] == first and a["kind"] == "duplicate")
     await channel.close()
 
-    again = await make_channel(sim, ledger=StoreLedger(store), trusted_contacts=TRUSTED)
+    again = await make_channel(sim, ledger=StoreJournal(store), trusted_contacts=TRUSTED)
     await again.start()
     await wait_state(again, ConnectionState.OPEN)
     await sim.messaging.redeliver(first)
@@ -100,7 +100,7 @@ async def test_messages_sent_while_stopped_are_answered_once_in_order_and_old_on
     await sim.messaging.send(GRACE, "hi from Grace")
 
     caplog.set_level(logging.INFO, logger="cortask.whatsapp")
-    again = await make_channel(sim, ledger=StoreLedger(store), trusted_contacts=TRUSTED)
+    again = await make_channel(sim, ledger=StoreJournal(store), trusted_contacts=TRUSTED)
     await again.start()
     assert await _texts(sim, ADA, 3) == ["echo: one", "echo: two", "echo: three"]
     assert await _texts(sim, GRACE, 1) == ["echo: hi from Grace"]
@@ -121,7 +121,7 @@ async def test_a_reply_ready_when_the_sidecar_dies_is_sent_once_after_reconnecti
         await release.wait()
         return f"done: {message.text}"
 
-    channel = await make_channel(sim, slow, ledger=StoreLedger(store), trusted_contacts=TRUSTED)
+    channel = await make_channel(sim, slow, ledger=StoreJournal(store), trusted_contacts=TRUSTED)
     await link(channel, sim)
     sim.add_contact(ADA, "Ada")
     await sim.messaging.send(ADA, "think about it")
@@ -176,7 +176,7 @@ async def test_a_reply_planned_before_a_crash_goes_out_once_under_its_reserved_i
     channel = await _linked(sim, make_channel, store)
     account = (channel.account or {})["id"]
     await channel.close()
-    ledger = StoreLedger(store)
+    ledger = StoreJournal(store)
     chat = ADA[1:] + "@s.whatsapp.net"
     item = InboundText(chat, "3EB0FEEDFACE", chat, ADA, None, "Ada", "what time is it?", int(time.time()), False, True)
     await ledger.admit(account, item)
@@ -193,7 +193,7 @@ async def test_a_reply_planned_before_a_crash_goes_out_once_under_its_reserved_i
     # (the state the crash leaves) sends it again, under the same id, and the phone shows it once
     await again.close()
     async with await AsyncStore.open(tmp_path / "before-the-mark.db") as earlier:
-        stale_ledger = StoreLedger(earlier)
+        stale_ledger = StoreJournal(earlier)
         await stale_ledger.admit(account, item)
         await stale_ledger.plan_reply(account, item, "it is time", planned.message_id)
         since = sim.events.last_seq

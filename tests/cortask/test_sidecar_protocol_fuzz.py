@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.sidecar import Sidecar, SidecarInstall, locate_sidecar
 
@@ -237,18 +238,19 @@ async def test_a_burst_of_bad_lines_in_one_write_is_answered_line_by_line(raw_si
 STAND_IN = textwrap.dedent(
     """
     // Prints hello, then the bytes of bad.bin as they are, then a good event; then answers
-    // ping and reports every answer Python sends back to its requests.
+    // ping and reports every answer Python sends back to its requests. Both reports ride in a
+    // "lid" event, whose mapping Python passes on untouched.
     import fs from 'node:fs';
     import readline from 'node:readline';
     const out = (o) => process.stdout.write(JSON.stringify(o) + '\\n');
     out({ event: 'hello', protocol: 1, baileys: 'stand-in', node: process.version });
     process.stdout.write(fs.readFileSync(new URL('./bad.bin', import.meta.url)));
-    out({ event: 'after-the-bad-lines' });
+    out({ event: 'lid', mapping: { marker: 'after-the-bad-lines' } });
     readline.createInterface({ input: process.stdin }).on('line', (line) => {
       const msg = JSON.parse(line);
       if (msg.cmd === 'ping') out({ re: msg.id, ok: true, result: { connected: false } });
       else if (msg.cmd === 'exit') { out({ re: msg.id, ok: true, result: {} }); setTimeout(() => process.exit(0), 20); }
-      else if (msg.re !== undefined) out({ event: 'answer', answer: msg });
+      else if (msg.re !== undefined) out({ event: 'lid', mapping: { answer: msg } });
     });
     """
 )
@@ -310,17 +312,19 @@ async def test_python_logs_bad_lines_from_the_sidecar_and_keeps_serving(
     await sidecar.start()
     try:
         answers: dict[int, dict[str, Any]] = {}
-        events = []
+        markers = []
         async with asyncio.timeout(30):
             while len(answers) < len(STORE_REQUESTS):
                 event = await sidecar.events.get()
-                assert event["event"] != "exited", event
-                if event["event"] == "answer":
-                    answers[event["answer"]["re"]] = event["answer"]
+                assert isinstance(event, wire.Lid), event
+                assert isinstance(event.mapping, dict)
+                if "answer" in event.mapping:
+                    answer = event.mapping["answer"]
+                    answers[answer["re"]] = answer
                 else:
-                    events.append(event["event"])
-        assert "after-the-bad-lines" in events  # the reader got past every bad line
-        assert await sidecar.request("ping", timeout=10) == {"connected": False}
+                    markers.append(event.mapping["marker"])
+        assert "after-the-bad-lines" in markers  # the reader got past every bad line
+        assert await sidecar.request(wire.Ping(), timeout=10) == wire.Pong(connected=False)
 
         assert answers[1]["ok"] is True
         assert answers[2]["result"]["values"] == {"../../x": '{"v":1}', "/tmp/abs": '{"v":2}'}

@@ -1,8 +1,9 @@
 """The Node sidecar process: started, watched and stopped by Python over stdin/stdout.
 
-One JSON object per line each way. The sidecar reports what Baileys reports (events), answers our
-commands (`re`), and asks us to read or write the auth state (`req`), which we answer from the
-AuthStore only once a write is durable. Baileys' logs arrive on stderr and go to Python logging.
+Process I/O only: the lines themselves are typed in `wire` (docs/sidecar-protocol.md). The
+sidecar reports what Baileys reports (events), answers our commands, and asks us to read or write
+the auth state (store requests), which we answer from the AuthStore only once a write is durable.
+Baileys' logs arrive on stderr and go to Python logging.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
 
 log = logging.getLogger("cortask.whatsapp.sidecar")
 baileys_log = logging.getLogger("cortask.whatsapp.baileys")
 
-PROTOCOL = 1
+PROTOCOL = wire.PROTOCOL
 MIN_NODE_MAJOR = 20
 PACKAGE_DIR = Path(__file__).resolve().parent / "sidecar"
 MAX_LINE = 64 * 1024 * 1024
@@ -41,6 +43,20 @@ class SidecarNotInstalled(SidecarError):
 
 class SidecarLineTooLong(SidecarError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """Not on the wire: the sidecar process is gone (the channel treats it as a lost connection).
+    `fatal` is the reason it gave, when it stopped on purpose (a failed durable write)."""
+
+    code: int | None
+    fatal: wire.Fatal | None = None
+
+
+# What `Sidecar.events` yields: the sidecar's events for the channel, then one Exited.
+SidecarEvent = wire.Qr | wire.Connection | wire.Messages | wire.Creds | wire.Receipts | wire.Lid | wire.Fatal | Exited
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +103,8 @@ def locate_sidecar(home: Path | None = None) -> SidecarInstall:
 
 
 class Sidecar:
-    """One running sidecar. `events` yields everything it reports; a final {'event': 'exited'}
-    says the process is gone (the channel treats that as a lost connection)."""
+    """One running sidecar. `events` yields everything it reports for the channel; a final
+    `Exited` says the process is gone."""
 
     def __init__(
         self, install: SidecarInstall, store: AuthStore, log_level: str = "info", max_line: int = MAX_LINE
@@ -98,15 +114,22 @@ class Sidecar:
         self._store = store
         self._log_level = log_level
         self._proc: asyncio.subprocess.Process | None = None
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[wire.Answer]] = {}
         self._next_id = 0
         self._tasks: list[asyncio.Task[None]] = []
         # One writer: every store call runs on this single thread, in arrival order.
         self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="authstore")
-        self.events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.hello: dict[str, Any] = {}
-        self.fatal: dict[str, Any] | None = None
-        self.on_sent_lookup: Callable[[str], str | None] | None = None
+        self.events: asyncio.Queue[SidecarEvent] = asyncio.Queue()
+        self.hello: wire.Hello | None = None
+        self.fatal: wire.Fatal | None = None
+        # How each store request is served (on the store's thread), by its type.
+        self._store_ops: Mapping[type[wire.StoreRequest], Callable[[Any], wire.StoreResult]] = {
+            wire.KeysGet: self._keys_get,
+            wire.KeysSet: self._keys_set,
+            wire.CredsGet: self._creds_get,
+            wire.CredsSet: self._creds_set,
+            wire.SentGet: self._sent_get,
+        }
 
     @property
     def pid(self) -> int | None:
@@ -137,7 +160,7 @@ class Sidecar:
             stderr=asyncio.subprocess.PIPE,
             env=env,
         )
-        hello: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        hello: asyncio.Future[wire.Hello] = asyncio.get_running_loop().create_future()
         self._tasks = [
             asyncio.create_task(self._read_stdout(hello), name="sidecar-stdout"),
             asyncio.create_task(self._read_stderr(), name="sidecar-stderr"),
@@ -148,40 +171,44 @@ class Sidecar:
         except TimeoutError:
             await self.kill()
             raise SidecarError(f"the sidecar did not start within {timeout:.0f} s") from None
-        if self.hello.get("protocol") != PROTOCOL:
+        if self.hello.protocol != PROTOCOL:
             await self.stop()
             raise SidecarNotInstalled(
-                f"the installed sidecar speaks protocol {self.hello.get('protocol')}, Python expects {PROTOCOL}: "
+                f"the installed sidecar speaks protocol {self.hello.protocol}, Python expects {PROTOCOL}: "
                 "reinstall it with scripts/setup."
             )
-        if self.hello.get("baileys") != self._install.baileys_version:
+        if self.hello.baileys != self._install.baileys_version:
             await self.stop()
-            raise SidecarNotInstalled(f"the sidecar runs Baileys {self.hello.get('baileys')}; run scripts/setup.")
+            raise SidecarNotInstalled(f"the sidecar runs Baileys {self.hello.baileys}; run scripts/setup.")
 
-    async def request(self, cmd: str, timeout: float = 60.0, **args: Any) -> dict[str, Any]:
-        """Send a command and return its result; raises SidecarError on failure or exit."""
-        if "id" in args or "cmd" in args:
-            raise ValueError("'id' and 'cmd' are the line protocol's own fields; name the argument differently")
+    async def request(self, command: wire.Command[R], timeout: float = 60.0) -> R:
+        """Send a command and return its typed result; raises SidecarError on failure or exit."""
         if not self.running or self._proc is None or self._proc.stdin is None:
             raise SidecarError("the sidecar is not running")
         self._next_id += 1
         request_id = self._next_id
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[wire.Answer] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = fut
         try:
-            await self._write({"id": request_id, "cmd": cmd, **args})
+            await self._write(wire.encode(command, request_id))
             async with asyncio.timeout(timeout):
-                return await fut
+                answer = await fut
         except TimeoutError:
-            raise SidecarError(f"the sidecar did not answer {cmd!r} within {timeout:.0f} s") from None
+            raise SidecarError(f"the sidecar did not answer {command.TAG!r} within {timeout:.0f} s") from None
         finally:
             self._pending.pop(request_id, None)
+        if not answer.ok:
+            raise SidecarError(str(answer.error))
+        try:
+            return wire.result_of(command, answer)
+        except wire.WireError as exc:
+            raise SidecarError(f"the sidecar answered {command.TAG!r} with a bad result: {exc}") from None
 
-    async def notify(self, cmd: str, **args: Any) -> None:
+    async def notify(self, command: wire.Command[Any]) -> None:
         """Send a command without waiting for its answer (an acknowledgement, say)."""
         if self.running and self._proc is not None and self._proc.stdin is not None:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._write({"id": 0, "cmd": cmd, **args})
+                await self._write(wire.encode(command))
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Ask the sidecar to close its socket (keeping the link) and exit; kill it if it hangs."""
@@ -190,7 +217,7 @@ class Sidecar:
             return
         if proc.returncode is None:
             with contextlib.suppress(Exception):
-                await self._write({"id": 0, "cmd": "exit"})
+                await self._write(wire.encode(wire.Exit()))
             try:
                 async with asyncio.timeout(timeout):
                     await proc.wait()
@@ -213,16 +240,15 @@ class Sidecar:
                 await asyncio.wait_for(task, 2)
         self._store_thread.shutdown(wait=True)
 
-    async def _write(self, obj: dict[str, Any]) -> None:
+    async def _write(self, line: bytes) -> None:
         assert self._proc and self._proc.stdin
-        line = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
         if len(line) > MAX_LINE:
             # the sidecar would drop it and whoever waits for it would wait forever
             raise SidecarLineTooLong(f"a line of {len(line)} bytes is more than the sidecar reads ({MAX_LINE})")
         self._proc.stdin.write(line)
         await self._proc.stdin.drain()
 
-    async def _read_stdout(self, hello: asyncio.Future[dict[str, Any]]) -> None:
+    async def _read_stdout(self, hello: asyncio.Future[wire.Hello]) -> None:
         assert self._proc and self._proc.stdout
         try:
             async for raw in read_lines(self._proc.stdout, self._max_line):
@@ -237,42 +263,42 @@ class Sidecar:
                     fut.set_exception(SidecarError(f"the sidecar exited (code {code})"))
             if not hello.done():
                 hello.set_exception(SidecarError(f"the sidecar exited at start (code {code}); see the log"))
-            await self.events.put({"event": "exited", "code": code, "fatal": self.fatal})
+            await self.events.put(Exited(code, self.fatal))
 
-    async def _handle_line(self, raw: bytes, hello: asyncio.Future[dict[str, Any]]) -> None:
+    async def _handle_line(self, raw: bytes, hello: asyncio.Future[wire.Hello]) -> None:
         try:
-            msg = json.loads(raw.decode())
-        except ValueError:  # not UTF-8, or not JSON
-            log.warning("sidecar printed a line that is not JSON: %r", raw[:200])
-            return
-        if not isinstance(msg, dict):
-            log.warning("sidecar printed JSON that is not an object: %r", raw[:200])
+            msg = wire.parse(raw)
+        except wire.WireError as exc:
+            await self._refuse(raw, exc)
             return
         log.debug("from sidecar: %.200s", raw)
-        if "req" in msg:
-            if not isinstance(msg["req"], int) or isinstance(msg["req"], bool):
-                log.warning("sidecar sent a request without a whole-number id: %r", raw[:200])
-                return
+        if isinstance(msg, wire.Answer):
+            fut = self._pending.get(msg.re)
+            if fut is None and not msg.ok:  # a notification nobody waits for
+                log.debug("the sidecar could not carry out a notification: %s", msg.error)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        elif isinstance(msg, wire.KeysGet | wire.KeysSet | wire.CredsGet | wire.CredsSet | wire.SentGet):
             await self._serve(msg)
-        elif "re" in msg:
-            fut = self._pending.get(msg["re"]) if isinstance(msg["re"], int) else None
-            if fut is None and msg.get("ok") is False:  # a notification nobody waits for
-                log.debug("the sidecar could not carry out a notification: %s", msg.get("error"))
-            if fut and not fut.done():
-                if msg.get("ok"):
-                    result = msg.get("result")
-                    fut.set_result(result if isinstance(result, dict) else {})
-                else:
-                    fut.set_exception(SidecarError(str(msg.get("error"))))
-        elif msg.get("event") == "hello" and not hello.done():
-            hello.set_result(msg)
-        elif msg.get("event") == "protocol_error":
+        elif isinstance(msg, wire.Hello):
+            if not hello.done():
+                hello.set_result(msg)
+        elif isinstance(msg, wire.ProtocolError):
             # the sidecar could not read a line we sent it: a bug on our side, never the user's
-            log.error("the sidecar refused a line from us: %s", msg.get("message"))
+            log.error("the sidecar refused a line from us: %s", msg.message)
         else:
-            if msg.get("event") == "fatal":
+            if isinstance(msg, wire.Fatal):
                 self.fatal = msg
             await self.events.put(msg)
+
+    async def _refuse(self, raw: bytes, exc: wire.WireError) -> None:
+        """A line that is not the protocol: log it; answer a store request we can name, and fail
+        the command whose answer it was meant to be, so nobody waits for it."""
+        log.warning("the sidecar printed a line that is not the protocol (%s): %r", exc, raw[:200])
+        if exc.req is not None:
+            await self._answer(wire.StoreAnswer(exc.req, error=str(exc)), "?")
+        if exc.re is not None and (fut := self._pending.get(exc.re)) is not None and not fut.done():
+            fut.set_exception(SidecarError(f"the sidecar's answer was not the protocol: {exc}"))
 
     async def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
@@ -286,41 +312,45 @@ class Sidecar:
             except (json.JSONDecodeError, AttributeError, ValueError):
                 baileys_log.debug("%s", line[:2000])
 
-    async def _serve(self, msg: dict[str, Any]) -> None:
+    async def _serve(self, request: wire.StoreRequest) -> None:
         """Answer an auth-state request from the sidecar, in order, on the store's thread."""
         loop = asyncio.get_running_loop()
+        op = request.OP
         try:
-            result = await loop.run_in_executor(self._store_thread, self._store_call, msg)
-            reply: dict[str, Any] = {"re": msg["req"], "ok": True, "result": result}
+            result = await loop.run_in_executor(self._store_thread, self._store_ops[type(request)], request)
+            answer = wire.StoreAnswer(request.req, result=result)
         except (AuthStoreError, ValueError, KeyError, TypeError) as exc:
-            log.error("auth store request %s failed: %s", msg.get("op"), exc)
-            reply = {"re": msg["req"], "ok": False, "error": str(exc)}
+            log.error("auth store request %s failed: %s", op, exc)
+            answer = wire.StoreAnswer(request.req, error=str(exc))
         except Exception as exc:  # the store must answer even what it did not foresee
-            log.exception("auth store request %s failed", msg.get("op"))
-            reply = {"re": msg["req"], "ok": False, "error": str(exc)}
+            log.exception("auth store request %s failed", op)
+            answer = wire.StoreAnswer(request.req, error=str(exc))
+        await self._answer(answer, op)
+
+    async def _answer(self, answer: wire.StoreAnswer, op: str) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
             try:
-                await self._write(reply)
+                await self._write(wire.encode(answer))
             except SidecarLineTooLong as exc:
-                log.error("auth store request %s: %s", msg.get("op"), exc)
-                await self._write({"re": msg["req"], "ok": False, "error": str(exc)})
+                log.error("auth store request %s: %s", op, exc)
+                await self._write(wire.encode(wire.StoreAnswer(answer.re, error=str(exc))))
 
-    def _store_call(self, msg: dict[str, Any]) -> dict[str, Any]:
-        op = msg.get("op")
-        store = self._store
-        if op == "keys.get":
-            return {"values": store.get_keys(str(msg["type"]), [str(i) for i in msg["ids"]])}
-        if op == "keys.set":
-            store.set_keys((str(t), str(i), v if v is None else str(v)) for t, i, v in msg["items"])
-            return {}
-        if op == "creds.get":
-            return {"creds": store.creds()}
-        if op == "creds.set":
-            store.set_creds(str(msg["creds"]))
-            return {}
-        if op == "sent.get":
-            return {"text": store.sent_text(str(msg["id"]))}
-        raise ValueError(f"unknown store operation {op!r}")
+    def _keys_get(self, request: wire.KeysGet) -> wire.KeysFound:
+        return wire.KeysFound(self._store.get_keys(request.type, request.ids))
+
+    def _keys_set(self, request: wire.KeysSet) -> wire.Done:
+        self._store.set_keys(request.items)
+        return wire.Done()
+
+    def _creds_get(self, request: wire.CredsGet) -> wire.CredsFound:
+        return wire.CredsFound(self._store.creds())
+
+    def _creds_set(self, request: wire.CredsSet) -> wire.Done:
+        self._store.set_creds(request.creds)
+        return wire.Done()
+
+    def _sent_get(self, request: wire.SentGet) -> wire.SentFound:
+        return wire.SentFound(self._store.sent_text(request.id))
 
 
 async def read_lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterator[bytes]:

@@ -3,12 +3,29 @@
 // what Baileys reports, sends when told, and keeps the auth state in Python's store (every key
 // read and write is a request to Python, answered only once the write is durable).
 // It never reconnects by itself. Logs go to stderr, never stdout.
+// The protocol in words: docs/sidecar-protocol.md. Every message's fields: protocol.mjs (checked
+// against Python's channels/whatsapp/wire.py by a test).
 //
-// Python -> sidecar:  {"id":N,"cmd":"connect"|"send_text"|"presence"|"logout"|"close"|"exit",...}
-//                     {"re":N,"ok":true,"result":...} answers a request of ours
-// sidecar -> Python:  {"event":"hello"|"qr"|"connection"|"messages"|"creds"|"fatal",...}
-//                     {"re":N,"ok":...} answers a command; {"req":N,"op":...} asks Python
-//                     {"event":"protocol_error","message":...} a line it could not use (see protocol.mjs)
+// Python -> sidecar, commands {"id":N,"cmd":...} (id 0: nobody waits for the answer):
+//   connect {sandbox?, qrTimeoutMs?, keepAliveMs?, connectTimeoutMs?}   -> {generation}
+//   send_text {jid, text, messageId?}                                  -> {id, remoteJid, timestamp}
+//   presence {type, jid?}   read {keys}   ack {seq}   logout   close    -> {}
+//   lid_for_phone {jid} -> {lid}   phone_for_lid {jid} -> {jid}   ping -> {connected}
+//   exit (close the socket keeping the link, spill, leave)            -> {}
+// sidecar -> Python, answers: {"re":N,"ok":true,"result":{...}} or {"re":N,"ok":false,"error":"..."}
+// sidecar -> Python, events {"event":...}:
+//   hello {protocol, baileys, node}         first line, once
+//   qr {qr, ms}                             a code to show for linking
+//   connection {connection, isNewLogin, statusCode, reason, data, ms}
+//   messages {seq, type, messages}          acknowledged by Python with ack {seq} once journaled
+//   creds {registered, me}                  credentials saved (registered: a phone scanned)
+//   receipts {receipts: [{id, remoteJid, status, error}]}
+//   lid {mapping}                           Baileys learned a LID <-> phone number pair
+//   fatal {code, message}                   a durable write failed: the sidecar exits (code 3)
+//   protocol_error {message}                a line from Python it could not use (protocol.mjs)
+// sidecar -> Python, auth store requests {"req":N,"op":...}, answered {"re":N,"ok",...}:
+//   keys.get {type, ids} -> {values}   keys.set {items: [[type, id, value|null]]} -> {}
+//   creds.get -> {creds}   creds.set {creds} -> {}   sent.get {id, jid} -> {text}
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
@@ -17,7 +34,7 @@ import {
 } from 'baileys';
 import pino from 'pino';
 import { format } from 'node:util';
-import { classify, lineSplitter } from './protocol.mjs';
+import { checked, classify, lineSplitter } from './protocol.mjs';
 import { serializedSignalRepository } from './signal-sessions.mjs';
 
 // stdout is the JSON-lines protocol: libsignal logs with console.info ("Closing session…"), so
@@ -40,8 +57,10 @@ process.stdout.on('error', () => {});
 process.stderr.on('error', () => {});
 
 const write = (obj) => process.stdout.write(JSON.stringify(obj, BufferJSON.replacer) + '\n');
+// An event line, its fields checked against protocol.mjs's table.
+const emitEvent = (name, body) => write({ event: name, ...checked('events', name, body) });
 const fatal = (code, message) => {
-  write({ event: 'fatal', code, message });
+  emitEvent('fatal', { code, message });
   // Give stdout a moment to flush, then stop: a failed durable write must never be ignored.
   setTimeout(() => process.exit(3), 20);
 };
@@ -53,7 +72,7 @@ function ask(op, args = {}) {
   const req = ++nextReq;
   return new Promise((resolve, reject) => {
     pending.set(req, { resolve, reject });
-    write({ req, op, ...args });
+    write({ req, op, ...checked('requests', op, args) });
   });
 }
 const revive = (text) => (text == null ? null : JSON.parse(text, BufferJSON.reviver));
@@ -125,15 +144,16 @@ async function loadAuthState() {
 }
 
 // ---- inbound messages, kept until Python has journaled them --------------------------------
-// Each batch carries a sequence number; Python acknowledges it once the messages are recorded.
+// Each batch carries a sequence number; Python acknowledges it once the messages are recorded
+// (docs/sidecar-protocol.md, "Acks, seq and spill").
 // If Python dies first (stdin closes), the unacknowledged batches are written to a spill file in
 // the auth directory, which the next start reads before connecting.
 let nextSeq = 0;
 const unacked = new Map();
 function forwardMessages(type, messages) {
-  const batch = { event: 'messages', seq: ++nextSeq, type, messages: messages.map(describeMessage) };
+  const batch = checked('events', 'messages', { seq: ++nextSeq, type, messages: messages.map(describeMessage) });
   unacked.set(batch.seq, batch);
-  write(batch);
+  write({ event: 'messages', ...batch });
 }
 function acknowledge(seq) {
   for (const key of unacked.keys()) if (key <= seq) unacked.delete(key);
@@ -142,7 +162,9 @@ function spillUnacknowledged() {
   const dir = process.env.CORTASK_SIDECAR_SPILL_DIR;
   if (!dir || unacked.size === 0) return;
   const name = path.join(dir, `inbound-spill-${process.pid}-${Date.now()}.jsonl`);
-  const body = [...unacked.values()].map((b) => JSON.stringify({ type: b.type, messages: b.messages }, BufferJSON.replacer)).join('\n') + '\n';
+  const body = [...unacked.values()]
+    .map((b) => JSON.stringify(checked('spill', 'batch', { type: b.type, messages: b.messages }), BufferJSON.replacer))
+    .join('\n') + '\n';
   const fd = fs.openSync(name + '.tmp', 'w', 0o600);
   fs.writeSync(fd, body);
   fs.fsyncSync(fd);
@@ -198,15 +220,14 @@ async function connect(cmd) {
   const current = () => gen === generation;
   s.ev.on('creds.update', async () => {
     await saveCreds();
-    if (current()) write({ event: 'creds', registered: Boolean(state.creds.me), me: state.creds.me ?? null });
+    if (current()) emitEvent('creds', { registered: Boolean(state.creds.me), me: state.creds.me ?? null });
   });
   s.ev.on('connection.update', (u) => {
     if (!current()) return;
-    if (u.qr) write({ event: 'qr', qr: u.qr, ms: Date.now() - started });
+    if (u.qr) emitEvent('qr', { qr: u.qr, ms: Date.now() - started });
     if (u.connection || u.isNewLogin) {
       const err = u.lastDisconnect?.error;
-      write({
-        event: 'connection',
+      emitEvent('connection', {
         connection: u.connection ?? null,
         isNewLogin: Boolean(u.isNewLogin),
         statusCode: err?.output?.statusCode ?? null,
@@ -236,10 +257,10 @@ async function connect(cmd) {
         id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status,
         error: u.update.status === 0 ? (u.update.messageStubParameters?.[0] ?? null) : null,
       }));
-    if (receipts.length) write({ event: 'receipts', receipts });
+    if (receipts.length) emitEvent('receipts', { receipts });
   });
   s.ev.on('lid-mapping.update', (mapping) => {
-    if (current()) write({ event: 'lid', mapping });
+    if (current()) emitEvent('lid', { mapping });
   });
   return { generation: gen };
 }
@@ -298,12 +319,12 @@ async function onLine(line) {
     return;
   }
   try {
-    write({ re: what.id, ok: true, result: await commands[what.command](msg) });
+    write({ re: what.id, ok: true, result: checked('results', what.command, await commands[what.command](msg)) });
   } catch (e) {
     write({ re: what.id, ok: false, error: String(e?.message ?? e) });
   }
 }
-const protocolError = (message) => write({ event: 'protocol_error', message });
+const protocolError = (message) => emitEvent('protocol_error', { message });
 const feed = lineSplitter((line) => { onLine(line).catch((e) => protocolError(`could not handle a line: ${e?.message ?? e}`)); }, protocolError);
 process.stdin.on('data', feed);
 // Python went away: close the socket (keeping the link) and leave.
@@ -319,4 +340,4 @@ process.on('exit', () => {
   try { spillUnacknowledged(); } catch (e) { process.stderr.write(`could not spill unjournaled messages: ${e}\n`); }
 });
 
-write({ event: 'hello', protocol: PROTOCOL, baileys: BAILEYS_VERSION, node: process.version });
+emitEvent('hello', { protocol: PROTOCOL, baileys: BAILEYS_VERSION, node: process.version });

@@ -1,5 +1,7 @@
 // The sidecar's side of the line protocol, apart from Baileys: splitting stdin into lines with a
-// size cap, and checking each line before anything acts on it. Pure logic, no I/O.
+// size cap, checking each line before anything acts on it, and the table of every message's
+// fields. Pure logic, no I/O. The protocol in words: docs/sidecar-protocol.md; Python's side of
+// the same tables: channels/whatsapp/wire.py (a test compares the two through `describe()`).
 //
 // Every bad line gets an answer in protocol form, so a bug on the Python side shows up as a clear
 // error in its log instead of a sidecar that hangs, crashes or quietly does something else.
@@ -115,4 +117,84 @@ export function classify(msg) {
     }
   }
   return { command: msg.cmd, id };
+}
+
+// ---- what the sidecar sends: each message's fields, true when required (present, not null) ---
+// index.mjs builds every line it prints through `checked`, so a field added there and not here
+// (or in wire.py) fails at once instead of being dropped by Python.
+
+const RESULTS = {
+  connect: { generation: true },
+  send_text: { id: true, remoteJid: true, timestamp: true },
+  presence: {},
+  read: {},
+  lid_for_phone: { lid: false },
+  phone_for_lid: { jid: false },
+  ack: {},
+  logout: {},
+  ping: { connected: true },
+  close: {},
+  exit: {},
+};
+
+const EVENTS = {
+  hello: { protocol: true, baileys: true, node: true },
+  qr: { qr: true, ms: true },
+  connection: { isNewLogin: true, ms: true, connection: false, statusCode: false, reason: false, data: false },
+  messages: { seq: true, type: true, messages: true },
+  creds: { registered: true, me: false },
+  receipts: { receipts: true },
+  lid: { mapping: true },
+  fatal: { code: true, message: true },
+  protocol_error: { message: true },
+};
+
+// Requests to Python's auth store ({"req": N, "op": ..., fields}), and what each answer carries.
+const REQUESTS = {
+  'keys.get': { type: true, ids: true },
+  'keys.set': { items: true },
+  'creds.get': {},
+  'creds.set': { creds: true },
+  'sent.get': { id: true, jid: false },
+};
+const STORE_RESULTS = {
+  'keys.get': { values: true },
+  'keys.set': {},
+  'creds.get': { creds: false },
+  'creds.set': {},
+  'sent.get': { text: false },
+};
+
+// Objects nested in the messages above, and a line of a spill file.
+const SHAPES = {
+  sandbox: { url: true, rootKey: true },
+  messageKey: { id: true, remoteJid: true, participant: false, fromMe: false },
+  receipt: { id: true, remoteJid: true, status: true, error: false },
+};
+const SPILL = { batch: { type: true, messages: true } };
+
+const TABLES = { results: RESULTS, events: EVENTS, requests: REQUESTS, storeResults: STORE_RESULTS, spill: SPILL };
+
+// `body` with exactly the fields `TABLES[table][name]` lists (every required one set); throws
+// otherwise: a bug in this sidecar, to be seen at once.
+export function checked(table, name, body) {
+  const fields = TABLES[table][name];
+  if (!fields) throw new Error(`protocol: no ${table} entry ${name}`);
+  for (const key of Object.keys(body)) {
+    if (!Object.hasOwn(fields, key)) throw new Error(`protocol: ${table} ${name} has no field ${key}`);
+  }
+  for (const [key, required] of Object.entries(fields)) {
+    if (required && (body[key] === undefined || body[key] === null)) throw new Error(`protocol: ${table} ${name} needs ${key}`);
+  }
+  return body;
+}
+
+// Every message's fields, for the test that compares this side with wire.py.
+export function describe() {
+  const required = (spec) => Object.fromEntries(Object.entries(spec).map(([k, [req]]) => [k, req]));
+  return {
+    commands: Object.fromEntries(Object.entries(FIELDS).map(([name, spec]) => [name, required(spec)])),
+    ...TABLES,
+    shapes: SHAPES,
+  };
 }

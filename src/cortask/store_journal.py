@@ -1,4 +1,5 @@
-"""The channel's ledger kept in the product's store: the inbound journal and the outbox.
+"""The channel's journal (`channels.whatsapp.journal.Journal`) kept in the product's store: the
+inbound journal and the outbox tables.
 
 Every write is durable before the call returns, so a kill -9 at any moment leaves the store
 saying exactly what is left: a message recorded but without a planned reply is processed again;
@@ -8,15 +9,15 @@ a planned reply not marked sent is sent again under its reserved id; nothing els
 from __future__ import annotations
 
 from cortask.channels.whatsapp.inbound import InboundText
-from cortask.channels.whatsapp.ledger import Admission, PlannedReply
+from cortask.channels.whatsapp.journal import Admission, PlannedReply
 from cortask.store import AsyncStore, JournalEntry, JournalState, OutboxItem, Store
 from cortask.store.validate import normalize_account
 
-__all__ = ["StoreLedger"]
+__all__ = ["StoreJournal"]
 
 
 def _planned(item: OutboxItem) -> PlannedReply:
-    assert item.message_id is not None, "the ledger always reserves an id"
+    assert item.message_id is not None, "the journal always reserves an id"
     return PlannedReply(item.chat_jid, item.text, item.message_id, item.in_reply_to, ref=item.id)
 
 
@@ -38,7 +39,7 @@ def _inbound(entry: JournalEntry) -> InboundText:
     )
 
 
-class StoreLedger:
+class StoreJournal:
     def __init__(self, store: AsyncStore) -> None:
         self._store = store
 

@@ -1,13 +1,14 @@
-"""What the channel remembers about each message, so that none is lost and none is answered twice.
+"""The channel's journal: what it remembers about each message, so that none is lost and none is
+answered twice. This module is the port (what the channel needs); implementations live elsewhere.
 
-The channel consults its ledger when a message arrives (before anything else happens to it),
+The channel consults its journal when a message arrives (before anything else happens to it),
 before a reply is sent (the reply and the WhatsApp id it will carry are recorded first) and after
 (it was sent). After a restart or a reconnect, `unfinished()` tells what is left to do: messages
 never answered and replies never confirmed sent. A reply resent after a crash carries the id that
 was reserved for it, so a phone that already got it shows it once.
 
-`MemoryLedger` keeps this in memory: enough for a library user, but a crash forgets it. The
-service uses the durable one in `cortask.ledger`, backed by the product's store.
+`MemoryJournal` keeps this in memory: enough for a library user, but a crash forgets it. The
+service uses the durable `StoreJournal` in `cortask.store_journal`, backed by the product's store.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from cortask.channels.whatsapp.inbound import InboundText
 
-__all__ = ["Admission", "Ledger", "MemoryLedger", "PlannedReply"]
+__all__ = ["Admission", "Journal", "MemoryJournal", "PlannedReply"]
 
 
 class Admission(StrEnum):
@@ -36,12 +37,12 @@ class PlannedReply:
     text: str
     message_id: str
     in_reply_to: str | None
-    ref: int | str  # the ledger's own handle for it
+    ref: int | str  # the journal's own handle for it
 
 
-class Ledger(Protocol):
+class Journal(Protocol):
     async def admit(self, account: str, item: InboundText) -> Admission:
-        """Record an inbound message (durably, for a durable ledger) and say what to do with it."""
+        """Record an inbound message (durably, for a durable journal) and say what to do with it."""
         ...
 
     async def skip(self, account: str, item: InboundText, reason: str) -> None:
@@ -71,8 +72,8 @@ class _Entry:
     reply: PlannedReply | None = None
 
 
-class MemoryLedger:
-    """The ledger for a channel without a store: remembers the last `capacity` messages."""
+class MemoryJournal:
+    """The journal for a channel without a store: remembers the last `capacity` messages."""
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity

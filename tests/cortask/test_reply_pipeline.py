@@ -1,0 +1,106 @@
+"""The reply pipeline's I/O around the lifecycle, against a stand-in for the sidecar link (our own
+boundary) and the in-memory journal: what it sends, in which order, and what it does when the
+connection is down. The real sidecar and Baileys: test_channel_messages.py and test_pipeline.py."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from cortask.channels.whatsapp import wire
+from cortask.channels.whatsapp.activity import ActivityLog
+from cortask.channels.whatsapp.config import WhatsAppConfig
+from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.journal import MemoryJournal
+from cortask.channels.whatsapp.pipeline import ReplyPipeline
+
+R = TypeVar("R")
+ADA = "4915123456789@s.whatsapp.net"
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.sent: list[wire.Command[Any]] = []
+
+    async def request(self, command: wire.Command[R], timeout: float = 60.0) -> R:
+        self.sent.append(command)
+        return None  # type: ignore[return-value]  # the pipeline does not read send results
+
+    async def notify(self, command: wire.Command[Any]) -> None:
+        self.sent.append(command)
+
+
+def message(message_id: str, text: str = "hi", at: float | None = None) -> wire.WAMessage:
+    return {
+        "key": {"remoteJid": ADA, "id": message_id, "fromMe": False},
+        "message": {"conversation": text},
+        "messageTimestamp": int(at if at is not None else time.time()),
+    }
+
+
+def make(tmp_path: Path, connected: list[bool]) -> tuple[ReplyPipeline, FakeLink, ActivityLog, MemoryJournal]:
+    config = WhatsAppConfig(auth_dir=tmp_path, open_to_everyone=True, pacing=None)
+    link, activity, journal = FakeLink(), ActivityLog(), MemoryJournal()
+
+    async def echo(item: InboundText) -> str:
+        return f"echo: {item.text}"
+
+    pipeline = ReplyPipeline(
+        config, journal, link, activity,
+        connected=lambda: connected[0], account=lambda: "me", auth_store=lambda: None,
+        on_traffic=lambda inbound: None, handler=echo,
+    )  # fmt: skip
+    return pipeline, link, activity, journal
+
+
+def shape(commands: list[wire.Command[Any]]) -> list[str]:
+    return [
+        f"presence:{c.type}" if isinstance(c, wire.Presence) else f"send:{c.text}" if isinstance(c, wire.SendText)
+        else c.TAG
+        for c in commands
+    ]  # fmt: skip
+
+
+async def test_a_message_is_read_typed_at_answered_and_typing_cleared_in_that_order(tmp_path: Path) -> None:
+    pipeline, link, activity, journal = make(tmp_path, [True])
+    await pipeline.arrive(message("M1"), "notify")
+    await activity.wait(lambda e: e["kind"] == "replied", timeout=5)
+    await asyncio.sleep(0)  # the worker clears typing after the send
+    assert shape(link.sent) == ["read", "presence:composing", "send:echo: hi", "presence:paused"]
+    assert await journal.unfinished("me") == ([], [])
+    await pipeline.close()
+
+
+async def test_a_redelivered_message_is_answered_once(tmp_path: Path) -> None:
+    pipeline, link, activity, _ = make(tmp_path, [True])
+    await pipeline.arrive(message("M1"), "notify")
+    await pipeline.arrive(message("M1"), "notify")  # while the first is in flight
+    await activity.wait(lambda e: e["kind"] == "replied", timeout=5)
+    await pipeline.arrive(message("M1"), "notify")  # after it was answered
+    await pipeline.close()
+    assert [e["kind"] for e in activity.entries] == ["received", "duplicate", "replied", "duplicate"]
+    assert shape(link.sent).count("send:echo: hi") == 1
+
+
+async def test_a_reply_that_cannot_go_out_waits_and_keeps_its_id(tmp_path: Path) -> None:
+    connected = [False]
+    pipeline, _, activity, journal = make(tmp_path, connected)
+    await pipeline.arrive(message("M1"), "notify")
+    queued = await activity.wait(lambda e: e["kind"] == "queued", timeout=5)
+    [unsent] = (await journal.unfinished("me"))[1]
+    assert unsent.message_id == queued["message_id"]
+    connected[0] = True
+    pipeline.request_resume()
+    replied = await activity.wait(lambda e: e["kind"] == "replied", timeout=5)
+    assert replied["message_id"] == unsent.message_id
+    assert await journal.unfinished("me") == ([], [])
+    await pipeline.close()
+
+
+async def test_a_message_older_than_a_day_is_recorded_and_not_answered(tmp_path: Path) -> None:
+    pipeline, link, activity, journal = make(tmp_path, [True])
+    await pipeline.arrive(message("M1", at=time.time() - 25 * 3600), "append")
+    assert [(e["kind"], e.get("reason")) for e in activity.entries] == [("received", None), ("skipped", "too_old")]
+    assert link.sent == [] and await journal.unfinished("me") == ([], [])
