@@ -82,7 +82,7 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
     if kind == "queued":
         bits.append("The reply is sent after reconnecting.")
     if isinstance(chars, int):
-        bits.append(f"{chars} character{'' if chars == 1 else 's'}.")
+        bits.append(f"The reply has {chars} character{'' if chars == 1 else 's'}.")
     error = entry.get("error")
     if isinstance(error, str):
         bits.append(f"WhatsApp refused it (error {error}); it is not sent again.")
