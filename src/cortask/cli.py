@@ -107,9 +107,13 @@ def _log_to_file(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def _run(action: Callable[[Client], Awaitable[T]], interrupted: str = "interrupted before it finished.") -> T:
+def _run(
+    action: Callable[[Client], Awaitable[T]],
+    interrupted: str = "interrupted before it finished.",
+    interrupted_with_gateway: str | None = None,
+) -> T:
     """Run `action` with the client for this home (chosen once: the running gateway, or this
-    process); what it refuses becomes an error sentence and exit code 1."""
+    process); what it refuses becomes an error sentence and exit code 1, Ctrl-C exit code 130."""
     from cortask.app.client import gateway_address, open_client
     from cortask.app.errors import AppError
 
@@ -129,7 +133,8 @@ def _run(action: Callable[[Client], Awaitable[T]], interrupted: str = "interrupt
     except AppError as exc:
         raise typer.Exit(_fail(str(exc))) from None
     except KeyboardInterrupt:
-        raise typer.Exit(_fail(interrupted) + 129) from None
+        said = interrupted_with_gateway if gateway is not None and interrupted_with_gateway else interrupted
+        raise typer.Exit(_fail(said) + 129) from None
 
 
 def _print_model(data: BaseModel | list[Any], as_json: bool, human: str) -> None:
@@ -138,7 +143,7 @@ def _print_model(data: BaseModel | list[Any], as_json: bool, human: str) -> None
     elif isinstance(data, list):
         print(json.dumps([d.model_dump(mode="json") for d in data]))
     else:
-        print(data.model_dump_json())
+        print(json.dumps(data.model_dump(mode="json")))
 
 
 def _show_status(status: Status, as_json: bool, done: str = "") -> None:
@@ -243,7 +248,10 @@ def whatsapp_link(as_json: JsonFlag = False) -> None:
             raise AssertionError("a linking session always ends with its result")
 
         try:
-            result = _run(follow, "interrupted; a QR code shown in the web UI stays there until it expires.")
+            result = _run(
+                follow,
+                interrupted_with_gateway="interrupted; the QR code stays in the web UI until it expires.",
+            )
         except typer.Exit:
             view.__exit__()
             raise

@@ -219,8 +219,14 @@ class CortaskApp:
         await store.set_whatsapp_paused(ws, False)
         first: asyncio.Future[QrCode] = asyncio.get_running_loop().create_future()
         self._qr_session = asyncio.create_task(self._run_qr_session(channel, first))
-        async with asyncio.timeout(FIRST_QR_TIMEOUT_SECONDS):
-            return await asyncio.shield(first)
+        try:
+            async with asyncio.timeout(FIRST_QR_TIMEOUT_SECONDS):
+                return await asyncio.shield(first)
+        except TimeoutError:
+            first.cancel()  # a code that comes later still reaches the page as an event
+            raise AppError(
+                f"no QR code came within {FIRST_QR_TIMEOUT_SECONDS:.0f} s: {channel.status.sentence}"
+            ) from None
 
     async def link(self) -> AsyncIterator[StatusEvent | QrEvent | LinkEvent]:
         """The whole linking session as events: QR codes, state changes, and last its result.
@@ -263,7 +269,7 @@ class CortaskApp:
             self._qr = None
             watcher.cancel()
         final = channel.status
-        if not first.done():
+        if not first.done():  # the session ended before any code (it failed, or was already over)
             first.set_exception(AppError(f"no QR code came: {final.sentence}"))
         outcome, reason = link_outcome(final, shown, problems)
         status = await self._status_of(final)

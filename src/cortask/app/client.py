@@ -171,9 +171,14 @@ class HttpClient:
         return model.model_validate(await self._send(method, path, body))
 
     async def _send(self, method: str, path: str, body: BaseModel | None = None) -> object:
-        content = body.model_dump(exclude_unset=True) if body is not None else None
-        resp = await self._http.request(method, path, json=content)
-        data: object = resp.json()
+        content = body.model_dump(mode="json", exclude_unset=True) if body is not None else None
+        try:
+            resp = await self._http.request(method, path, json=content)
+            data: object = resp.json()
+        except httpx.HTTPError as exc:
+            raise AppError(f"the Cortask gateway did not answer ({exc}): is it still running?", Kind.FAILED) from None
+        except ValueError:
+            raise AppError(f"the Cortask gateway answered {resp.status_code} without JSON", Kind.FAILED) from None
         if resp.status_code >= 400:
             error = data.get("error") if isinstance(data, dict) else None
             kind = Kind(resp.status_code) if resp.status_code in Kind._value2member_map_ else Kind.FAILED
