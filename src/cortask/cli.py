@@ -1,31 +1,35 @@
 """`cortask`: run the service, the demo, and manage WhatsApp, contacts and the agent.
 
-When a gateway is running (it leaves `$CORTASK_HOME/gateway.json`), commands act through its API,
-so there is never a second WhatsApp connection on one account; otherwise they act directly.
+Every command asks one `cortask.app.client.Client`, chosen once: the running gateway's API when
+there is one (it leaves `$CORTASK_HOME/gateway.json`), so there is never a second WhatsApp
+connection on one account; otherwise the application layer in this process. Either way the
+command has one code path and prints one JSON shape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from cortask.home import cortask_home
 
-if TYPE_CHECKING:  # the direct mode imports the service and agents: only when it is used
-    from cortask.channels.whatsapp.qr import QrCode
-    from cortask.channels.whatsapp.state import ChannelStatus
-    from cortask.direct import Direct
+if TYPE_CHECKING:  # the models and clients are imported when a command runs, not for --help
+    from pydantic import BaseModel
+    from rich.status import Status as RichStatus
+
+    from cortask.app.client import Client
+    from cortask.app.models import LinkResult, Status
     from cortask.terminal import QrPresenter
 
 T = TypeVar("T")
@@ -46,41 +50,9 @@ def _home() -> Path:
     return cortask_home()
 
 
-def _gateway() -> tuple[str, str | None] | None:
-    info = _home() / "gateway.json"
-    if not info.exists():
-        return None
-    try:
-        data = json.loads(info.read_text())
-        httpx.get(data["url"] + "api/health", timeout=2)
-    except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
-        return None  # left behind by a gateway that is gone (or half written)
-    return str(data["url"]), data.get("token")
-
-
-def _api(method: str, path: str, body: Any = None) -> Any:
-    gw = _gateway()
-    if gw is None:
-        raise typer.Exit(_fail("no Cortask gateway is running: start one with `cortask serve` (or `cortask demo`)."))
-    url, token = gw
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    resp = httpx.request(method, url + "api" + path, json=body, headers=headers, timeout=60)
-    data = resp.json()
-    if resp.status_code >= 400:
-        raise typer.Exit(_fail(str(data.get("error", data))))
-    return data
-
-
 def _fail(message: str) -> int:
     console.print(f"[red]error:[/red] {message}")
     return 1
-
-
-def _print(data: Any, as_json: bool, human: str) -> None:
-    if as_json:
-        print(json.dumps(data))
-    else:
-        console.print(human)
 
 
 # -- serve and demo -----------------------------------------------------------------------------
@@ -118,14 +90,7 @@ def demo(
     sys.exit(asyncio.run(run_demo(_home(), port, agent)))
 
 
-# -- acting directly (no gateway) -----------------------------------------------------------------
-
-
-def _direct() -> Direct:
-    from cortask.direct import Direct
-
-    _log_to_file(_home() / "cli.log")
-    return Direct(_home())
+# -- one client, through the gateway or in this process ------------------------------------------
 
 
 def _log_to_file(path: Path) -> None:
@@ -142,31 +107,58 @@ def _log_to_file(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def _directly(action: Callable[[], T]) -> T:
-    """Run a direct action; what it refuses becomes an error sentence and exit code 1."""
-    from cortask.direct import ActionFailed
+def _run(
+    action: Callable[[Client], Awaitable[T]],
+    interrupted: str = "interrupted before it finished.",
+    interrupted_with_gateway: str | None = None,
+) -> T:
+    """Run `action` with the client for this home (chosen once: the running gateway, or this
+    process); what it refuses becomes an error sentence and exit code 1, Ctrl-C exit code 130."""
+    from cortask.app.client import gateway_address, open_client
+    from cortask.app.errors import AppError
+
+    gateway = gateway_address(_home())
+    if gateway is None:
+        _log_to_file(_home() / "cli.log")
+
+    async def run() -> T:
+        client = await open_client(_home(), gateway)
+        try:
+            return await action(client)
+        finally:
+            await client.aclose()
 
     try:
-        return action()
-    except ActionFailed as exc:
+        return asyncio.run(run())
+    except AppError as exc:
         raise typer.Exit(_fail(str(exc))) from None
     except KeyboardInterrupt:
-        raise typer.Exit(_fail("interrupted before it finished.") + 129) from None
+        said = interrupted_with_gateway if gateway is not None and interrupted_with_gateway else interrupted
+        raise typer.Exit(_fail(said) + 129) from None
 
 
-def _show_status(status: dict[str, Any], as_json: bool, done: str = "") -> None:
+def _print_model(data: BaseModel | list[Any], as_json: bool, human: str) -> None:
+    if not as_json:
+        console.print(human)
+    elif isinstance(data, list):
+        print(json.dumps([d.model_dump(mode="json") for d in data]))
+    else:
+        print(json.dumps(data.model_dump(mode="json")))
+
+
+def _show_status(status: Status, as_json: bool, done: str = "") -> None:
     lines = [done] if done else []
-    lines.append(f"[bold]{status['state']}[/bold]: {status['sentence']}")
-    if status.get("action"):
-        lines.append(status["action"])
+    lines.append(f"[bold]{status.state.value}[/bold]: {status.sentence}")
+    if status.action:
+        lines.append(status.action)
     seen = [
-        f"{what} {_local_time(status[key])}"
-        for what, key in (("last message in", "last_inbound_at"), ("last reply out", "last_outbound_at"))
-        if status.get(key)
+        f"{what} {_local_time(epoch)}"
+        for what, epoch in (("last message in", status.last_inbound_at), ("last reply out", status.last_outbound_at))
+        if epoch
     ]
     if seen:
         lines.append(", ".join(seen).capitalize())
-    _print(status, as_json, "\n".join(lines))
+    _print_model(status, as_json, "\n".join(lines))
 
 
 def _local_time(epoch: float) -> str:
@@ -181,70 +173,54 @@ def _local_time(epoch: float) -> str:
 @whatsapp_app.command("status")
 def whatsapp_status(as_json: JsonFlag = False) -> None:
     """The connection state, with what to do about it (the stored state when Cortask is not running)."""
-    if _gateway() is None:
-        _show_status(_directly(_direct().status), as_json)
-        return
-    _show_status(_api("GET", "/whatsapp")["status"], as_json)
-
-
-def _through_gateway(action: str, as_json: bool) -> None:
-    from cortask.terminal import waiting
-
-    with waiting(console, f"Asking Cortask to {action} WhatsApp…", as_json):
-        status = _api("POST", f"/whatsapp/{action}")
-    _print(status, as_json, f"[bold]{status['state']}[/bold]: {status['sentence']}")
+    _show_status(_run(lambda c: c.status()), as_json)
 
 
 @whatsapp_app.command("start")
 def whatsapp_start(as_json: JsonFlag = False) -> None:
     """Connect with the stored link (without a running Cortask: `cortask serve` will)."""
-    if _gateway() is not None:
-        _through_gateway("start", as_json)
-        return
-    status = _directly(_direct().start)
-    _show_status(status, as_json, "Started: saved, so `cortask serve` connects with the stored link.")
+    with _waiting("Asking Cortask to start WhatsApp…", as_json):
+        status = _run(lambda c: c.start())
+    _show_status(
+        status, as_json, "" if status.running else "Started: saved, so `cortask serve` connects with the stored link."
+    )
 
 
 @whatsapp_app.command("pause")
 def whatsapp_pause(as_json: JsonFlag = False) -> None:
     """Disconnect but keep the link (saved: `cortask serve` stays paused until started)."""
-    if _gateway() is not None:
-        _through_gateway("pause", as_json)
-        return
-    status = _directly(_direct().pause)
-    _show_status(
-        status, as_json, "Paused: saved; the link is kept and nothing connects until `cortask whatsapp start`."
-    )
+    with _waiting("Asking Cortask to pause WhatsApp…", as_json):
+        status = _run(lambda c: c.pause())
+    done = "Paused: saved; the link is kept and nothing connects until `cortask whatsapp start`."
+    _show_status(status, as_json, "" if status.running else done)
 
 
 @whatsapp_app.command("stop")
 def whatsapp_stop(as_json: JsonFlag = False) -> None:
     """Disconnect and log this device out (a new QR scan is needed afterwards)."""
-    if _gateway() is not None:
-        _through_gateway("stop", as_json)
-        return
-    from cortask.terminal import waiting
+    with _waiting("Connecting to WhatsApp to log this device out…", as_json) as spinner:
 
-    with waiting(console, "Connecting to WhatsApp to log this device out…", as_json) as spinner:
-
-        def note(status: ChannelStatus) -> None:
+        def note(status: Status) -> None:
             if spinner is not None:
                 spinner.update(f"{status.sentence} (to log this device out)")
 
-        status = _directly(lambda: asyncio.run(_direct().stop(note)))
-    _show_status(status, as_json, "Stopped: this device was logged out of WhatsApp and its stored link removed.")
+        status = _run(lambda c: c.stop(note))
+    done = "Stopped: this device was logged out of WhatsApp and its stored link removed."
+    _show_status(status, as_json, "" if status.running else done)
 
 
 @whatsapp_app.command("logout")
 def whatsapp_logout(as_json: JsonFlag = False) -> None:
     """Log out and delete the stored credentials (without a running Cortask: delete them here only)."""
-    if _gateway() is not None:
-        _through_gateway("logout", as_json)
-        return
-    direct = _direct()
-    before = _directly(direct.status)
-    status = _directly(lambda: asyncio.run(direct.logout()))
-    if before["linked"] or before["state"] == "credentials_unreadable":
+
+    async def logout(client: Client) -> tuple[Status, Status]:
+        return await client.status(), await client.logout()
+
+    with _waiting("Asking Cortask to log WhatsApp out…", as_json):
+        before, status = _run(logout)
+    if status.running:
+        done = ""
+    elif before.linked or before.state == "credentials_unreadable":
         done = (
             "Logged out: the stored link was removed. Cortask was not connected, so WhatsApp was not told: "
             "remove the device on your phone under Settings → Linked Devices."
@@ -259,105 +235,66 @@ def whatsapp_link(as_json: JsonFlag = False) -> None:
     """Show the QR code to scan (live, with its countdown) until linked or expired."""
     from cortask.terminal import QrPresenter
 
-    gw = _gateway()
     with QrPresenter(console, as_json) as view:
-        if gw is None:
-            _link_directly(view)
-            return
+
+        async def follow(client: Client) -> LinkResult:
+            async for step in client.link():
+                if step.event == "qr":
+                    view.show(step.data.qr, step.data.expires_at)
+                elif step.event == "status":
+                    view.state(step.data.sentence)
+                else:
+                    return step.data
+            raise AssertionError("a linking session always ends with its result")
+
         try:
-            _link_through_gateway(view, *gw)
-        except KeyboardInterrupt:
+            result = _run(
+                follow,
+                interrupted_with_gateway="interrupted; the QR code stays in the web UI until it expires.",
+            )
+        except typer.Exit:
             view.__exit__()
-            raise typer.Exit(_fail("interrupted; the QR code stays in the web UI until it expires.") + 129) from None
+            raise
+        _finish_link(view, result)
 
 
-def _link_directly(view: QrPresenter) -> None:
-    """No gateway: run the channel here, and close it once linked, keeping the link for `serve`."""
-    from cortask.channels.whatsapp.state import ConnectionState
-
-    problems: list[ChannelStatus] = []  # why no code came, if none does
-
-    def show(qr: QrCode) -> None:
-        view.show(qr.data, qr.expires_at)
-
-    def note(status: ChannelStatus) -> None:
-        view.state(status.sentence)
-        if status.state is ConnectionState.RECONNECTING or status.state.terminal:
-            problems.append(status)
-
-    final = _directly(lambda: asyncio.run(_direct().link(show, note)))
-    if final.state is ConnectionState.OPEN:
-        view.finish("linked", f"[green]Linked.[/green] {final.sentence}\nThe link is kept: `cortask serve` connects.")
+def _finish_link(view: QrPresenter, result: LinkResult) -> None:
+    status = result.status
+    if result.outcome == "linked":
+        after = "The channel is running." if status.running else "The link is kept: `cortask serve` connects."
+        view.finish("linked", f"[green]Linked.[/green] {status.sentence}\n{after}")
         return
-    if view.qr is not None and final.state is ConnectionState.UNLINKED:
+    if result.outcome == "expired":
         view.finish("expired", EXPIRED)
     else:
-        if final.state.terminal or not problems:
-            reason = f"[red]Not linked:[/red] {final.sentence} {final.action or ''}"
-        else:  # it kept retrying until the session ended
-            last = problems[-1].detail or problems[-1].sentence
-            reason = f"[red]Not linked:[/red] could not connect to WhatsApp before the QR session ended ({last})."
+        reason = f"[red]Not linked:[/red] {result.reason or status.sentence}"
         view.finish("failed", reason)
         if view.as_json:
             console.print(reason)  # scripts get the state on stdout, people the reason on stderr
     raise typer.Exit(1)
 
 
-def _link_through_gateway(view: QrPresenter, url: str, token: str | None) -> None:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    _api("POST", "/whatsapp")  # add the channel if needed
-    first = _api("POST", "/whatsapp/qr")
-    with httpx.stream("GET", url + "api/events", headers=headers, timeout=None) as stream:
-        view.show(first["qr"], first["expires_at"])
-        event = ""
-        for line in stream.iter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-                continue
-            if not line.startswith("data: "):
-                continue
-            data = json.loads(line[6:])
-            if event == "qr":
-                view.show(data["qr"], data["expires_at"])
-            elif event == "status":
-                view.state(data["sentence"])
-                if data["state"] == "open":
-                    view.finish("linked", f"[green]Linked.[/green] {data['sentence']} The channel is running.")
-                    return
-                if data["state"] == "unlinked":
-                    view.finish(
-                        "expired", "The QR code expired before it was scanned. Run `cortask whatsapp link` again."
-                    )
-                    raise typer.Exit(1)
+@contextlib.contextmanager
+def _waiting(message: str, as_json: bool) -> Iterator[RichStatus | None]:
+    from cortask.terminal import waiting
+
+    with waiting(console, message, as_json) as spinner:
+        yield spinner
 
 
 # -- contacts -------------------------------------------------------------------------------------
 
 
-def _contacts_store() -> Any:
-    from cortask.store import Store
-
-    store = Store.open(_home() / "cortask.db")
-    return store, store.workspaces.ensure_default().id
-
-
 @contacts_app.command("list")
 def contacts_list(as_json: JsonFlag = False) -> None:
     """The trusted contacts."""
-    if _gateway():
-        contacts = _api("GET", "/whatsapp/contacts")
-    else:
-        store, ws = _contacts_store()
-        contacts = [
-            {"phone": c.phone, "name": c.name, "permission": c.permission.value} for c in store.whatsapp.contacts(ws)
-        ]
-        store.close()
+    contacts = _run(lambda c: c.contacts())
     if as_json:
-        print(json.dumps(contacts))
+        _print_model(contacts, True, "")
         return
     table = Table("phone", "name", "permission")
-    for c in contacts:
-        table.add_row(c["phone"], c["name"] or "", c["permission"])
+    for contact in contacts:
+        table.add_row(contact.phone, contact.name or "", contact.permission)
     Console().print(table)
 
 
@@ -369,20 +306,11 @@ def contacts_add(
     as_json: JsonFlag = False,
 ) -> None:
     """Trust a phone number (E.164, e.g. +4915123456789)."""
-    if _gateway():
-        contact = _api("POST", "/whatsapp/contacts", {"phone": phone, "name": name, "permission": permission})
-    else:
-        from cortask.store import StoreError
+    from cortask.app.models import ContactIn
 
-        store, ws = _contacts_store()
-        try:
-            c = store.whatsapp.add_contact(ws, phone, permission, name)
-        except (StoreError, ValueError) as exc:
-            raise typer.Exit(_fail(str(exc))) from None
-        finally:
-            store.close()
-        contact = {"phone": c.phone, "name": c.name, "permission": c.permission.value}
-    _print(contact, as_json, f"Added {contact['phone']} ({contact['permission']}).")
+    body = ContactIn(phone=phone, name=name, permission=permission)
+    contact = _run(lambda c: c.add_contact(body))
+    _print_model(contact, as_json, f"Added {contact.phone} ({contact.permission}).")
 
 
 @contacts_app.command("set")
@@ -394,32 +322,31 @@ def contacts_set(
 ) -> None:
     """Change a trusted contact's name or permission."""
     changes = {k: v for k, v in {"name": name, "permission": permission}.items() if v is not None}
-    if _gateway():
-        from urllib.parse import quote
+    from cortask.app.models import ContactPatch
 
-        contact = _api("PUT", f"/whatsapp/contacts/{quote(phone)}", changes)
-    else:
-        contact = _directly(lambda: _direct().update_contact(phone, changes))
-    _print(contact, as_json, f"Updated {contact['phone']} ({contact['permission']}).")
+    body = ContactPatch.model_validate(changes)  # only what was given is changed
+    contact = _run(lambda c: c.update_contact(phone, body))
+    _print_model(contact, as_json, f"Updated {contact.phone} ({contact.permission}).")
 
 
 @contacts_app.command("remove")
 def contacts_remove(phone: str, as_json: JsonFlag = False) -> None:
     """Stop trusting a phone number."""
-    if _gateway():
-        from urllib.parse import quote
-
-        _api("DELETE", f"/whatsapp/contacts/{quote(phone)}")
+    _run(lambda c: c.remove_contact(phone))
+    if as_json:
+        print(json.dumps({"removed": phone}))
     else:
-        _directly(lambda: _direct().remove_contact(phone))
-    _print({"removed": phone}, as_json, f"Removed {phone}.")
+        console.print(f"Removed {phone}.")
+
+
+# -- agent ----------------------------------------------------------------------------------------
 
 
 @agent_app.command("show")
 def agent_show(as_json: JsonFlag = False) -> None:
     """The configured agent (secrets masked)."""
-    data = _api("GET", "/agent") if _gateway() else _directly(_direct().agent)
-    _print(data, as_json, f"agent: [bold]{data['active']}[/bold] {data['settings']}")
+    data = _run(lambda c: c.agent())
+    _print_model(data, as_json, f"agent: [bold]{data.active}[/bold] {data.settings}")
 
 
 @agent_app.command("set")
@@ -432,12 +359,14 @@ def agent_set(
     bad = [s for s in setting or [] if "=" not in s]
     if bad:
         raise typer.Exit(_fail(f"--set takes NAME=VALUE, got {bad[0]!r}: for example --set model=llama3.2"))
-    settings = dict(s.split("=", 1) for s in setting or [])
-    if _gateway():
-        data = _api("PUT", "/agent", {"provider": provider, "settings": settings})
-    else:
-        data = _directly(lambda: asyncio.run(_direct().set_agent(provider, settings)))
-    _print(data, as_json, f"agent: [bold]{data['active']}[/bold]")
+    from pydantic import JsonValue
+
+    from cortask.app.models import AgentIn
+
+    settings: dict[str, JsonValue] = {name: value for name, value in (s.split("=", 1) for s in setting or [])}
+    body = AgentIn(provider=provider, settings=settings)
+    data = _run(lambda c: c.set_agent(body))
+    _print_model(data, as_json, f"agent: [bold]{data.active}[/bold]")
 
 
 def main() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from cortask.agents import AgentConfig
+from cortask.app.actions import CortaskApp
+from cortask.app.models import ContactIn
 from cortask.channels.whatsapp.config import Sandbox
 from cortask.gateway.server import run_gateway
 from cortask.service import CortaskService
@@ -30,11 +32,12 @@ async def run_demo(home: Path, port: int, agent: str = "echo") -> int:
         demo_home, sandbox=Sandbox(sim.url, sim.root_public_key), agent_override=AgentConfig(agent, {})
     )
     await service.start()
-    assert service.store and service.workspace
-    await service.store.whatsapp.set_enabled(service.workspace.id, True)
-    if not await service.store.whatsapp.contacts(service.workspace.id):
-        await service.store.whatsapp.add_contact(service.workspace.id, DEMO_CONTACT, "write", "Ada")
-    await service.reload_policy()
+    # Set up through the application layer, as a person would: the channel added, Ada trusted.
+    setup = CortaskApp(service, serving=False)
+    await setup.open()
+    await setup.add_channel()
+    if not await setup.contacts():
+        await setup.add_contact(ContactIn(phone=DEMO_CONTACT, name="Ada", permission="write"))
     announce = (
         f"\nSimulated phone (scan the QR, chat as Ada or a stranger): {control_url}/phone"
         f"\nSandbox (wasim) control API: {control_url}  — scan with: "

@@ -19,7 +19,7 @@ from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.home import cortask_home
-from cortask.store import AsyncStore, Store
+from cortask.store import AsyncStore, Store, WhatsAppSettings
 from cortask.store.models import Workspace, session_id_for_chat
 from cortask.store_journal import StoreJournal
 
@@ -51,17 +51,28 @@ class CortaskService:
         # pool); replaced and closed when the configuration changes.
         self._agent: tuple[str, Agent] | None = None
 
+    async def open(self) -> None:
+        """Open the store and the default workspace (once). Enough for everything that does not
+        need WhatsApp, and takes no lock: another process may hold the link meanwhile."""
+        if self.store is None:
+            self.store = await AsyncStore.open(
+                self.home / "cortask.db", environ={**self.environ, "CORTASK_HOME": str(self.home)}
+            )
+            self.workspace = await self.store.workspaces.ensure_default()
+
+    def auth_dir(self, settings: WhatsAppSettings) -> Path:
+        """Where the WhatsApp link of these settings is kept."""
+        return settings.auth_dir or self.home / "whatsapp-auth"
+
     async def start(self, *, connect: bool = True) -> None:
         """Open the store and build the channel; with `connect`, connect it as its settings say
-        (added, linked and not paused). The CLI's direct mode passes False and drives the channel
-        itself. Raises AuthDirInUse when another process holds the WhatsApp link."""
-        self.store = await AsyncStore.open(
-            self.home / "cortask.db", environ={**self.environ, "CORTASK_HOME": str(self.home)}
-        )
-        self.workspace = await self.store.workspaces.ensure_default()
+        (added, linked and not paused). The CLI, with no gateway running, passes False and drives
+        the channel itself. Raises AuthDirInUse when another process holds the WhatsApp link."""
+        await self.open()
+        assert self.store is not None and self.workspace is not None
         settings = await self.store.whatsapp.settings(self.workspace.id)
         config = WhatsAppConfig(
-            auth_dir=settings.auth_dir or self.home / "whatsapp-auth",
+            auth_dir=self.auth_dir(settings),
             sandbox=self.sandbox,
             trusted_contacts=settings.trusted_contacts,
             allowed_users=settings.allowed_users,
@@ -70,8 +81,13 @@ class CortaskService:
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
-        self.channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
-        linked = self.channel.is_linked()  # takes the auth directory's lock: one owner at a time
+        channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
+        try:
+            linked = channel.is_linked()  # takes the auth directory's lock: one owner at a time
+        except BaseException:
+            await channel.close()
+            raise
+        self.channel = channel
         if not connect or not settings.enabled:
             return
         if linked and settings.paused:
@@ -81,9 +97,14 @@ class CortaskService:
         else:
             await self.channel.warm_up()  # the person is about to link: make the first QR quick
 
-    async def close(self) -> None:
+    async def close_channel(self) -> None:
+        """Close the channel (keeping the link) and let go of the link's lock; the store stays open."""
         if self.channel is not None:
-            await self.channel.close()
+            channel, self.channel = self.channel, None
+            await channel.close()
+
+    async def close(self) -> None:
+        await self.close_channel()
         if self._agent is not None:
             await self._agent[1].aclose()
             self._agent = None

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from cortask.app.status import stored_status
 from cortask.channels.whatsapp.authpeek import LinkInfo
-from cortask.direct import offline_status
 from cortask.store import WhatsAppSettings
 
 ME = "4915123456789:3@s.whatsapp.net"
@@ -26,7 +26,7 @@ LINKED = LinkInfo(True, ME)
 def test_each_stored_state_is_named_and_says_the_service_is_not_running(
     info: LinkInfo, settings: WhatsAppSettings, state: str, says: str, action: str
 ) -> None:
-    status = offline_status(info, settings, sandbox=False)
+    status = stored_status(info, settings, sandbox=False).model_dump(mode="json")
     assert status["state"] == state and status["running"] is False
     assert says in status["sentence"] and action in status["action"]
     if state != "credentials_unreadable":
@@ -36,7 +36,7 @@ def test_each_stored_state_is_named_and_says_the_service_is_not_running(
 
 def test_the_holder_of_the_link_and_the_sandbox_are_named() -> None:
     held = LinkInfo(True, ME, in_use_by="process 42 (cortask whatsapp link) on box since now")
-    status = offline_status(held, WhatsAppSettings(1, enabled=True), sandbox=True)
+    status = stored_status(held, WhatsAppSettings(1, enabled=True), sandbox=True).model_dump(mode="json")
     assert "in use by process 42 (cortask whatsapp link)" in status["sentence"]
     assert status["sentence"].endswith("Sandbox: this is wasim, not the real WhatsApp.")
     assert (status["in_use_by"], status["sandbox"]) == (held.in_use_by, True)

@@ -128,6 +128,7 @@ def test_each_state_has_its_sentence_and_action(
 def test_every_state_has_a_constructor() -> None:
     built = {
         ChannelStatus.unlinked().state,
+        ChannelStatus.linked().state,
         ChannelStatus.linking(T, T).state,
         ChannelStatus.connecting().state,
         ChannelStatus.open().state,

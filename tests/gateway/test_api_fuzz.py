@@ -130,3 +130,14 @@ def test_the_fuzzer_reached_the_handlers() -> None:
     assert 200 in SEEN["GET /api/sessions/{session_id}/history"], SEEN
     assert 200 in SEEN["PUT /api/whatsapp/allowed-users"], SEEN
     assert 200 in SEEN["POST /api/whatsapp/validate-phone"], SEEN
+
+
+def test_every_success_body_is_described() -> None:
+    """Each operation states the model of its success body, so the checks above validate it."""
+    for path, operations in _openapi()["paths"].items():
+        for method, operation in operations.items():
+            success = {k: v for k, v in operation["responses"].items() if k.startswith("2")}
+            assert success, f"{method.upper()} {path} documents no success answer"
+            for answer in success.values():
+                (media,) = answer["content"].values()
+                assert media["schema"] and media["schema"] != {}, f"{method.upper()} {path}: {answer}"

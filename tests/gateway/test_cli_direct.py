@@ -1,6 +1,7 @@
-"""The CLI with no gateway running, through its real entry point (subprocesses): it acts directly on
-the store and runs the real channel (sidecar, Baileys) against wasim on loopback when it needs
-WhatsApp. One process at a time may hold the link; the others say who holds it."""
+"""The CLI with no gateway running, through its real entry point (subprocesses): it acts in-process
+through the application layer (`cortask.app`, `LocalClient`), on the store, and runs the real
+channel (sidecar, Baileys) against wasim on loopback when it needs WhatsApp. One process at a time
+may hold the link; the others say who holds it."""
 
 from __future__ import annotations
 

@@ -25,7 +25,11 @@ __all__ = [
     "SANDBOX_NOTE",
     "ChannelStatus",
     "ConnectionState",
+    "Offer",
+    "Tone",
+    "UserAction",
     "from_decision",
+    "offers",
 ]
 
 NOT_LINKED_ERROR = "WhatsApp is not linked: generate a QR code and scan it first."
@@ -36,6 +40,7 @@ _SCAN_ACTION = "Open WhatsApp on your phone, go to Settings → Linked Devices �
 
 class ConnectionState(StrEnum):
     UNLINKED = "unlinked"
+    LINKED = "linked"  # a stored link, no connection: Cortask is not running, or the channel is not added
     LINKING = "linking"
     CONNECTING = "connecting"
     OPEN = "open"
@@ -59,6 +64,50 @@ class ConnectionState(StrEnum):
         """The stored link is dead: only a new QR scan helps."""
         return self in _NEEDS_RELINK
 
+    @property
+    def running(self) -> bool:
+        """Connected, or on the way there."""
+        return self in _RUNNING
+
+    @property
+    def label(self) -> str:
+        """A few words for a badge or a title."""
+        return _LABELS[self][0]
+
+    @property
+    def tone(self) -> Tone:
+        return _LABELS[self][1]
+
+
+class Tone(StrEnum):
+    """How a state or an event should look: the UI picks its colour from this."""
+
+    OK = "ok"
+    BUSY = "busy"
+    WARN = "warn"
+    ERROR = "error"
+    IDLE = "idle"
+
+
+class UserAction(StrEnum):
+    """What a person can ask of the channel from the UI."""
+
+    START = "start"
+    PAUSE = "pause"
+    STOP = "stop"
+    LOGOUT = "logout"
+    QR = "qr"
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One action, whether it may be taken now, its button's words, and why not when it may not."""
+
+    action: UserAction
+    allowed: bool
+    label: str
+    why_not: str | None = None
+
 
 _NEEDS_RELINK = frozenset({ConnectionState.LOGGED_OUT, ConnectionState.FORBIDDEN, ConnectionState.MULTIDEVICE_MISMATCH})
 _TERMINAL = _NEEDS_RELINK | {
@@ -66,6 +115,43 @@ _TERMINAL = _NEEDS_RELINK | {
     ConnectionState.CREDENTIALS_UNREADABLE,
     ConnectionState.NEEDS_UPDATE,
 }
+_RUNNING = frozenset({ConnectionState.OPEN, ConnectionState.CONNECTING, ConnectionState.RECONNECTING})
+_LABELS: dict[ConnectionState, tuple[str, Tone]] = {
+    ConnectionState.UNLINKED: ("Not linked yet", Tone.IDLE),
+    ConnectionState.LINKED: ("Linked, not connected", Tone.IDLE),
+    ConnectionState.LINKING: ("Waiting for your phone to scan", Tone.BUSY),
+    ConnectionState.CONNECTING: ("Connecting…", Tone.BUSY),
+    ConnectionState.OPEN: ("Linked and running", Tone.OK),
+    ConnectionState.RECONNECTING: ("Reconnecting…", Tone.WARN),
+    ConnectionState.PAUSED: ("Paused", Tone.IDLE),
+    ConnectionState.STOPPED: ("Stopped", Tone.IDLE),
+    ConnectionState.LOGGED_OUT: ("Logged out", Tone.ERROR),
+    ConnectionState.FORBIDDEN: ("Blocked by WhatsApp", Tone.ERROR),
+    ConnectionState.MULTIDEVICE_MISMATCH: ("Multi-device problem", Tone.ERROR),
+    ConnectionState.GAVE_UP: ("Stopped reconnecting", Tone.ERROR),
+    ConnectionState.CREDENTIALS_UNREADABLE: ("Stored link unreadable", Tone.ERROR),
+    ConnectionState.NEEDS_UPDATE: ("Update needed", Tone.ERROR),
+}
+
+
+def offers(state: ConnectionState) -> tuple[Offer, ...]:
+    """The actions a UI may offer in `state`, in button order. Logout is always allowed: it also
+    clears credentials left behind by a failed link."""
+    unlinked = state.needs_relink or state in (ConnectionState.UNLINKED, ConnectionState.LINKING)
+    start_blocked = "Already running." if state.running else None
+    if unlinked:
+        start_blocked = "Link your phone first: generate a QR code and scan it."
+    resume = state in (ConnectionState.PAUSED, ConnectionState.GAVE_UP)
+    nothing_to_stop = state in (ConnectionState.UNLINKED, ConnectionState.STOPPED, ConnectionState.LOGGED_OUT)
+    return (
+        Offer(UserAction.START, start_blocked is None, "Resume" if resume else "Start", start_blocked),
+        Offer(
+            UserAction.PAUSE, state.running, "Pause", None if state.running else "Only a running channel can be paused."
+        ),
+        Offer(UserAction.STOP, not nothing_to_stop, "Stop", "Nothing to stop." if nothing_to_stop else None),
+        Offer(UserAction.LOGOUT, True, "Log out"),
+        Offer(UserAction.QR, unlinked, "Generate QR code", None if unlinked else "WhatsApp is already linked."),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +204,17 @@ class ChannelStatus:
             "Generate a QR code and scan it with WhatsApp on your phone.",
             sandbox=sandbox,
             detail=detail,
+        )
+
+    @classmethod
+    def linked(cls, account: str | None = None, *, sandbox: bool = False) -> ChannelStatus:
+        """A stored link with no connection (the channel is not added, or not started)."""
+        who = f" as {account}" if account else ""
+        return cls._make(
+            ConnectionState.LINKED,
+            f"WhatsApp is linked{who}; the channel is not connected.",
+            "Start the channel to connect.",
+            sandbox=sandbox,
         )
 
     @classmethod

@@ -136,29 +136,16 @@ const S = {
   optionsOpened: false,
 };
 
-const RUNNING = new Set(['open', 'connecting', 'reconnecting']);
+// The server describes each status: its label, its tone and the actions allowed now (with the
+// button's words and why not). The page only shows what it is given.
+const status = () => (S.wa && S.wa.status) || { state: 'unlinked', label: '', tone: 'idle', sentence: '', action: null, actions: [] };
 
-const STATE_INFO = {
-  unlinked: ['Not linked yet', 'idle'],
-  linking: ['Waiting for your phone to scan', 'pending'],
-  connecting: ['Connecting…', 'pending'],
-  open: ['Linked and running', 'ok'],
-  reconnecting: ['Reconnecting…', 'warn'],
-  paused: ['Paused', 'idle'],
-  stopped: ['Stopped', 'idle'],
-  logged_out: ['Logged out', 'bad'],
-  forbidden: ['Blocked by WhatsApp', 'bad'],
-  multidevice_mismatch: ['Multi-device problem', 'bad'],
-  gave_up: ['Stopped reconnecting', 'bad'],
-  credentials_unreadable: ['Stored link unreadable', 'bad'],
-  needs_update: ['Update needed', 'bad'],
-};
+const offer = (st, action) => (st.actions || []).find((a) => a.action === action);
 
-const status = () => (S.wa && S.wa.status) || { state: 'unlinked', sentence: '', action: null };
-
-function notLinked() {
-  const st = status();
-  return Boolean(st.needs_relink) || ['unlinked', 'linking', 'logged_out'].includes(st.state);
+/** Not linked (or the link is dead): the one case where the server offers a QR code. */
+function needsLink(st = status()) {
+  const qr = offer(st, 'qr');
+  return qr ? qr.allowed : true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -287,7 +274,7 @@ function render() {
   show('empty-state', !wa.enabled);
   show('channel', Boolean(wa.enabled));
   show('sandbox-badge', Boolean(wa.status && wa.status.sandbox));
-  document.title = wa.enabled ? `${(STATE_INFO[status().state] || [status().state])[0]} · WhatsApp · Cortask` : 'WhatsApp · Cortask';
+  document.title = wa.enabled ? `${status().label || status().state} · WhatsApp · Cortask` : 'WhatsApp · Cortask';
   if (!wa.enabled) return;
   renderStatus();
   renderQr();
@@ -304,11 +291,10 @@ function render() {
 function renderStatus() {
   if (!S.wa) return;
   const st = status();
-  const [label, tone] = STATE_INFO[st.state] || [st.state, 'idle'];
   setText('status-state', st.state);
-  $('status-state').dataset.tone = tone;
-  $('status-state').title = `Connection state: ${label}`;
-  $('status-dot').dataset.tone = tone;
+  $('status-state').dataset.tone = st.tone || 'idle';
+  $('status-state').title = `Connection state: ${st.label || st.state}`;
+  $('status-dot').dataset.tone = st.tone || 'idle';
   setText('status-sentence', st.sentence || '');
   setText('status-action', st.action || '');
   // While a code is on screen, the QR panel's own instructions are the action.
@@ -316,7 +302,7 @@ function renderStatus() {
   show('sandbox-badge', Boolean(st.sandbox));
 
   // An account left in the snapshot after the link is gone is not "linked" any more.
-  const acct = notLinked() ? null : S.wa.account;
+  const acct = needsLink() ? null : S.wa.account;
   show('fact-account', Boolean(acct));
   if (acct) {
     const num = digits(String(acct.id || '').split(/[:@]/)[0]);
@@ -331,24 +317,15 @@ function renderStatus() {
   renderRetry();
   renderLastTimes();
 
-  // Buttons
-  const running = RUNNING.has(st.state);
-  const unlinked = notLinked();
-  const rules = {
-    start: [running || unlinked || st.state === 'linking',
-      running ? 'Already running.' : 'Link your phone first: generate a QR code and scan it.'],
-    pause: [!running, 'Only a running channel can be paused.'],
-    stop: [['unlinked', 'stopped', 'logged_out'].includes(st.state), 'Nothing to stop.'],
-    logout: [false, ''], // always allowed: it also clears credentials left behind by a failed link
-    'remove-channel': [false, ''],
-  };
-  for (const [id, [disabled, why]] of Object.entries(rules)) {
+  // Buttons: as the server offers them
+  for (const id of ['start', 'pause', 'stop', 'logout']) {
+    const o = offer(st, id) || { allowed: false, why_not: '' };
     const b = $(id);
-    b.disabled = disabled || S.busy.has(id);
+    b.disabled = !o.allowed || S.busy.has(id);
     if (!S.busy.has(id)) delete b.dataset.busyDisabled;
-    b.title = disabled ? why : '';
+    b.title = o.allowed ? '' : (o.why_not || '');
+    if (o.label && b.lastChild && b.lastChild.textContent !== o.label) b.lastChild.textContent = o.label;
   }
-  $('start').lastChild.textContent = ['paused', 'gave_up'].includes(st.state) ? 'Resume' : 'Start';
   renderBusy();
 }
 
@@ -395,7 +372,7 @@ function qrMode() {
   const st = status().state;
   const qr = S.wa.qr;
   if (S.linkFlow && st === 'connecting') return 'scanned';
-  if (!notLinked()) return 'linked';
+  if (!needsLink()) return 'linked';
   if (qr) {
     return (S.qrDead || qrRemaining() <= 0) ? 'expired' : 'qr';
   }
@@ -576,43 +553,8 @@ function renderOptions() {
 // ---------------------------------------------------------------------------------------------
 // Rendering: activity, grouped per chat
 
-const KIND_LABEL = { received: 'Received', ignored: 'Ignored', replied: 'Replied', failed: 'Failed' };
-
-// Reason and verdict codes as the channel records them (cortask.channels.whatsapp.inbound.IgnoreReason,
-// access.Verdict), in words. Unknown codes are shown with their underscores turned into spaces.
-const REASON_TEXT = {
-  not_allowed: 'not a trusted contact: ignored silently',
-  from_me: 'sent from your own account (never answered)',
-  status_broadcast: 'a status update (never answered)',
-  upsert_type: 'history sync, not a new message',
-  stale: 'too old to answer',
-  group: 'a group message (answering in groups is off)',
-  broadcast: 'a broadcast-list message',
-  newsletter: 'a channel post',
-  unsupported_chat: 'this kind of chat is not answered',
-  undecryptable: 'could not be decrypted',
-  stub: 'a notification, not a message',
-  no_content: 'the message has no content',
-  media: 'media: only text is answered',
-  location: 'a location: only text is answered',
-  contact: 'a contact card: only text is answered',
-  reaction: 'a reaction',
-  poll: 'a poll',
-  protocol: 'an edit, deletion or sync message',
-  edit: 'an edit of an earlier message',
-  group_status: 'a group status update',
-  empty_text: 'the text is empty',
-  unsupported_kind: 'only text messages are answered',
-  malformed: 'the message event was incomplete',
-};
-const VERDICT_TEXT = {
-  agent: 'passed to the agent',
-  read_only: 'read-only: answered “You have read-only access.”',
-  ignore: 'ignored',
-};
-const QUIET_REASONS = new Set(['from_me', 'upsert_type', 'protocol', 'stub']);
-
-const words = (code, table) => table[code] || String(code).replace(/_/g, ' ');
+// Each entry comes described by the server: its label, its sentence, its tone, and whether it
+// is routine noise (quiet).
 
 function describeChat(jid) {
   const s = String(jid || '');
@@ -627,17 +569,6 @@ function describeChat(jid) {
     return { title: `+${num}`, sub: 'not a trusted contact' };
   }
   return { title: s || 'Unknown chat', sub: '' };
-}
-
-function describeEntry(e) {
-  const bits = [];
-  if (e.sender && digits(e.sender) && digits(e.sender) !== digits(String(e.chat).split('@')[0])) {
-    bits.push(`from ${describeChat(e.sender).title}`);
-  }
-  if (e.verdict) bits.push(words(e.verdict, VERDICT_TEXT));
-  if (e.reason) bits.push(words(e.reason, REASON_TEXT));
-  if (typeof e.chars === 'number') bits.push(`${e.chars} character${e.chars === 1 ? '' : 's'}`);
-  return bits.join(' · ');
 }
 
 const ACTIVITY_PER_CHAT = 8;
@@ -669,12 +600,13 @@ function renderActivity() {
         recent.map((e) => h('li', {
           'data-testid': 'activity-entry', 'data-kind': e.kind, 'data-message-id': e.message_id || null,
           'data-reason': e.reason || null, 'data-verdict': e.verdict || null,
-          class: QUIET_REASONS.has(e.reason) ? 'entry quiet' : 'entry',
+          'data-tone': e.tone || null,
+          class: e.quiet ? 'entry quiet' : 'entry',
           title: [e.verdict, e.reason].filter(Boolean).join(' · ') || null,
         },
         timeEl(e.at),
-        h('span', { class: `kind kind-${e.kind}`, text: KIND_LABEL[e.kind] || e.kind }),
-        h('span', { class: 'entry-detail', text: describeEntry(e) })))),
+        h('span', { class: `kind kind-${e.kind}`, text: e.label || e.kind }),
+        h('span', { class: 'entry-detail', text: e.sentence || '' })))),
       older > 0 ? h('p', { class: 'muted small older', text: `and ${older} earlier` }) : null);
   });
   list.replaceChildren(...nodes);
@@ -718,8 +650,7 @@ async function loadAll() {
   if (!prev && wa.qr && wa.status && wa.status.state === 'linking') S.linkFlow = true;
   // Keep a code we are showing when the snapshot has none, so that "expired" stays on screen
   // instead of the code silently vanishing.
-  if (!wa.qr && prev && prev.qr && S.linkFlow && wa.enabled && wa.status
-      && (wa.status.needs_relink || ['unlinked', 'linking', 'logged_out'].includes(wa.status.state))) {
+  if (!wa.qr && prev && prev.qr && S.linkFlow && wa.enabled && wa.status && needsLink(wa.status)) {
     wa.qr = prev.qr;
     if (wa.status.state !== 'linking') S.qrDead = true;
   }

@@ -1,0 +1,499 @@
+"""Every action a person can take on Cortask, once, over `CortaskService`.
+
+Two situations, one code path per action:
+
+- `serving=True`: inside the running service (the gateway). The channel is connected as its
+  settings say, and every change is applied to it at once.
+- `serving=False`: in a CLI command while no gateway runs. Only the store is open; what needs
+  WhatsApp (link, stop, logout) builds the channel for as long as it takes, holding the link's
+  lock meanwhile, so a second process never opens a second socket on one link and is told who
+  holds it. Start and pause are saved for the next `cortask serve`.
+
+Changes are published on `events` (status, QR codes, the end of a linking session, activity,
+contacts): the gateway streams them, the CLI follows them while it links or logs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from cortask.app import activity as describe
+from cortask.app.errors import AppError, Kind
+from cortask.app.models import (
+    AccessSummary,
+    Account,
+    ActivityEntry,
+    ActivityEvent,
+    Agent,
+    AgentIn,
+    Contact,
+    ContactIn,
+    ContactPatch,
+    ContactsEvent,
+    Event,
+    Health,
+    HistoryEntry,
+    LinkEvent,
+    LinkResult,
+    Overview,
+    PhoneCheck,
+    PhoneIn,
+    QrCode,
+    QrEvent,
+    SessionInfo,
+    Settings,
+    SettingsPatch,
+    Status,
+    StatusEvent,
+)
+from cortask.app.status import channel_status, link_outcome, stored_status
+from cortask.broadcast import Broadcast
+from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
+from cortask.channels.whatsapp.authstore import AuthStore
+from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.qr import QrCode as ChannelQr
+from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
+from cortask.contacts.access import TrustedContact
+from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
+from cortask.service import CortaskService
+from cortask.store import AsyncStore, WhatsAppSettings
+
+log = logging.getLogger("cortask.app")
+
+# How long `whatsapp stop` (no gateway) waits for the connection it needs to log out on the server.
+CONNECT_TIMEOUT_SECONDS = 45.0
+FIRST_QR_TIMEOUT_SECONDS = 30.0
+
+
+class CortaskApp:
+    def __init__(self, service: CortaskService, *, serving: bool) -> None:
+        self.service = service
+        self.serving = serving
+        self.events: Broadcast[Event] = Broadcast()
+        self._qr: QrCode | None = None
+        self._qr_session: asyncio.Task[None] | None = None
+        self._followers: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Serving: start the service (connecting as its settings say) and follow its channel.
+        Otherwise: open the store only."""
+        if not self.serving:
+            await self.service.open()
+            return
+        if self.service.channel is None:
+            await self.service.start()
+        assert self.service.channel is not None
+        self._follow(self.service.channel)
+
+    async def close(self) -> None:
+        if self._qr_session is not None:
+            self._qr_session.cancel()
+        await self._unfollow()
+        self.events.end()
+        await self.service.close()
+
+    @property
+    def current_qr(self) -> QrCode | None:
+        """The code of the QR session running now, if any."""
+        return self._qr
+
+    # -- status ----------------------------------------------------------------------------------
+
+    async def status(self) -> Status:
+        settings = await self._settings()
+        info = await self._peek(settings)
+        if self.service.channel is not None:
+            return channel_status(self.service.channel.status, info, settings, running=self.serving)
+        return stored_status(info, settings, sandbox=self.service.sandbox is not None)
+
+    async def health(self) -> Health:
+        return Health(ok=True, whatsapp=(await self.status()).state)
+
+    async def overview(self) -> Overview:
+        settings = await self._settings()
+        policy = settings.access_policy()
+        status = await self.status()
+        channel = self.service.channel
+        account = None
+        if channel is not None and channel.account and channel.account.get("id"):
+            account = Account(id=str(channel.account["id"]), name=channel.account.get("name"))
+        elif status.account:
+            account = Account(id=status.account)
+        return Overview(
+            enabled=settings.enabled,
+            paused=settings.paused,
+            status=status,
+            settings=_settings_out(settings),
+            contacts=[_contact(c) for c in settings.trusted_contacts],
+            allowed_users=list(settings.allowed_users),
+            access=AccessSummary(sentence=policy.status, problems=list(policy.problems)),
+            account=account,
+            qr=self._qr,
+        )
+
+    # -- the channel: settings kept for `serve`, applied at once when serving ---------------------
+
+    async def add_channel(self) -> Overview:
+        store, ws = self._ws()
+        await store.whatsapp.set_enabled(ws, True)
+        return await self.overview()
+
+    async def remove_channel(self) -> Overview:
+        await self.logout()
+        store, ws = self._ws()
+        await store.whatsapp.set_enabled(ws, False)
+        return await self.overview()
+
+    async def start(self) -> Status:
+        """Connect with the stored link (adding the channel if needed); saved, so the next
+        `cortask serve` connects too."""
+        info = await self._peek(await self._settings())
+        if info.problem:
+            raise AppError(info.problem + ". Restore that folder, or `cortask whatsapp logout` and link again.")
+        if not info.linked:
+            raise AppError("WhatsApp is not linked: link it first (`cortask whatsapp link`, or scan a QR code).")
+        if self.serving:
+            await self._live().start()
+        store, ws = self._ws()
+        await store.whatsapp.set_enabled(ws, True)
+        await store.whatsapp.set_paused(ws, False)
+        return await self.status()
+
+    async def pause(self) -> Status:
+        """Disconnect but keep the link; saved, so the next `cortask serve` stays paused."""
+        if self.serving:
+            await self._live().pause()
+        store, ws = self._ws()
+        await store.whatsapp.set_paused(ws, True)
+        return await self.status()
+
+    async def stop(self) -> Status:
+        """Log this device out on WhatsApp's servers and remove the link. With no gateway running
+        this connects first, since only a connection can log out."""
+        async with self._channel() as channel:
+            if not self.serving:
+                await self._connect_to_log_out(channel)
+            await channel.stop()  # logs out on the server when open; removes the link
+        return await self.status()
+
+    async def logout(self) -> Status:
+        """Remove the stored link (logging out on the server too when connected)."""
+        auth_dir = self.service.auth_dir(await self._settings())
+        if self.serving or peek_link(auth_dir).problem is None:
+            async with self._channel() as channel:
+                await channel.logout()
+            return await self.status()
+        # Unreadable credentials are exactly what logout is for: the channel cannot open them to
+        # take the lock, so make sure nobody else holds it before removing them.
+        holder = lock_holder(auth_dir)
+        if holder is not None:
+            raise AppError(f"the WhatsApp link in {auth_dir} is in use by {holder}: stop that first.")
+        AuthStore.remove(auth_dir)
+        return await self.status()
+
+    # -- linking ---------------------------------------------------------------------------------
+
+    async def begin_link(self) -> QrCode:
+        """Start a QR session (or join the one running) and return its current code; later codes
+        and the session's end come as events. Adds the channel and unpauses it: the person wants
+        it to run once linked."""
+        if self._qr is not None and self._qr_session is not None and not self._qr_session.done():
+            return self._qr
+        channel = self._live()
+        info = await self._peek(await self._settings())
+        if info.linked:
+            raise AppError(
+                f"WhatsApp is already linked (as {info.account or 'a phone'}): Cortask uses that link. "
+                "To link another phone, log out first (`cortask whatsapp logout`)."
+            )
+        store, ws = self._ws()
+        await store.whatsapp.set_enabled(ws, True)
+        await store.whatsapp.set_paused(ws, False)
+        first: asyncio.Future[QrCode] = asyncio.get_running_loop().create_future()
+        self._qr_session = asyncio.create_task(self._run_qr_session(channel, first))
+        try:
+            async with asyncio.timeout(FIRST_QR_TIMEOUT_SECONDS):
+                return await asyncio.shield(first)
+        except TimeoutError:
+            first.cancel()  # a code that comes later still reaches the page as an event
+            raise AppError(
+                f"no QR code came within {FIRST_QR_TIMEOUT_SECONDS:.0f} s: {channel.status.sentence}"
+            ) from None
+
+    async def link(self) -> AsyncIterator[StatusEvent | QrEvent | LinkEvent]:
+        """The whole linking session as events: QR codes, state changes, and last its result.
+        With no gateway running, the channel runs here until then, and closes keeping the link."""
+        async with self._channel():
+            with self.events.subscribe() as events:
+                last = await self.begin_link()
+                yield QrEvent(data=last)
+                async for event in events:
+                    if isinstance(event, QrEvent) and event.data != last:
+                        last = event.data
+                        yield event
+                    elif isinstance(event, StatusEvent):
+                        yield event
+                    elif isinstance(event, LinkEvent):
+                        yield event
+                        return
+
+    async def _run_qr_session(self, channel: WhatsAppChannel, first: asyncio.Future[QrCode]) -> None:
+        problems: list[ChannelStatus] = []  # why no link came, if none does
+
+        async def watch() -> None:
+            async for status in channel.subscribe():
+                if status.state is ConnectionState.RECONNECTING or status.state.terminal:
+                    problems.append(status)
+
+        watcher = asyncio.create_task(watch())
+        shown = False
+        try:
+            async for qr in channel.generate_qr():
+                self._qr, shown = _qr_out(qr), True
+                self.events.publish(QrEvent(data=self._qr))
+                if not first.done():
+                    first.set_result(self._qr)
+        except Exception as exc:  # e.g. the sidecar could not start: say so to whoever waits
+            log.warning("the QR session failed: %s", exc)
+            if not first.done():
+                first.set_exception(AppError(f"could not start linking: {exc}"))
+        finally:
+            self._qr = None
+            watcher.cancel()
+        final = channel.status
+        if not first.done():  # the session ended before any code (it failed, or was already over)
+            first.set_exception(AppError(f"no QR code came: {final.sentence}"))
+        outcome, reason = link_outcome(final, shown, problems)
+        status = await self._status_of(final)
+        self.events.publish(LinkEvent(data=LinkResult(outcome=outcome, status=status, reason=reason)))
+
+    async def _connect_to_log_out(self, channel: WhatsAppChannel) -> None:
+        if not channel.is_linked():
+            raise AppError("WhatsApp is not linked: there is no device to log out.")
+        await channel.start()
+        reached = channel.status
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                async for reached in channel.subscribe():
+                    if reached.state is ConnectionState.OPEN or reached.state.terminal:
+                        break
+        if reached.state is not ConnectionState.OPEN and not reached.state.needs_relink:
+            raise AppError(
+                f"could not connect to WhatsApp to log this device out: {reached.sentence} The link is kept. "
+                "Try again later, or `cortask whatsapp logout` to remove it from this computer only."
+            )
+
+    # -- access ----------------------------------------------------------------------------------
+
+    async def contacts(self) -> list[Contact]:
+        store, ws = self._ws()
+        return [_contact(c) for c in await store.whatsapp.contacts(ws)]
+
+    async def add_contact(self, body: ContactIn) -> Contact:
+        store, ws = self._ws()
+        contact = await store.whatsapp.add_contact(ws, body.phone, body.permission, body.name)
+        await self._access_changed()
+        return _contact(contact)
+
+    async def update_contact(self, phone: str, body: ContactPatch) -> Contact:
+        store, ws = self._ws()
+        contact = await store.whatsapp.update_contact(ws, phone, **body.model_dump(exclude_unset=True))
+        await self._access_changed()
+        return _contact(contact)
+
+    async def remove_contact(self, phone: str) -> None:
+        store, ws = self._ws()
+        if not await store.whatsapp.remove_contact(ws, phone):
+            raise AppError(f"{phone} is not a trusted contact", Kind.NOT_FOUND)
+        await self._access_changed()
+
+    async def set_allowed_users(self, entries: list[str]) -> Overview:
+        store, ws = self._ws()
+        await store.whatsapp.set_allowed_users(ws, entries)
+        await self._access_changed(contacts=False)
+        return await self.overview()
+
+    async def update_settings(self, patch: SettingsPatch) -> Overview:
+        store, ws = self._ws()
+        await store.whatsapp.update_settings(ws, **patch.model_dump(exclude_unset=True))
+        await self._access_changed(contacts=False)
+        return await self.overview()
+
+    async def validate_phone(self, body: PhoneIn) -> PhoneCheck:
+        region = (await self._settings()).default_region
+        try:
+            return PhoneCheck(ok=True, e164=normalize_phone(body.phone, region))
+        except InvalidPhoneNumber as exc:
+            return PhoneCheck(ok=False, error=str(exc))
+
+    async def _access_changed(self, *, contacts: bool = True) -> None:
+        """Apply access changes to the running channel at once, and tell the listeners."""
+        if self.service.channel is not None:
+            await self.service.reload_policy()
+        if contacts:
+            self.events.publish(ContactsEvent(data=await self.contacts()))
+
+    # -- the agent -------------------------------------------------------------------------------
+
+    async def agent(self) -> Agent:
+        store, ws = self._ws()
+        shown = await store.agents.for_display(ws)
+        active = await self.service.agent_config()
+        return Agent(
+            provider=shown.provider if shown else "echo",
+            settings=dict(shown.settings) if shown else {},
+            active=active.provider,
+            override=self.service.agent_override is not None,
+        )
+
+    async def set_agent(self, body: AgentIn) -> Agent:
+        from cortask.agents import AgentConfig, build_agent
+
+        # Building it validates the settings and says what is missing; it is not kept.
+        await build_agent(AgentConfig(body.provider, dict(body.settings)), self.service.environ).aclose()
+        store, ws = self._ws()
+        await store.agents.set(ws, body.provider, dict(body.settings))
+        return await self.agent()
+
+    # -- what happened ---------------------------------------------------------------------------
+
+    async def activity(self) -> list[ActivityEntry]:
+        if self.service.channel is None:
+            return []  # kept in memory by the running channel only
+        names = await self._contact_names()
+        return [_entry(e, names) for e in self.service.channel.activity]
+
+    async def sessions(self) -> list[SessionInfo]:
+        store, _ = self._ws()
+        return [SessionInfo(id=s.id, created_at=str(s.created_at)) for s in await store.sessions.recent()]
+
+    async def history(self, session_id: str, limit: int = 50) -> list[HistoryEntry]:
+        store, _ = self._ws()
+        return [
+            HistoryEntry(role=str(m.role), text=m.text, at=str(m.at))
+            for m in await store.sessions.history(session_id, limit)
+        ]
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _ws(self) -> tuple[AsyncStore, int]:
+        assert self.service.store is not None and self.service.workspace is not None, "open() first"
+        return self.service.store, self.service.workspace.id
+
+    async def _settings(self) -> WhatsAppSettings:
+        store, ws = self._ws()
+        return await store.whatsapp.settings(ws)
+
+    async def _peek(self, settings: WhatsAppSettings) -> LinkInfo:
+        return await asyncio.to_thread(peek_link, self.service.auth_dir(settings))
+
+    async def _status_of(self, channel: ChannelStatus) -> Status:
+        settings = await self._settings()
+        return channel_status(channel, await self._peek(settings), settings, running=self.serving)
+
+    async def _contact_names(self) -> Mapping[str, str]:
+        store, ws = self._ws()
+        return {c.phone: c.name for c in await store.whatsapp.contacts(ws) if c.name}
+
+    def _live(self) -> WhatsAppChannel:
+        if self.service.channel is None:
+            raise AppError("the WhatsApp channel is not running here", Kind.CONFLICT)
+        return self.service.channel
+
+    @contextlib.asynccontextmanager
+    async def _channel(self) -> AsyncIterator[WhatsAppChannel]:
+        """The channel: the running one when serving; otherwise one built for this action, which
+        holds the link's lock until the action is done and then closes, keeping the link."""
+        if self.serving:
+            yield self._live()
+            return
+        await self.service.start(connect=False)  # AuthDirInUse names the holder
+        channel = self._live()
+        self._follow(channel)
+        try:
+            yield channel
+        finally:
+            if self._qr_session is not None:
+                self._qr_session.cancel()
+            await self._unfollow()
+            await self.service.close_channel()
+
+    def _follow(self, channel: WhatsAppChannel) -> None:
+        async def statuses() -> None:
+            async for status in channel.subscribe():
+                self.events.publish(StatusEvent(data=await self._status_of(status)))
+
+        async def activities() -> None:
+            async for entry in channel.activities():
+                self.events.publish(ActivityEvent(data=_entry(entry, await self._contact_names())))
+
+        self._followers = [asyncio.create_task(_logged(statuses())), asyncio.create_task(_logged(activities()))]
+
+    async def _unfollow(self) -> None:
+        for task in self._followers:
+            task.cancel()
+        for task in self._followers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._followers = []
+
+
+async def _logged(follow: Any) -> None:
+    try:
+        await follow
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a follower that dies would silence the page: say why in the log
+        log.exception("following the channel failed")
+
+
+def _contact(contact: TrustedContact) -> Contact:
+    return Contact(phone=contact.phone, name=contact.name, permission=contact.permission.value)
+
+
+def _settings_out(settings: WhatsAppSettings) -> Settings:
+    return Settings(
+        answer_groups=settings.answer_groups,
+        open_to_everyone=settings.open_to_everyone,
+        default_region=settings.default_region,
+    )
+
+
+def _qr_out(qr: ChannelQr) -> QrCode:
+    png = "data:image/png;base64," + base64.b64encode(qr.png()).decode()
+    return QrCode(qr=qr.data, png=png, expires_at=qr.expires_at)
+
+
+def _entry(entry: Any, names: Mapping[str, str]) -> ActivityEntry:
+    """An activity entry as the channel recorded it (a mapping of codes), described."""
+    data: Mapping[str, Any] = entry if isinstance(entry, Mapping) else dataclasses.asdict(entry)
+    sentence, tone, quiet = describe.describe(data, names.get)
+
+    def text(key: str) -> str | None:
+        value = data.get(key)
+        return None if value is None else str(value)
+
+    chars = data.get("chars")
+    return ActivityEntry(
+        at=float(data.get("at") or 0.0),
+        kind=str(data.get("kind", "")),
+        chat=text("chat"),
+        message_id=text("message_id"),
+        sender=text("sender"),
+        verdict=text("verdict"),
+        reason=text("reason"),
+        chars=chars if isinstance(chars, int) else None,
+        error=text("error"),
+        label=describe.label(str(data.get("kind", ""))),
+        sentence=sentence,
+        tone=tone,
+        quiet=quiet,
+    )

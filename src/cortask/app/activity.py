@@ -1,0 +1,94 @@
+"""What an activity entry says to a person: its label, its sentence and its tone.
+
+The channel records codes (`kind`, an ignore `reason`, an access `verdict`); this module turns
+them into words, so that every reader (the page, the CLI) shows the same thing. The reasons a
+message is not answered are worded once, in `inbound.py`; the few the channel adds itself are
+worded here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from cortask.channels.whatsapp.inbound import Ignored, IgnoreReason
+from cortask.channels.whatsapp.state import Tone
+
+# Routine traffic that nobody needs to read about (shown dimmed).
+QUIET_REASONS = frozenset({IgnoreReason.FROM_ME, IgnoreReason.UPSERT_TYPE, IgnoreReason.PROTOCOL, IgnoreReason.STUB})
+
+_LABELS = {
+    "received": "Received",
+    "ignored": "Ignored",
+    "replied": "Replied",
+    "failed": "Failed",
+    "duplicate": "Duplicate",
+    "skipped": "Skipped",
+    "queued": "Queued",
+    "refused": "Refused",
+    "watchdog": "Restarted",
+}
+_TONES = {
+    "replied": Tone.OK,
+    "skipped": Tone.WARN,
+    "queued": Tone.BUSY,
+    "watchdog": Tone.WARN,
+    "refused": Tone.ERROR,
+    "failed": Tone.ERROR,
+}
+# Reasons the channel records that are not the inbound classifier's.
+_CHANNEL_REASONS = {
+    "not_allowed": "Not a trusted contact: ignored silently.",
+    "too_old": "Too old to answer: recorded and skipped.",
+}
+_VERDICTS = {
+    "agent": ("Passed to the agent.", Tone.OK),
+    "read_only": ("Read-only contact: answered “You have read-only access.”", Tone.WARN),
+    "ignore": ("Ignored.", Tone.IDLE),
+}
+
+
+def reason_sentence(reason: str) -> str:
+    if reason in _CHANNEL_REASONS:
+        return _CHANNEL_REASONS[reason]
+    try:
+        return Ignored(IgnoreReason(reason)).sentence
+    except ValueError:  # a code we have no words for: show it readably rather than not at all
+        return reason.replace("_", " ").capitalize() + "."
+
+
+def label(kind: str) -> str:
+    return _LABELS.get(kind, kind.replace("_", " ").capitalize())
+
+
+def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None]) -> tuple[str, Tone, bool]:
+    """The sentence, tone and quietness of one entry. `name_for` names a sender's phone number
+    (a trusted contact's name), for messages in group chats."""
+    kind = str(entry.get("kind", ""))
+    reason, verdict, chars = entry.get("reason"), entry.get("verdict"), entry.get("chars")
+    bits: list[str] = []
+    tone = _TONES.get(kind, Tone.IDLE)
+    sender, chat = entry.get("sender"), entry.get("chat")
+    if isinstance(sender, str) and sender and _digits(sender) != _digits(str(chat or "").split("@")[0]):
+        bits.append(f"From {name_for(sender) or sender}.")
+    if isinstance(verdict, str):
+        sentence, tone = _VERDICTS.get(verdict, (verdict.replace("_", " ").capitalize() + ".", tone))
+        bits.append(sentence)
+    if kind == "duplicate":
+        bits.append("Handled before: not answered again.")
+    if isinstance(reason, str):
+        bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason}.")
+    if kind == "watchdog":
+        bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
+    if kind == "queued":
+        bits.append("The reply is sent after reconnecting.")
+    if isinstance(chars, int):
+        bits.append(f"The reply has {chars} character{'' if chars == 1 else 's'}.")
+    error = entry.get("error")
+    if isinstance(error, str):
+        bits.append(f"WhatsApp refused it (error {error}); it is not sent again.")
+    quiet = isinstance(reason, str) and reason in QUIET_REASONS
+    return " ".join(bits), tone, quiet
+
+
+def _digits(text: str) -> str:
+    return "".join(c for c in text.split(":")[0] if c.isdigit())
