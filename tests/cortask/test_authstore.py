@@ -20,7 +20,7 @@ from cortask.channels.whatsapp.authstore import (
     StoreWriteFailed,
     describe_command,
 )
-from cortask.store.db import schema_version
+from cortask.migrations import schema_version
 
 
 def test_files_are_private_to_the_user(tmp_path: Path) -> None:

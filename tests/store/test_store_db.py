@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from store_support import create_workspace, list_workspaces
 
+from cortask.migrations import Migration, schema_version
 from cortask.store import (
     DB_FILE,
     SCHEMA_VERSION,
@@ -22,8 +23,8 @@ from cortask.store import (
     default_database_path,
 )
 from cortask.store import db as store_db
-from cortask.store.db import connect, migrate, schema_version
-from cortask.store.schema import MIGRATIONS, Migration
+from cortask.store.db import connect, migrate
+from cortask.store.schema import MIGRATIONS
 
 NEXT = SCHEMA_VERSION + 1
 V2 = Migration(NEXT, "test: notes", ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)",))

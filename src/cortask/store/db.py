@@ -23,9 +23,11 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cortask import migrations as migrations_
 from cortask.home import cortask_home
+from cortask.migrations import Migration, schema_version
 from cortask.store.errors import DatabaseFailed, DatabaseUnusable, SchemaTooNew, StoreBusy, StoreClosed
-from cortask.store.schema import MIGRATIONS, Migration
+from cortask.store.schema import MIGRATIONS
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -43,15 +45,6 @@ __all__ = [
 
 DB_FILE = "cortask.db"
 BUSY_TIMEOUT_MS = 5000
-
-_VERSION_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_version (
-    version INTEGER PRIMARY KEY,
-    description TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-)
-"""
-
 
 def default_database_path(environ: Mapping[str, str] = os.environ) -> Path:
     return cortask_home(environ) / DB_FILE
@@ -84,15 +77,6 @@ def connect(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> sqlite3
     return conn
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
-    """The version the database is at; 0 for a database without Cortask's tables."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").fetchone()
-    if exists is None:
-        return 0
-    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0]) if row is not None and row[0] is not None else 0
-
-
 def migrate(
     conn: sqlite3.Connection,
     path: Path | str,
@@ -100,51 +84,13 @@ def migrate(
     *,
     adopt: Collection[str] = (),
 ) -> int:
-    """Apply the migrations the database has not seen yet and return its version.
-
-    Idempotent, and safe if two processes open a new database at once: each migration re-reads
-    the version under the write lock before it runs. Refuses (SchemaTooNew) a database that a
-    newer Cortask has written, without changing it, and (DatabaseUnusable) a SQLite database
-    that holds somebody else's tables.
-
-    `adopt` names the tables of a database written before it had a `schema_version`: one that
-    holds only those is ours, at version 0, and migration 1 (which must then create them with
-    IF NOT EXISTS) brings it under this framework without touching its rows.
-    """
-    supported = migrations[-1].version if migrations else 0
-    current = schema_version(conn)
-    if current > supported:
-        raise SchemaTooNew(
-            f"{path} was written by a newer version of Cortask (database schema {current}; this version "
-            f"understands up to {supported}). Upgrade Cortask to open it.",
-            found=current,
-            supported=supported,
-        )
-    if current == 0 and _has_foreign_tables(conn, frozenset(adopt)):
-        raise DatabaseUnusable(
-            f"{path} is a SQLite database, but not Cortask's. Point CORTASK_HOME at another directory, "
-            "or move the file aside."
-        )
-    for migration in migrations:
-        if migration.version <= current:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_VERSION_TABLE)
-            if schema_version(conn) < migration.version:  # another process may have been first
-                for statement in migration.statements:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.description, encode_time(datetime.now(UTC))),
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        current = migration.version
-    return current
+    """`cortask.migrations.migrate`, with its refusals as the store's errors (and what to do)."""
+    try:
+        return migrations_.migrate(conn, path, migrations, adopt=adopt)
+    except migrations_.SchemaTooNew as exc:
+        raise SchemaTooNew(str(exc), found=exc.found, supported=exc.supported) from None
+    except migrations_.NotOurDatabase as exc:
+        raise DatabaseUnusable(f"{exc} Point CORTASK_HOME at another directory, or move the file aside.") from None
 
 
 Clock = Callable[[], datetime]
@@ -309,7 +255,3 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
         )
     conn.execute("PRAGMA synchronous = FULL")
 
-
-def _has_foreign_tables(conn: sqlite3.Connection, adopted: frozenset[str]) -> bool:
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-    return any(name not in adopted for (name,) in rows)

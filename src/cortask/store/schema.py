@@ -11,16 +11,10 @@ Times are stored as ISO 8601 text in UTC with microseconds (they sort as text). 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from cortask.migrations import Migration
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
 
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    description: str
-    statements: tuple[str, ...]
 
 
 _V1 = Migration(

@@ -24,9 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cortask.store.db import migrate
-from cortask.store.errors import StoreError
-from cortask.store.schema import Migration
+from cortask.migrations import Migration, UnusableDatabase, migrate
 
 log = logging.getLogger("cortask.whatsapp")
 
@@ -34,7 +32,8 @@ DB_FILE = "auth.db"
 LOCK_FILE = "owner.lock"
 SENT_RETENTION_SECONDS = 14 * 24 * 3600
 
-# Numbered like the main database's (cortask.store.schema): append, never edit one that shipped.
+# Numbered like the main database's (cortask.store.schema), with the same cortask.migrations:
+# append, never edit one that shipped.
 # Version 1 is the schema auth directories had before they were versioned, hence IF NOT EXISTS:
 # opening such a directory adopts its tables (`_ADOPTED`) with their rows as they are.
 MIGRATIONS: tuple[Migration, ...] = (
@@ -114,7 +113,7 @@ class AuthStore:
         lock_fd = _acquire_lock(directory)
         try:
             db = _open_db(directory / DB_FILE)
-        except (sqlite3.DatabaseError, StoreError) as exc:
+        except (sqlite3.DatabaseError, UnusableDatabase) as exc:
             os.close(lock_fd)
             raise _unreadable(directory, exc) from exc
         except BaseException:
@@ -288,7 +287,7 @@ def _open_db(path: Path) -> sqlite3.Connection:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = FULL")  # a commit is on disk before we answer Baileys
         migrate(db, path, MIGRATIONS, adopt=_ADOPTED)
-    except (sqlite3.DatabaseError, StoreError):
+    except (sqlite3.DatabaseError, UnusableDatabase):
         db.close()
         raise
     db.isolation_level = None
