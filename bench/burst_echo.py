@@ -21,13 +21,15 @@ import json
 import tempfile
 from pathlib import Path
 
+import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+from testkit.baileys import BaileysDriver, link_device
+
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
 from wasim.server.app import Wasim
-from wasim.testing.baileys import BaileysDriver, link_device
 
 CONTACT = "+4915123456789"
 

@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from cortask.testing.kill_loop import run_kill_loop
+import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+from testkit.kill_loop import run_kill_loop
 
 
 def main() -> int:

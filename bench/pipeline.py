@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
 import aiohttp
+from testkit.baileys import BaileysDriver
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
@@ -40,7 +42,6 @@ from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
 from cortask.store import AsyncStore
 from cortask.store_journal import StoreJournal
-from wasim.testing.baileys import BaileysDriver
 
 CONTACT = "+4915123456789"
 

@@ -17,9 +17,9 @@ import sys
 import tempfile
 import time
 
+import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
 import httpx
-
-from cortask.testing.ports import free_port
+from testkit.ports import free_port
 
 
 def time_help() -> float:

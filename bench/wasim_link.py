@@ -15,8 +15,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
+import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+from testkit.baileys import BaileysDriver, link_device
+
 from wasim.server.app import Wasim
-from wasim.testing.baileys import BaileysDriver, link_device
 
 
 def _summary(values: list[float]) -> dict[str, float]:

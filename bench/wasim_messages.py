@@ -17,8 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+from testkit.baileys import BaileysDriver, link_device
+
 from wasim.server.app import Wasim
-from wasim.testing.baileys import BaileysDriver, link_device
 
 CONTACT = "+4915123456789"
 

@@ -10,9 +10,8 @@ import stat
 from pathlib import Path
 
 import pytest
-from channel_support import link, texts_received
-from conftest import echo
 from fastapi.testclient import TestClient
+from testkit.channel import echo, link, texts_received
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
@@ -37,6 +36,7 @@ async def converse(channel: WhatsAppChannel, sim: Wasim) -> None:
     await channel.wait_activity(lambda a: a["message_id"] == stranger and a["kind"] == "ignored")
 
 
+@pytest.mark.e2e  # starts a process
 async def test_linked_files_are_private_and_message_text_stays_out_of_info_logs(
     sim: Wasim, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,7 +9,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from wasim.testing.baileys import BaileysDriver
+import pytest
+from testkit.baileys import BaileysDriver
+
+pytestmark = pytest.mark.e2e
 
 StartBaileys = Callable[..., Awaitable[BaileysDriver]]
 

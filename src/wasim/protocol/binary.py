@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-# -- tables (dumped from Baileys by test-client/dump-tokens.mjs; a test keeps them in sync) -------
+# -- tables (dumped from Baileys by tests/testkit/node/dump-tokens.mjs; a test keeps them in sync) -------
 
 _TABLES: dict[str, Any] = json.loads(
     resources.files("wasim.protocol").joinpath("tokens.json").read_text(encoding="utf-8")

@@ -1,1 +1,0 @@
-"""Helpers for driving a real Baileys client against wasim (tests, benchmarks, demos)."""

@@ -1,0 +1,332 @@
+"""The kill loop: the real service (`cortask serve`, its sidecar, real Baileys) on a wasim sandbox,
+killed with SIGKILL at random moments while contacts keep writing; afterwards, every message that
+passed access control must have exactly one reply, no re-scan may have been needed, and the auth
+directory must still load.
+
+Used by the test suite (a few dozen cycles) and by `bench/kill_loop.py` (hundreds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cortask.channels.whatsapp.authstore import AuthStore
+from testkit.ports import free_port
+from wasim.server.app import Wasim
+
+CONTACTS = ("+4915123456789", "+447911123456", "+14155550123")
+ECHO_PREFIX = "Echo: "
+
+
+@dataclass
+class KillLoopResult:
+    cycles: int = 0
+    sent: int = 0
+    answered_once: int = 0
+    answered_twice: int = 0
+    lost: int = 0
+    rescans: int = 0
+    service_kills: int = 0
+    sidecar_kills: int = 0
+    auth_loads: bool = False
+    leftover_sidecars: int = 0  # sidecars of this auth directory still running after the service stopped
+    seconds: float = 0.0
+    lost_texts: list[str] = field(default_factory=list)
+    # For each lost message, what wasim saw of it and the kills around it, to find the cause.
+    lost_stories: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _sidecars(auth_dir: Path, parent: int | None = None) -> list[int]:
+    """Sidecar processes serving `auth_dir`, all of them or only the children of `parent`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"index.mjs" not in (entry / "cmdline").read_bytes():
+                continue
+            env = (entry / "environ").read_bytes().split(b"\0")
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if parent is not None and ppid != parent:
+            continue
+        if any(f"CORTASK_SIDECAR_SPILL_DIR={d}".encode() in env for d in (auth_dir, auth_dir.resolve())):
+            found.append(int(entry.name))
+    return found
+
+
+class _Service:
+    """`cortask serve` as a child process, restarted after each kill."""
+
+    def __init__(self, home: Path, sim: Wasim, log_path: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        self.env = {
+            **os.environ,
+            "CORTASK_HOME": str(home),
+            "CORTASK_WHATSAPP_SANDBOX_URL": sim.url,
+            "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": sim.root_public_key,
+            "CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS": "0.2",
+        }
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 (returns at once; killed and reaped synchronously)
+                [sys.executable, "-m", "cortask", "serve", "--port", str(self.port), "--agent", "echo"],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        await self.wait(lambda h: True, what="the gateway to answer")
+
+    async def health(self) -> dict[str, Any] | None:
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                resp = await client.get(self.url + "/health")
+            return dict(resp.json()) if resp.status_code == 200 else None
+        except httpx.HTTPError:
+            return None
+
+    async def wait(self, ok: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the service exited (code {self.proc.returncode}); see {self.log_path}")
+            health = await self.health()
+            if health is not None and ok(health):
+                return health
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"waited {timeout:.0f} s for {what}; see {self.log_path}")
+
+    async def api(self, method: str, path: str, body: Any = None) -> Any:
+        async with httpx.AsyncClient(timeout=30) as client:
+            resp = await client.request(method, self.url + path, json=body)
+        if resp.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text}")
+        return resp.json()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()  # only the service: its sidecar must notice on its own
+        self.proc.wait()
+
+    def sidecar_pid(self) -> int | None:
+        if self.proc is None:
+            return None
+        return next(iter(_sidecars(self.home / "whatsapp-auth", parent=self.proc.pid)), None)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 20)
+            except TimeoutError:
+                self.proc.kill()
+                self.proc.wait()
+
+
+async def _link(service: _Service, sim: Wasim) -> None:
+    await service.api("POST", "/whatsapp")
+    qr = await service.api("POST", "/whatsapp/qr")
+    await sim.phone.scan(qr["qr"])
+    await service.wait(lambda h: h["whatsapp"] == "open", "the channel to open after the scan")
+
+
+async def run_kill_loop(
+    workdir: Path, cycles: int, *, seed: int = 0, progress: Callable[[str], None] | None = None
+) -> KillLoopResult:
+    rng = random.Random(seed)
+    result = KillLoopResult()
+    say = progress or (lambda _: None)
+    started = time.monotonic()
+    texts: dict[str, str] = {}  # text -> the contact that sent it
+    ids: dict[str, str] = {}  # text -> wasim's message id
+    timeline = _Timeline(workdir / "timeline.jsonl")
+    async with Wasim(workdir / "wasim") as sim:
+        recorder = asyncio.create_task(timeline.follow(sim))
+        for i, phone in enumerate(CONTACTS):
+            sim.add_contact(phone, f"Contact {i}")
+        service = _Service(workdir / "home", sim, workdir / "service.log")
+        await service.start()
+        await _link(service, sim)
+        for phone in CONTACTS:
+            await service.api("POST", "/whatsapp/contacts", {"phone": phone, "permission": "write"})
+
+        sending = True
+
+        async def keep_writing() -> None:
+            n = 0
+            while sending:
+                phone = rng.choice(CONTACTS)
+                text = f"m{n}"
+                n += 1
+                texts[text] = phone
+                ids[text] = await sim.messaging.send(phone, text)
+                # people's pace, about the channel's sending pace (its token bucket): faster
+                # writers only make the replies queue up behind the pacing
+                await asyncio.sleep(rng.uniform(0.4, 1.4))
+
+        writer = asyncio.create_task(keep_writing())
+        try:
+            for cycle in range(cycles):
+                await asyncio.sleep(rng.uniform(0.0, 1.5))
+                if rng.random() < 0.5:
+                    service.kill()
+                    timeline.note("kill.service")
+                    result.service_kills += 1
+                    await service.start()
+                else:
+                    pid = service.sidecar_pid()
+                    if pid is not None:
+                        os.kill(pid, signal.SIGKILL)
+                        timeline.note("kill.sidecar", pid=pid)
+                        result.sidecar_kills += 1
+                # A sidecar killed again and again before its connection was stable for a minute is
+                # retried with growing waits (up to 102 s at the 10th of the 0.2 s base): wait them out.
+                health = await service.wait(
+                    lambda h: h["whatsapp"] in ("open", "unlinked", "logged_out"),
+                    "the channel to come back",
+                    timeout=180,
+                )
+                if health["whatsapp"] != "open":
+                    result.rescans += 1  # the link was lost: a person would have to scan again
+                    await _link(service, sim)
+                result.cycles = cycle + 1
+                say(f"cycle {cycle + 1}/{cycles}: {len(texts)} sent")
+        finally:
+            sending = False
+            await writer
+
+        # Let the last replies arrive: until every message has one, or nothing changes for 30 s.
+        last, quiet_since = -1, time.monotonic()
+        while time.monotonic() - quiet_since < 30:
+            answered = len(_replies(sim) & set(texts))
+            if answered == len(texts):
+                break
+            if answered != last:
+                last, quiet_since = answered, time.monotonic()
+            await asyncio.sleep(0.2)
+        say(f"settled: {len(_replies(sim) & set(texts))} of {len(texts)} answered")
+        await asyncio.sleep(1)  # a second reply would come right after the first
+        await service.stop()
+        say("service stopped")
+        # A sidecar must leave with its service, also one whose service was killed: a survivor
+        # keeps the WhatsApp socket and swallows messages meant for its successor.
+        await asyncio.sleep(2)
+        leftovers = _sidecars(workdir / "home" / "whatsapp-auth")
+        result.leftover_sidecars = len(leftovers)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+
+        counts = Counter(_reply_texts(sim))
+        result.sent = len(texts)
+        result.answered_once = sum(1 for t in texts if counts[t] == 1)
+        result.answered_twice = sum(1 for t in texts if counts[t] > 1)
+        result.lost_texts = sorted((t for t in texts if counts[t] == 0), key=lambda t: int(t[1:]))
+        result.lost = len(result.lost_texts)
+        recorder.cancel()
+        timeline.drain(sim)
+        result.lost_stories = {
+            t: _journal_line(workdir / "home" / "cortask.db", ids[t], timeline) for t in result.lost_texts
+        }
+        try:
+            store = AuthStore.open(workdir / "home" / "whatsapp-auth")
+            result.auth_loads = store.is_linked()
+            store.close()
+        except Exception as exc:
+            say(f"the auth directory does not load: {exc}")
+    result.seconds = round(time.monotonic() - started, 1)
+    return result
+
+
+class _Timeline:
+    """wasim's events and the loop's kills, in order, in a JSON-lines file (wasim keeps only the
+    latest events in memory), so a lost message's story can be told afterwards."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+        self._seen = 0
+
+    def note(self, kind: str, **data: Any) -> None:
+        self._file.write(json.dumps({"at": time.time(), "kind": kind, **data}) + "\n")
+
+    def drain(self, sim: Wasim) -> None:
+        for event in sim.events.since(self._seen):
+            self._file.write(json.dumps(event.to_json(), default=str) + "\n")
+            self._seen = event.seq
+        self._file.flush()
+
+    async def follow(self, sim: Wasim) -> None:
+        while True:
+            self.drain(sim)
+            await asyncio.sleep(0.2)
+
+    def story(self, message_id: str, around: float = 3.0) -> list[str]:
+        """The events that name `message_id`, and the kills within `around` seconds of them."""
+        self._file.flush()
+        events = [json.loads(line) for line in self.path.read_text(encoding="utf-8").splitlines()]
+        mine = [e for e in events if message_id in json.dumps(e)]
+        if not mine:
+            return []
+        start, end = mine[0]["at"] - around, mine[-1]["at"] + around
+        kills = [e for e in events if e["kind"].startswith("kill.") and start <= e["at"] <= end]
+        told = sorted(mine + kills, key=lambda e: e["at"])
+        return [f"{e['at'] - start - around:+.3f} s {e['kind']} {_brief(e)}" for e in told]
+
+
+def _journal_line(db: Path, message_id: str, timeline: _Timeline) -> list[str]:
+    """What the product recorded of a lost message (its journal entry, the reply it sent), then
+    what wasim saw of the message and of that reply."""
+    with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+        row = conn.execute(
+            "SELECT state, reply_message_id, error FROM inbound_journal WHERE message_id = ?", (message_id,)
+        ).fetchone()
+    if row is None:
+        return ["journal: never recorded", *timeline.story(message_id)]
+    state, reply_id, error = row
+    lines = [f"journal: {state}, reply {reply_id or '-'}{f', error {error}' if error else ''}"]
+    return lines + timeline.story(message_id) + (["reply:", *timeline.story(reply_id)] if reply_id else [])
+
+
+def _brief(event: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in event.items() if k not in ("at", "kind", "seq", "node"))[:300]
+
+
+def _reply_texts(sim: Wasim) -> list[str]:
+    """The message each reply answers (the echo agent repeats it), one entry per reply id."""
+    found = []
+    for phone in CONTACTS:
+        for entry in sim.inbox(phone):
+            text = entry.get("text")
+            if entry["type"] == "message" and isinstance(text, str) and text.startswith(ECHO_PREFIX):
+                found.append(text[len(ECHO_PREFIX) :])
+    return found
+
+
+def _replies(sim: Wasim) -> set[str]:
+    return set(_reply_texts(sim))
