@@ -29,7 +29,7 @@ node_log = logging.getLogger("wasim.nodes")
 
 REFS_PER_QR_SESSION = 6
 # Baileys sets up its transport keys only once its ClientFinish write completes; a short pause
-# before the first server node avoids racing that (protocol notes, section 1.3).
+# before the first server node avoids racing that (docs/wasim.md, "A connection, step by step").
 FIRST_NODE_DELAY = 0.02
 CLOSE_GRACE = 1.0
 

@@ -1,4 +1,4 @@
-"""Small builders for the stanzas wasim sends, so handlers read like the protocol notes."""
+"""Small builders for the stanzas wasim sends, so handlers read like the stanzas in docs/wasim.md."""
 
 from __future__ import annotations
 
