@@ -51,6 +51,7 @@ from cortask.app.models import (
     SettingsPatch,
     Status,
     StatusEvent,
+    link_steps,
 )
 from cortask.app.status import channel_status, link_outcome, stored_status
 from cortask.broadcast import Broadcast
@@ -233,17 +234,8 @@ class CortaskApp:
         With no gateway running, the channel runs here until then, and closes keeping the link."""
         async with self._channel():
             with self.events.subscribe() as events:
-                last = await self.begin_link()
-                yield QrEvent(data=last)
-                async for event in events:
-                    if isinstance(event, QrEvent) and event.data != last:
-                        last = event.data
-                        yield event
-                    elif isinstance(event, StatusEvent):
-                        yield event
-                    elif isinstance(event, LinkEvent):
-                        yield event
-                        return
+                async for step in link_steps(await self.begin_link(), events):
+                    yield step
 
     async def _run_qr_session(self, channel: WhatsAppChannel, first: asyncio.Future[QrCode]) -> None:
         problems: list[ChannelStatus] = []  # why no link came, if none does

@@ -30,17 +30,17 @@ from cortask.app.models import (
     ContactIn,
     ContactPatch,
     Event,
-    LinkEvent,
-    QrEvent,
+    LinkStep,
+    QrCode,
     Status,
     StatusEvent,
+    link_steps,
 )
 
 if TYPE_CHECKING:
     from cortask.app.actions import CortaskApp
 
 M = TypeVar("M", bound=BaseModel)
-LinkStep = StatusEvent | QrEvent | LinkEvent
 OnStatus = Callable[[Status], None]
 
 
@@ -208,18 +208,8 @@ class HttpClient:
             if isinstance(first, StatusEvent):
                 yield first
             qr = await self._send("POST", "/whatsapp/qr")
-            last = QrEvent.model_validate({"data": qr})
-            yield last
-            while True:
-                event = await _next_event(lines)
-                if isinstance(event, QrEvent) and event.data != last.data:
-                    last = event
-                    yield event
-                elif isinstance(event, StatusEvent):
-                    yield event
-                elif isinstance(event, LinkEvent):
-                    yield event
-                    return
+            async for step in link_steps(QrCode.model_validate(qr), _events(lines)):
+                yield step
 
     async def contacts(self) -> list[Contact]:
         return _CONTACTS.validate_python(await self._send("GET", "/whatsapp/contacts"))
@@ -256,6 +246,11 @@ async def _next_event(lines: AsyncIterator[str]) -> Event:
         elif line.startswith("data: ") and name:
             return _EVENT.validate_python({"event": name, "data": json.loads(line[6:])})
     raise AppError("the gateway closed its event stream", Kind.FAILED)
+
+
+async def _events(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
+    while True:
+        yield await _next_event(lines)
 
 
 async def _pass_statuses(events: AsyncIterator[Event], on_status: OnStatus | None) -> None:

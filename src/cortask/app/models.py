@@ -4,6 +4,7 @@ false, and 1 is not "1"); outputs describe themselves, so no reader needs the se
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -226,3 +227,20 @@ class ContactsEvent(BaseModel):
 
 
 Event = Annotated[StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent, Field(discriminator="event")]
+LinkStep = StatusEvent | QrEvent | LinkEvent  # what a person follows while linking
+
+
+async def link_steps(first: QrCode, events: AsyncIterator[Event]) -> AsyncIterator[LinkStep]:
+    """A linking session as a person follows it, wherever its events come from (in-process or the
+    gateway's stream): the first code, each new code, each state change, and last the result."""
+    last = first
+    yield QrEvent(data=first)
+    async for event in events:
+        if isinstance(event, QrEvent) and event.data != last:
+            last = event.data
+            yield event
+        elif isinstance(event, StatusEvent):
+            yield event
+        elif isinstance(event, LinkEvent):
+            yield event
+            return
