@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -121,48 +122,62 @@ async def _call(base: str, method: str, path: str, body: dict[str, Any] | None =
         raise SystemExit(f"wasim: cannot reach the control API at {base}: {exc}") from exc
 
 
-async def _client(args: argparse.Namespace) -> int:
-    if args.command == "scan":
-        status, data = await _call(args.control, "POST", "/scan", {"qr": args.qr, "phone": args.phone})
-    elif args.command == "devices":
-        status, data = await _call(args.control, "GET", "/devices")
-    elif args.command == "contact" and args.contact_command == "add":
-        status, data = await _call(
-            args.control, "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid}
-        )
-    elif args.command == "contact":
-        status, data = await _call(args.control, "GET", "/contacts")
-    elif args.command == "group":
-        status, data = await _call(args.control, "POST", "/groups", {"subject": args.subject, "members": args.member})
-    elif args.command == "send":
-        message = {
-            "from": args.sender,
-            "text": args.text,
-            "kind": args.kind,
-            "to": args.to,
-            "lid_addressed": args.lid_addressed,
-            "withhold_phone": args.withhold_phone,
-            "status": args.status,
-            "chat": args.chat,
-            "group": args.group,
-            "count": args.count,
-        }
-        status, data = await _call(args.control, "POST", "/send", message)
-    elif args.command == "inbox":
-        status, data = await _call(args.control, "GET", f"/inbox?contact={quote(args.contact)}")
-    elif args.command == "redeliver":
-        status, data = await _call(args.control, "POST", "/redeliver", {"id": args.id})
+# A control-API request: method, path and JSON body (None for a GET).
+_Request = tuple[str, str, dict[str, Any] | None]
+
+
+def _contact_request(args: argparse.Namespace) -> _Request:
+    if args.contact_command == "add":
+        return "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid}
+    return "GET", "/contacts", None
+
+
+def _send_request(args: argparse.Namespace) -> _Request:
+    message = {
+        "from": args.sender,
+        "text": args.text,
+        "kind": args.kind,
+        "to": args.to,
+        "lid_addressed": args.lid_addressed,
+        "withhold_phone": args.withhold_phone,
+        "status": args.status,
+        "chat": args.chat,
+        "group": args.group,
+        "count": args.count,
+    }
+    return "POST", "/send", message
+
+
+def _fault_request(args: argparse.Namespace) -> _Request:
+    # The flags are a required mutually exclusive group: exactly one of them is set.
+    body: dict[str, Any] = {"phone": args.phone}
+    if args.code is not None:
+        body |= {"kind": "stream_error", "code": args.code}
+    elif args.failure is not None:
+        body |= {"kind": "failure", "code": args.failure}
+    elif args.refuse is not None:
+        body |= {"kind": "refuse", "seconds": args.refuse}
     else:
-        body: dict[str, Any] = {"phone": args.phone}
-        if args.code is not None:
-            body |= {"kind": "stream_error", "code": args.code}
-        elif args.failure is not None:
-            body |= {"kind": "failure", "code": args.failure}
-        elif args.refuse is not None:
-            body |= {"kind": "refuse", "seconds": args.refuse}
-        else:
-            body["kind"] = "downgrade" if args.downgrade else "close" if args.close else "drop"
-        status, data = await _call(args.control, "POST", "/fault", body)
+        body["kind"] = "downgrade" if args.downgrade else "close" if args.close else "drop"
+    return "POST", "/fault", body
+
+
+# Every command but `serve`, as the request it makes.
+_REQUESTS: dict[str, Callable[[argparse.Namespace], _Request]] = {
+    "scan": lambda args: ("POST", "/scan", {"qr": args.qr, "phone": args.phone}),
+    "devices": lambda _: ("GET", "/devices", None),
+    "contact": _contact_request,
+    "group": lambda args: ("POST", "/groups", {"subject": args.subject, "members": args.member}),
+    "send": _send_request,
+    "inbox": lambda args: ("GET", f"/inbox?contact={quote(args.contact)}", None),
+    "redeliver": lambda args: ("POST", "/redeliver", {"id": args.id}),
+    "fault": _fault_request,
+}
+
+
+async def _client(args: argparse.Namespace) -> int:
+    method, path, body = _REQUESTS[args.command](args)
+    status, data = await _call(args.control, method, path, body)
     if status >= 400:
         print(f"wasim: {data.get('error', data)}", file=sys.stderr)
         return 1

@@ -163,104 +163,147 @@ async def run_kill_loop(
     result = KillLoopResult()
     say = progress or (lambda _: None)
     started = time.monotonic()
-    texts: dict[str, str] = {}  # text -> the contact that sent it
-    ids: dict[str, str] = {}  # text -> wasim's message id
+    home = workdir / "home"
     timeline = _Timeline(workdir / "timeline.jsonl")
     async with Wasim(workdir / "wasim") as sim:
         recorder = asyncio.create_task(timeline.follow(sim))
-        for i, phone in enumerate(CONTACTS):
-            sim.add_contact(phone, f"Contact {i}")
-        service = _Service(workdir / "home", sim, workdir / "service.log")
-        await service.start()
-        await _link(service, sim)
-        for phone in CONTACTS:
-            await service.api("POST", "/whatsapp/contacts", {"phone": phone, "permission": "write"})
-
-        sending = True
-
-        async def keep_writing() -> None:
-            n = 0
-            while sending:
-                phone = rng.choice(CONTACTS)
-                text = f"m{n}"
-                n += 1
-                texts[text] = phone
-                ids[text] = await sim.messaging.send(phone, text)
-                # people's pace, about the channel's sending pace (its token bucket): faster
-                # writers only make the replies queue up behind the pacing
-                await asyncio.sleep(rng.uniform(0.4, 1.4))
-
-        writer = asyncio.create_task(keep_writing())
+        service = await _start_linked(sim, home, workdir / "service.log")
+        writer = _Writer(sim, rng)
+        writing = asyncio.create_task(writer.run())
         try:
             for cycle in range(cycles):
                 await asyncio.sleep(rng.uniform(0.0, 1.5))
-                if rng.random() < 0.5:
-                    service.kill()
-                    timeline.note("kill.service")
-                    result.service_kills += 1
-                    await service.start()
-                else:
-                    pid = service.sidecar_pid()
-                    if pid is not None:
-                        os.kill(pid, signal.SIGKILL)
-                        timeline.note("kill.sidecar", pid=pid)
-                        result.sidecar_kills += 1
-                # A sidecar killed again and again before its connection was stable for a minute is
-                # retried with growing waits (up to 102 s at the 10th of the 0.2 s base): wait them out.
-                health = await service.wait(
-                    lambda h: h["whatsapp"] in ("open", "unlinked", "logged_out"),
-                    "the channel to come back",
-                    timeout=180,
-                )
-                if health["whatsapp"] != "open":
-                    result.rescans += 1  # the link was lost: a person would have to scan again
-                    await _link(service, sim)
+                await _kill_one(service, rng, timeline, result)
+                await _recover(service, sim, result)
                 result.cycles = cycle + 1
-                say(f"cycle {cycle + 1}/{cycles}: {len(texts)} sent")
+                say(f"cycle {cycle + 1}/{cycles}: {len(writer.texts)} sent")
         finally:
-            sending = False
-            await writer
+            writer.sending = False
+            await writing
 
-        # Let the last replies arrive: until every message has one, or nothing changes for 30 s.
-        last, quiet_since = -1, time.monotonic()
-        while time.monotonic() - quiet_since < 30:
-            answered = len(_replies(sim) & set(texts))
-            if answered == len(texts):
-                break
-            if answered != last:
-                last, quiet_since = answered, time.monotonic()
-            await asyncio.sleep(0.2)
-        say(f"settled: {len(_replies(sim) & set(texts))} of {len(texts)} answered")
-        await asyncio.sleep(1)  # a second reply would come right after the first
+        await _settle(sim, writer.texts, say)
         await service.stop()
         say("service stopped")
-        # A sidecar must leave with its service, also one whose service was killed: a survivor
-        # keeps the WhatsApp socket and swallows messages meant for its successor.
-        await asyncio.sleep(2)
-        leftovers = _sidecars(workdir / "home" / "whatsapp-auth")
-        result.leftover_sidecars = len(leftovers)
-        for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
-
-        counts = Counter(_reply_texts(sim))
-        result.sent = len(texts)
-        result.answered_once = sum(1 for t in texts if counts[t] == 1)
-        result.answered_twice = sum(1 for t in texts if counts[t] > 1)
-        result.lost_texts = sorted((t for t in texts if counts[t] == 0), key=lambda t: int(t[1:]))
-        result.lost = len(result.lost_texts)
+        result.leftover_sidecars = await _sweep_sidecars(home / "whatsapp-auth")
+        _count_replies(result, sim, writer.texts)
         recorder.cancel()
         timeline.drain(sim)
         result.lost_stories = {
-            t: _journal_line(workdir / "home" / "cortask.db", ids[t], timeline) for t in result.lost_texts
+            t: _journal_line(home / "cortask.db", writer.ids[t], timeline) for t in result.lost_texts
         }
-        try:
-            store = AuthStore.open(workdir / "home" / "whatsapp-auth")
-            result.auth_loads = store.is_linked()
-            store.close()
-        except Exception as exc:
-            say(f"the auth directory does not load: {exc}")
+        result.auth_loads = _auth_loads(home / "whatsapp-auth", say)
     result.seconds = round(time.monotonic() - started, 1)
     return result
+
+
+async def _start_linked(sim: Wasim, home: Path, log_path: Path) -> _Service:
+    """The service started and linked by a scan, with every contact allowed to write."""
+    for i, phone in enumerate(CONTACTS):
+        sim.add_contact(phone, f"Contact {i}")
+    service = _Service(home, sim, log_path)
+    await service.start()
+    await _link(service, sim)
+    for phone in CONTACTS:
+        await service.api("POST", "/whatsapp/contacts", {"phone": phone, "permission": "write"})
+    return service
+
+
+class _Writer:
+    """The contacts, writing to the account until told to stop."""
+
+    def __init__(self, sim: Wasim, rng: random.Random) -> None:
+        self.sim = sim
+        self.rng = rng
+        self.sending = True
+        self.texts: dict[str, str] = {}  # text -> the contact that sent it
+        self.ids: dict[str, str] = {}  # text -> wasim's message id
+
+    async def run(self) -> None:
+        n = 0
+        while self.sending:
+            phone = self.rng.choice(CONTACTS)
+            text = f"m{n}"
+            n += 1
+            self.texts[text] = phone
+            self.ids[text] = await self.sim.messaging.send(phone, text)
+            # people's pace, about the channel's sending pace (its token bucket): faster
+            # writers only make the replies queue up behind the pacing
+            await asyncio.sleep(self.rng.uniform(0.4, 1.4))
+
+
+async def _kill_one(service: _Service, rng: random.Random, timeline: _Timeline, result: KillLoopResult) -> None:
+    """SIGKILL the service (and start it again) or, as often, its sidecar (the service restarts that)."""
+    if rng.random() < 0.5:
+        service.kill()
+        timeline.note("kill.service")
+        result.service_kills += 1
+        await service.start()
+        return
+    pid = service.sidecar_pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+        timeline.note("kill.sidecar", pid=pid)
+        result.sidecar_kills += 1
+
+
+async def _recover(service: _Service, sim: Wasim, result: KillLoopResult) -> None:
+    """Wait for the channel to come back after a kill; scan again (counted) if the link was lost."""
+    # A sidecar killed again and again before its connection was stable for a minute is
+    # retried with growing waits (up to 102 s at the 10th of the 0.2 s base): wait them out.
+    health = await service.wait(
+        lambda h: h["whatsapp"] in ("open", "unlinked", "logged_out"),
+        "the channel to come back",
+        timeout=180,
+    )
+    if health["whatsapp"] != "open":
+        result.rescans += 1  # the link was lost: a person would have to scan again
+        await _link(service, sim)
+
+
+async def _settle(sim: Wasim, texts: dict[str, str], say: Callable[[str], None]) -> None:
+    """Let the last replies arrive: until every message has one, or nothing changes for 30 s."""
+    last, quiet_since = -1, time.monotonic()
+    while time.monotonic() - quiet_since < 30:
+        answered = len(_replies(sim) & set(texts))
+        if answered == len(texts):
+            break
+        if answered != last:
+            last, quiet_since = answered, time.monotonic()
+        await asyncio.sleep(0.2)
+    say(f"settled: {len(_replies(sim) & set(texts))} of {len(texts)} answered")
+    await asyncio.sleep(1)  # a second reply would come right after the first
+
+
+async def _sweep_sidecars(auth_dir: Path) -> int:
+    """Kill the sidecars of `auth_dir` still running after the service stopped; how many there were."""
+    # A sidecar must leave with its service, also one whose service was killed: a survivor
+    # keeps the WhatsApp socket and swallows messages meant for its successor.
+    await asyncio.sleep(2)
+    leftovers = _sidecars(auth_dir)
+    for pid in leftovers:
+        os.kill(pid, signal.SIGKILL)
+    return len(leftovers)
+
+
+def _count_replies(result: KillLoopResult, sim: Wasim, texts: dict[str, str]) -> None:
+    counts = Counter(_reply_texts(sim))
+    result.sent = len(texts)
+    result.answered_once = sum(1 for t in texts if counts[t] == 1)
+    result.answered_twice = sum(1 for t in texts if counts[t] > 1)
+    result.lost_texts = sorted((t for t in texts if counts[t] == 0), key=lambda t: int(t[1:]))
+    result.lost = len(result.lost_texts)
+
+
+def _auth_loads(auth_dir: Path, say: Callable[[str], None]) -> bool:
+    """Whether the auth directory still loads, and is linked, after all the kills."""
+    loads = False
+    try:
+        store = AuthStore.open(auth_dir)
+        loads = store.is_linked()
+        store.close()
+    except Exception as exc:
+        say(f"the auth directory does not load: {exc}")
+    return loads
 
 
 class _Timeline:

@@ -56,6 +56,8 @@ MAX_DEPTH = 64  # real stanzas nest < 10 deep; this only stops hostile input fro
 # The encoder writes text with more '@'s than this as a raw string, so its output always decodes.
 MAX_JID_NESTING = 32
 MAX_INFLATED = 8 * 1024 * 1024
+_BINARY_TAGS = (BINARY_8, BINARY_20, BINARY_32)  # raw bytes, after a 1-, 3- or 4-byte length
+_JID_TAGS = (JID_PAIR, AD_JID, FB_JID, INTEROP_JID)
 
 # Each token's encoded form. Doubles are added after singles so that, like Baileys' TOKEN_MAP, a
 # word present in both tables (none today) would use the double form.
@@ -351,12 +353,8 @@ class _Reader:
         content: Content
         if first in (LIST_EMPTY, LIST_8, LIST_16):
             content = [self.node(depth + 1) for _ in range(self.list_size(first))]
-        elif first == BINARY_8:
-            content = self.take(self.byte())
-        elif first == BINARY_20:
-            content = self.take(self.uint(3) & 0x0FFFFF)
-        elif first == BINARY_32:
-            content = self.take(self.uint(4))
+        elif first in _BINARY_TAGS:
+            content = self.take(self.binary_length(first))
         else:
             content = self.string(first, 0)
         return Node(tag, attrs, content)
@@ -368,34 +366,43 @@ class _Reader:
         except UnicodeDecodeError as exc:
             raise BinaryError(f"invalid UTF-8 in the string at byte {start}: {exc.reason}") from exc
 
+    def binary_length(self, tag: int) -> int:
+        """The length after a BINARY_8/20/32 tag: 1 byte, 3 bytes (20 bits used) or 4 bytes."""
+        if tag == BINARY_8:
+            return self.byte()
+        if tag == BINARY_20:
+            return self.uint(3) & 0x0FFFFF
+        return self.uint(4)
+
     def string(self, tag: int, nesting: int) -> str:
-        if 0 < tag < DICTIONARY_0:
-            if tag >= len(SINGLE_BYTE_TOKENS):
-                raise BinaryError(f"unknown single-byte token {tag} at byte {self.pos - 1}")
-            return SINGLE_BYTE_TOKENS[tag]
-        if DICTIONARY_0 <= tag <= DICTIONARY_3:
-            table = tag - DICTIONARY_0
-            index = self.byte()
-            if table >= len(DOUBLE_BYTE_TOKENS) or index >= len(DOUBLE_BYTE_TOKENS[table]):
-                raise BinaryError(f"unknown double-byte token {table}/{index} at byte {self.pos - 2}")
-            return DOUBLE_BYTE_TOKENS[table][index]
+        """A string in any of its encodings: a token, raw UTF-8, packed digits, or a JID."""
+        if 0 < tag <= DICTIONARY_3:
+            return self.token(tag)
         if tag == LIST_EMPTY:
             return ""
-        if tag == BINARY_8:
-            return self.utf8(self.byte())
-        if tag == BINARY_20:
-            return self.utf8(self.uint(3) & 0x0FFFFF)
-        if tag == BINARY_32:
-            return self.utf8(self.uint(4))
+        if tag in _BINARY_TAGS:
+            return self.utf8(self.binary_length(tag))
         if tag == NIBBLE_8:
             return self.packed(_NIBBLE_PAIRS, "nibble")
         if tag == HEX_8:
             return self.packed(_HEX_PAIRS, "hex")
-        if tag in (JID_PAIR, AD_JID, FB_JID, INTEROP_JID):
+        if tag in _JID_TAGS:
             if nesting >= MAX_JID_NESTING:
                 raise BinaryError(f"JIDs nested deeper than {MAX_JID_NESTING} at byte {self.pos - 1}")
             return self.jid(tag, nesting + 1)
         raise BinaryError(f"invalid string tag {tag} at byte {self.pos - 1}")
+
+    def token(self, tag: int) -> str:
+        """A dictionary string: one byte indexes SINGLE_BYTE_TOKENS, DICTIONARY_n + a byte the n-th table."""
+        if tag < DICTIONARY_0:
+            if tag >= len(SINGLE_BYTE_TOKENS):
+                raise BinaryError(f"unknown single-byte token {tag} at byte {self.pos - 1}")
+            return SINGLE_BYTE_TOKENS[tag]
+        table = tag - DICTIONARY_0
+        index = self.byte()
+        if table >= len(DOUBLE_BYTE_TOKENS) or index >= len(DOUBLE_BYTE_TOKENS[table]):
+            raise BinaryError(f"unknown double-byte token {table}/{index} at byte {self.pos - 2}")
+        return DOUBLE_BYTE_TOKENS[table][index]
 
     def jid(self, tag: int, nesting: int) -> str:
         start = self.pos - 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,47 +50,71 @@ def _media(kind: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The message a reaction or a revoke points at."""
+
+    chat_jid: str
+    message_id: str
+
+    def key(self, *, from_me: bool) -> wa_pb2.MessageKey:
+        return wa_pb2.MessageKey(
+            remote_jid=self.chat_jid, from_me=from_me, id=self.message_id or "3EB0000000000000000000"
+        )
+
+
+def _document(text: str, _: _Target) -> wa_pb2.Message:
+    name = text or "file.pdf"
+    return M(document_message=M.DocumentMessage(title=name, file_name=name, **_media("document")))
+
+
+def _contact(text: str, _: _Target) -> wa_pb2.Message:
+    name = text or "Grace Hopper"
+    vcard = f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nTEL;type=CELL:+15550009999\nEND:VCARD"
+    return M(contact_message=M.ContactMessage(display_name=name, vcard=vcard))
+
+
+def _reaction(text: str, target: _Target) -> wa_pb2.Message:
+    key = target.key(from_me=True)
+    return M(reaction_message=M.ReactionMessage(key=key, text=text or "👍", sender_timestamp_ms=1))
+
+
+def _poll(text: str, _: _Target) -> wa_pb2.Message:
+    options = [M.PollCreationMessage.Option(option_name=o) for o in ("yes", "no")]
+    poll = M.PollCreationMessage(name=text or "Lunch?", options=options, selectable_options_count=1)
+    return M(poll_creation_message_v3=poll)
+
+
+def _revoke(_: str, target: _Target) -> wa_pb2.Message:
+    return M(protocol_message=M.ProtocolMessage(key=target.key(from_me=False), type=0))  # 0 = REVOKE
+
+
+# Each kind's minimal valid content, from the text (or caption, or name) and the target.
+_BUILDERS: dict[str, Callable[[str, _Target], wa_pb2.Message]] = {
+    "text": lambda text, _: M(conversation=text),
+    "extended_text": lambda text, _: M(extended_text_message=M.ExtendedTextMessage(text=text)),
+    "image": lambda text, _: M(image_message=M.ImageMessage(caption=text, height=1, width=1, **_media("image"))),
+    "video": lambda text, _: M(video_message=M.VideoMessage(caption=text, seconds=1, **_media("video"))),
+    "audio": lambda _, __: M(audio_message=M.AudioMessage(seconds=1, ptt=True, **_media("audio"))),
+    "document": _document,
+    "sticker": lambda _, __: M(sticker_message=M.StickerMessage(height=64, width=64, **_media("sticker"))),
+    "location": lambda text, _: M(
+        location_message=M.LocationMessage(degrees_latitude=52.52, degrees_longitude=13.405, name=text)
+    ),
+    "contact": _contact,
+    "reaction": _reaction,
+    "poll": _poll,
+    "revoke": _revoke,
+}
+
+
 def build_message(kind: str, text: str = "", *, target_id: str = "", chat_jid: str = "") -> bytes:
     """Serialized `Message` of `kind`; `text` is the text, caption or name where the kind has one.
     Reactions and revokes point at `target_id` in `chat_jid`."""
-    if kind == "text":
-        msg = M(conversation=text)
-    elif kind == "extended_text":
-        msg = M(extended_text_message=M.ExtendedTextMessage(text=text))
-    elif kind == "image":
-        msg = M(image_message=M.ImageMessage(caption=text, height=1, width=1, **_media(kind)))
-    elif kind == "video":
-        msg = M(video_message=M.VideoMessage(caption=text, seconds=1, **_media(kind)))
-    elif kind == "audio":
-        msg = M(audio_message=M.AudioMessage(seconds=1, ptt=True, **_media(kind)))
-    elif kind == "document":
-        msg = M(
-            document_message=M.DocumentMessage(title=text or "file.pdf", file_name=text or "file.pdf", **_media(kind))
-        )
-    elif kind == "sticker":
-        msg = M(sticker_message=M.StickerMessage(height=64, width=64, **_media(kind)))
-    elif kind == "location":
-        msg = M(location_message=M.LocationMessage(degrees_latitude=52.52, degrees_longitude=13.405, name=text))
-    elif kind == "contact":
-        name = text or "Grace Hopper"
-        vcard = f"BEGIN:VCARD\nVERSION:3.0\nFN:{name}\nTEL;type=CELL:+15550009999\nEND:VCARD"
-        msg = M(contact_message=M.ContactMessage(display_name=name, vcard=vcard))
-    elif kind == "reaction":
-        key = wa_pb2.MessageKey(remote_jid=chat_jid, from_me=True, id=target_id or "3EB0000000000000000000")
-        msg = M(reaction_message=M.ReactionMessage(key=key, text=text or "👍", sender_timestamp_ms=1))
-    elif kind == "poll":
-        options = [M.PollCreationMessage.Option(option_name=o) for o in ("yes", "no")]
-        msg = M(
-            poll_creation_message_v3=M.PollCreationMessage(
-                name=text or "Lunch?", options=options, selectable_options_count=1
-            )
-        )
-    elif kind == "revoke":
-        key = wa_pb2.MessageKey(remote_jid=chat_jid, from_me=False, id=target_id or "3EB0000000000000000000")
-        msg = M(protocol_message=M.ProtocolMessage(key=key, type=0))  # 0 = REVOKE
-    else:
+    builder = _BUILDERS.get(kind)
+    if builder is None:
         raise ValueError(f"unknown message kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return bytes(msg.SerializeToString())
+    return bytes(builder(text, _Target(chat_jid, target_id)).SerializeToString())
 
 
 def wrap_device_sent(message: bytes, destination_jid: str) -> bytes:

@@ -95,156 +95,187 @@ def _field(data: dict[str, Any], name: str, kind: type, required: bool = True) -
     return value
 
 
-def make_app(parts: ControlParts) -> web.Application:
-    routes = web.RouteTableDef()
+# The handlers live at module level and find the parts on their app: one function per route.
+_PARTS = web.AppKey("parts", ControlParts)
+_routes = web.RouteTableDef()
 
-    @routes.get("/status")
-    async def status(request: web.Request) -> web.Response:
-        return web.json_response(parts.snapshot())
 
-    @routes.get("/devices")
-    async def devices(request: web.Request) -> web.Response:
-        return web.json_response({"accounts": parts.snapshot()["accounts"]})
+@_routes.get("/status")
+async def _status(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    return web.json_response(parts.snapshot())
 
-    @routes.post("/scan")
-    async def scan(request: web.Request) -> web.Response:
-        data = await _body(request)
-        result = await parts.phone.scan(
-            _field(data, "qr", str),
-            phone=_field(data, "phone", str, False),
-            name=data.get("name") or "Sim User",
+
+@_routes.get("/devices")
+async def _devices(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    return web.json_response({"accounts": parts.snapshot()["accounts"]})
+
+
+@_routes.post("/scan")
+async def _scan(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    data = await _body(request)
+    result = await parts.phone.scan(
+        _field(data, "qr", str),
+        phone=_field(data, "phone", str, False),
+        name=data.get("name") or "Sim User",
+    )
+    return web.json_response(
+        {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
+    )
+
+
+@_routes.get("/phone")
+async def _phone_page(request: web.Request) -> web.Response:
+    return web.Response(text=(STATIC / "phone.html").read_text(), content_type="text/html")
+
+
+@_routes.post("/scan-image")
+async def _scan_image(request: web.Request) -> web.Response:
+    """The simulated phone's camera: decode the QR in an uploaded image, then scan it."""
+    parts = request.app[_PARTS]
+    data = await request.read()
+    try:
+        import zxingcpp
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:  # optional: only the demo's phone page needs it
+        raise BadRequest("reading QR images needs the zxing-cpp and pillow packages; paste the code's text") from exc
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BadRequest("that file is not an image; upload a screenshot of the QR code") from exc
+    codes = [r.text for r in zxingcpp.read_barcodes(image)]
+    if not codes:
+        raise BadRequest("no QR code found in that image; upload a sharper screenshot of the whole code")
+    result = await parts.phone.scan(codes[0])
+    return web.json_response(
+        {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
+    )
+
+
+@_routes.post("/refuse")
+async def _refuse(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    parts.phone.refuse(_field(await _body(request), "qr", str))
+    return web.json_response({"ok": True})
+
+
+@_routes.post("/unlink")
+async def _unlink(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    data = await _body(request)
+    await parts.phone.unlink(_field(data, "phone", str), _field(data, "device", int))
+    return web.json_response({"ok": True})
+
+
+@_routes.post("/fault")
+async def _fault(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    data = await _body(request)
+    f = Fault(
+        kind=_field(data, "kind", str),
+        code=_field(data, "code", int, False),
+        seconds=_field(data, "seconds", float, False) or 0.0,
+    )
+    targets = await parts.faults.inject(f, phone=_field(data, "phone", str, False))
+    return web.json_response({"ok": True, "connections": targets})
+
+
+@_routes.post("/contacts")
+async def _add_contact(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    data = await _body(request)
+    contact = parts.directory.add_contact(
+        _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
+    )
+    return web.json_response({"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name})
+
+
+@_routes.get("/contacts")
+async def _contacts(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    return web.json_response({"contacts": parts.snapshot()["contacts"]})
+
+
+@_routes.post("/groups")
+async def _create_group(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    data = await _body(request)
+    members = data.get("members")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise BadRequest("field 'members' must be a list of phone numbers")
+    group = parts.directory.create_group(_field(data, "subject", str), members, _field(data, "account", str, False))
+    return web.json_response({"ok": True, "jid": group.jid, "subject": group.subject, "members": group.members})
+
+
+@_routes.post("/send")
+async def _send(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    data = await _body(request)
+    count = _field(data, "count", int, False) or 1
+    if not 1 <= count <= 10_000:
+        raise BadRequest("'count' must be between 1 and 10000")
+    ids = [
+        await parts.messaging.send(
+            _field(data, "from", str),
+            data.get("text") or "",
+            kind=_field(data, "kind", str, False) or "text",
+            to=_field(data, "to", str, False),
+            lid_addressed=bool(data.get("lid_addressed")),
+            withhold_phone=bool(data.get("withhold_phone")),
+            status=bool(data.get("status")),
+            chat=_field(data, "chat", str, False),
+            group=_field(data, "group", str, False),
         )
-        return web.json_response(
-            {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
-        )
+        for _ in range(count)
+    ]
+    return web.json_response({"ok": True, "id": ids[0], "ids": ids})
 
-    @routes.get("/phone")
-    async def phone_page(request: web.Request) -> web.Response:
-        return web.Response(text=(STATIC / "phone.html").read_text(), content_type="text/html")
 
-    @routes.post("/scan-image")
-    async def scan_image(request: web.Request) -> web.Response:
-        """The simulated phone's camera: decode the QR in an uploaded image, then scan it."""
-        data = await request.read()
+@_routes.post("/redeliver")
+async def _redeliver(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    await parts.messaging.redeliver(_field(await _body(request), "id", str))
+    return web.json_response({"ok": True})
+
+
+@_routes.get("/inbox")
+async def _inbox(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    contact = request.query.get("contact")
+    if not contact:
+        raise BadRequest("missing query parameter 'contact' (a phone number)")
+    return web.json_response({"contact": contact, "inbox": parts.directory.inbox(contact)})
+
+
+@_routes.get("/events")
+async def _events(request: web.Request) -> web.Response:
+    parts = request.app[_PARTS]
+    try:
+        since = int(request.query.get("since", "0"))
+    except ValueError as exc:
+        raise BadRequest("'since' must be an event sequence number") from exc
+    kind = request.query.get("kind")
+    found = parts.events.since(since, kind)
+    wait = request.query.get("wait")
+    if not found and wait and kind:
+        # Long poll: answer as soon as a matching event happens (or with nothing after `wait` s).
         try:
-            import zxingcpp
-            from PIL import Image, UnidentifiedImageError
-        except ImportError as exc:  # optional: only the demo's phone page needs it
-            raise BadRequest(
-                "reading QR images needs the zxing-cpp and pillow packages; paste the code's text"
-            ) from exc
-        try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
-        except (UnidentifiedImageError, OSError) as exc:
-            raise BadRequest("that file is not an image; upload a screenshot of the QR code") from exc
-        codes = [r.text for r in zxingcpp.read_barcodes(image)]
-        if not codes:
-            raise BadRequest("no QR code found in that image; upload a sharper screenshot of the whole code")
-        result = await parts.phone.scan(codes[0])
-        return web.json_response(
-            {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
-        )
-
-    @routes.post("/refuse")
-    async def refuse(request: web.Request) -> web.Response:
-        parts.phone.refuse(_field(await _body(request), "qr", str))
-        return web.json_response({"ok": True})
-
-    @routes.post("/unlink")
-    async def unlink(request: web.Request) -> web.Response:
-        data = await _body(request)
-        await parts.phone.unlink(_field(data, "phone", str), _field(data, "device", int))
-        return web.json_response({"ok": True})
-
-    @routes.post("/fault")
-    async def fault(request: web.Request) -> web.Response:
-        data = await _body(request)
-        f = Fault(
-            kind=_field(data, "kind", str),
-            code=_field(data, "code", int, False),
-            seconds=_field(data, "seconds", float, False) or 0.0,
-        )
-        targets = await parts.faults.inject(f, phone=_field(data, "phone", str, False))
-        return web.json_response({"ok": True, "connections": targets})
-
-    @routes.post("/contacts")
-    async def add_contact(request: web.Request) -> web.Response:
-        data = await _body(request)
-        contact = parts.directory.add_contact(
-            _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
-        )
-        return web.json_response({"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name})
-
-    @routes.get("/contacts")
-    async def contacts(request: web.Request) -> web.Response:
-        return web.json_response({"contacts": parts.snapshot()["contacts"]})
-
-    @routes.post("/groups")
-    async def create_group(request: web.Request) -> web.Response:
-        data = await _body(request)
-        members = data.get("members")
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise BadRequest("field 'members' must be a list of phone numbers")
-        group = parts.directory.create_group(_field(data, "subject", str), members, _field(data, "account", str, False))
-        return web.json_response({"ok": True, "jid": group.jid, "subject": group.subject, "members": group.members})
-
-    @routes.post("/send")
-    async def send(request: web.Request) -> web.Response:
-        data = await _body(request)
-        count = _field(data, "count", int, False) or 1
-        if not 1 <= count <= 10_000:
-            raise BadRequest("'count' must be between 1 and 10000")
-        ids = [
-            await parts.messaging.send(
-                _field(data, "from", str),
-                data.get("text") or "",
-                kind=_field(data, "kind", str, False) or "text",
-                to=_field(data, "to", str, False),
-                lid_addressed=bool(data.get("lid_addressed")),
-                withhold_phone=bool(data.get("withhold_phone")),
-                status=bool(data.get("status")),
-                chat=_field(data, "chat", str, False),
-                group=_field(data, "group", str, False),
-            )
-            for _ in range(count)
-        ]
-        return web.json_response({"ok": True, "id": ids[0], "ids": ids})
-
-    @routes.post("/redeliver")
-    async def redeliver(request: web.Request) -> web.Response:
-        await parts.messaging.redeliver(_field(await _body(request), "id", str))
-        return web.json_response({"ok": True})
-
-    @routes.get("/inbox")
-    async def inbox(request: web.Request) -> web.Response:
-        contact = request.query.get("contact")
-        if not contact:
-            raise BadRequest("missing query parameter 'contact' (a phone number)")
-        return web.json_response({"contact": contact, "inbox": parts.directory.inbox(contact)})
-
-    @routes.get("/events")
-    async def events(request: web.Request) -> web.Response:
-        try:
-            since = int(request.query.get("since", "0"))
+            seconds = min(float(wait), 60.0)
         except ValueError as exc:
-            raise BadRequest("'since' must be an event sequence number") from exc
-        kind = request.query.get("kind")
+            raise BadRequest("'wait' must be a number of seconds") from exc
+        with contextlib.suppress(TimeoutError):
+            await parts.events.wait_for(kind, since=since, timeout=seconds)
         found = parts.events.since(since, kind)
-        wait = request.query.get("wait")
-        if not found and wait and kind:
-            # Long poll: answer as soon as a matching event happens (or with nothing after `wait` s).
-            try:
-                seconds = min(float(wait), 60.0)
-            except ValueError as exc:
-                raise BadRequest("'wait' must be a number of seconds") from exc
-            with contextlib.suppress(TimeoutError):
-                await parts.events.wait_for(kind, since=since, timeout=seconds)
-            found = parts.events.since(since, kind)
-        return web.json_response({"events": [e.to_json() for e in found], "last": parts.events.last_seq})
+    return web.json_response({"events": [e.to_json() for e in found], "last": parts.events.last_seq})
 
+
+def make_app(parts: ControlParts) -> web.Application:
     app = web.Application(middlewares=[_errors], client_max_size=1024 * 1024)
-    app.add_routes(routes)
+    app[_PARTS] = parts
+    app.add_routes(_routes)
     return app
 
 

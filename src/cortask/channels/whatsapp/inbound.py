@@ -222,57 +222,32 @@ def classify(
     if chat is None or message_id is None:
         return Ignored(IgnoreReason.MALFORMED, message_id, chat)
 
-    def ignored(reason: IgnoreReason) -> Ignored:
-        return Ignored(reason, message_id, chat)
-
-    if chat == STATUS_BROADCAST:
-        return ignored(IgnoreReason.STATUS_BROADCAST)
-    if key.get("fromMe") is True:
-        return ignored(IgnoreReason.FROM_ME)
-    if upsert_type not in ("notify", "append"):
-        return ignored(IgnoreReason.UPSERT_TYPE)
+    # The rules in their documented order: the envelope, the chat and sender, stubs, the content.
     timestamp = _timestamp(raw.get("messageTimestamp"))
-    if max_age is not None and now is not None and too_old(timestamp, now, max_age):
-        return ignored(IgnoreReason.STALE)
-
-    server = _server(chat)
-    is_group = server == "g.us"
-    if is_group:
-        if not answer_groups:
-            return ignored(IgnoreReason.GROUP)
-        sender = _sender(key.get("participant"), key.get("participantAlt"), lid_to_phone)
-    elif server in _PN_SERVERS or server in _LID_SERVERS:
-        sender = _sender(chat, key.get("remoteJidAlt"), lid_to_phone)
-    elif server == "broadcast":
-        return ignored(IgnoreReason.BROADCAST)
-    elif server == "newsletter":
-        return ignored(IgnoreReason.NEWSLETTER)
-    else:
-        return ignored(IgnoreReason.UNSUPPORTED_CHAT)
-    if sender is None:
-        return ignored(IgnoreReason.MALFORMED)
-
-    stub = raw.get("messageStubType")
-    if stub not in (None, 0, "", "UNKNOWN"):
-        undecryptable = stub in (CIPHERTEXT_STUB, "CIPHERTEXT")
-        return ignored(IgnoreReason.UNDECRYPTABLE if undecryptable else IgnoreReason.STUB)
-
+    reason = _envelope_reason(chat, key, upsert_type, timestamp, now, max_age)
+    if reason is not None:
+        return Ignored(reason, message_id, chat)
+    sender = _chat_sender(chat, key, answer_groups, lid_to_phone)
+    if isinstance(sender, IgnoreReason):
+        return Ignored(sender, message_id, chat)
+    reason = _stub_reason(raw.get("messageStubType"))
+    if reason is not None:
+        return Ignored(reason, message_id, chat)
     text_or_reason = _text(raw.get("message"))
     if isinstance(text_or_reason, IgnoreReason):
-        return ignored(text_or_reason)
+        return Ignored(text_or_reason, message_id, chat)
 
     sender_jid, sender_phone, sender_lid = sender
-    push_name = _str_or_none(raw.get("pushName"))
     return InboundText(
         chat_jid=chat,
         message_id=message_id,
         sender_jid=sender_jid,
         sender_phone=sender_phone,
         sender_lid=sender_lid,
-        push_name=push_name,
+        push_name=_str_or_none(raw.get("pushName")),
         text=text_or_reason,
         timestamp=timestamp,
-        is_group=is_group,
+        is_group=_server(chat) == "g.us",
         offline=upsert_type == "append",
     )
 
@@ -321,6 +296,53 @@ def is_lid(jid: object) -> bool:
 
 
 # --- internals -----------------------------------------------------------------------------
+
+
+def _envelope_reason(
+    chat: str,
+    key: Mapping[str, Any],
+    upsert_type: str,
+    timestamp: int | None,
+    now: float | None,
+    max_age: float | None,
+) -> IgnoreReason | None:
+    """Why a message is ignored before its chat is looked at: status, our own, history, stale."""
+    if chat == STATUS_BROADCAST:
+        return IgnoreReason.STATUS_BROADCAST
+    if key.get("fromMe") is True:
+        return IgnoreReason.FROM_ME
+    if upsert_type not in ("notify", "append"):
+        return IgnoreReason.UPSERT_TYPE
+    if max_age is not None and now is not None and too_old(timestamp, now, max_age):
+        return IgnoreReason.STALE
+    return None
+
+
+def _chat_sender(
+    chat: str, key: Mapping[str, Any], answer_groups: bool, lid_to_phone: LidResolver | None
+) -> tuple[str, str | None, str | None] | IgnoreReason:
+    """The sender of a message in a chat we answer (a group's participant), or why we don't."""
+    server = _server(chat)
+    if server == "g.us":
+        if not answer_groups:
+            return IgnoreReason.GROUP
+        sender = _sender(key.get("participant"), key.get("participantAlt"), lid_to_phone)
+    elif server in _PN_SERVERS or server in _LID_SERVERS:
+        sender = _sender(chat, key.get("remoteJidAlt"), lid_to_phone)
+    elif server == "broadcast":
+        return IgnoreReason.BROADCAST
+    elif server == "newsletter":
+        return IgnoreReason.NEWSLETTER
+    else:
+        return IgnoreReason.UNSUPPORTED_CHAT
+    return IgnoreReason.MALFORMED if sender is None else sender
+
+
+def _stub_reason(stub: object) -> IgnoreReason | None:
+    """A notification stub is not a message; an undecryptable one gets its own reason."""
+    if stub in (None, 0, "", "UNKNOWN"):
+        return None
+    return IgnoreReason.UNDECRYPTABLE if stub in (CIPHERTEXT_STUB, "CIPHERTEXT") else IgnoreReason.STUB
 
 
 def _sender(jid: object, alt: object, lid_to_phone: LidResolver | None) -> tuple[str, str | None, str | None] | None:

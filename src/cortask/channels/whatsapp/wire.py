@@ -525,39 +525,68 @@ def _decode(cls: type[Any], obj: Mapping[str, object], where: str, *, strict: bo
 
 
 def _convert(hint: Any, value: object, where: str) -> object:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    """Check one JSON value against a field's type and build it; a helper per kind of type."""
     if hint is object:
         return value
+    origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        [inner] = [a for a in args if a is not type(None)]
-        return _convert(inner, value, where)
+        return _convert_optional(hint, value, where)
     if origin is Literal:
-        if value in args:
-            return value
-        raise WireError(f"{where} must be one of {', '.join(map(str, args))}")
+        return _convert_literal(hint, value, where)
     if hint is bool or hint is int or hint is str:
-        if type(value) is hint:
-            return value
-        raise WireError(f"{where} must be {_NAMES[hint]}, got {_kind(value)}")
+        return _convert_scalar(hint, value, where)
     if origin is tuple:
-        if not isinstance(value, list):
-            raise WireError(f"{where} must be a list, got {_kind(value)}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise WireError(f"{where} must be a list of {len(args)}")
-        return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        return _convert_tuple(hint, value, where)
     if origin is dict or typing.is_typeddict(hint) or dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise WireError(f"{where} must be an object, got {_kind(value)}")
-        if dataclasses.is_dataclass(hint):
-            return _decode(typing.cast(type[Any], hint), value, where)
-        if origin is dict:
-            return {str(k): _convert(args[1], v, f"{where}[{str(k)[:50]!r}]") for k, v in value.items()}
-        return value  # a TypedDict over raw JSON (WAMessage): read defensively by its consumer
+        return _convert_object(hint, value, where)
     raise TypeError(f"wire: no decoder for {hint!r}")  # a field type this module does not support
+
+
+def _convert_optional(hint: Any, value: object, where: str) -> object:
+    """`X | None`: null when allowed, else the one other member (no other unions are used)."""
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    [inner] = [a for a in args if a is not type(None)]
+    return _convert(inner, value, where)
+
+
+def _convert_literal(hint: Any, value: object, where: str) -> object:
+    args = typing.get_args(hint)
+    if value in args:
+        return value
+    raise WireError(f"{where} must be one of {', '.join(map(str, args))}")
+
+
+def _convert_scalar(hint: type[Any], value: object, where: str) -> object:
+    # Exact type: JSON's true is not a number here, nor 1 a boolean.
+    if type(value) is hint:
+        return value
+    raise WireError(f"{where} must be {_NAMES[hint]}, got {_kind(value)}")
+
+
+def _convert_tuple(hint: Any, value: object, where: str) -> object:
+    """`tuple[X, ...]` from a list of any length, `tuple[X, Y]` from a list of exactly that many."""
+    args = typing.get_args(hint)
+    if not isinstance(value, list):
+        raise WireError(f"{where} must be a list, got {_kind(value)}")
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if len(value) != len(args):
+        raise WireError(f"{where} must be a list of {len(args)}")
+    return tuple(_convert(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+
+
+def _convert_object(hint: Any, value: object, where: str) -> object:
+    """A JSON object as a dataclass, a `dict[str, X]`, or a TypedDict kept as it came."""
+    if not isinstance(value, dict):
+        raise WireError(f"{where} must be an object, got {_kind(value)}")
+    if dataclasses.is_dataclass(hint):
+        return _decode(typing.cast(type[Any], hint), value, where)
+    if typing.get_origin(hint) is dict:
+        value_hint = typing.get_args(hint)[1]
+        return {str(k): _convert(value_hint, v, f"{where}[{str(k)[:50]!r}]") for k, v in value.items()}
+    return value  # a TypedDict over raw JSON (WAMessage): read defensively by its consumer
 
 
 _NAMES = {bool: "true or false", int: "a whole number", str: "a string"}
