@@ -46,6 +46,7 @@ __all__ = [
 DB_FILE = "cortask.db"
 BUSY_TIMEOUT_MS = 5000
 
+
 def default_database_path(environ: Mapping[str, str] = os.environ) -> Path:
     return cortask_home(environ) / DB_FILE
 
@@ -254,4 +255,3 @@ def _configure(conn: sqlite3.Connection, path: Path) -> None:
             "Keep CORTASK_HOME on a local file system."
         )
     conn.execute("PRAGMA synchronous = FULL")
-
