@@ -151,7 +151,11 @@ class Guard:
         address = request.client.host if request.client else "?"
         given = request.query_params["token"] if login else self._given(request)
         if given is None:
-            return _error("a token is required: open the address Cortask printed when it started", 401)
+            return _error(
+                "this gateway needs its token: open the address Cortask printed when it started, or send "
+                "'Authorization: Bearer <the token in $CORTASK_HOME/gateway-token>'",
+                401,
+            )
         now = time.monotonic()
         if self.limiter.blocked(address, now):
             return _error("too many wrong tokens from this address: wait a minute, then try again", 429)
