@@ -173,7 +173,6 @@ def hostile(demo: Demo) -> Iterator[str]:
 
 def test_a_hostile_page_cannot_frame_the_ui_or_change_anything(demo: Demo, hostile: str) -> None:
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    before = demo.api().get("/whatsapp/status").json()["state"]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -183,11 +182,17 @@ def test_a_hostile_page_cannot_frame_the_ui_or_change_anything(demo: Demo, hosti
         context = browser.new_context()
         # The owner opened the printed address: the browser holds the cookie (the strongest case).
         owner = context.new_page()
+        console: list[str] = []
+        owner.on("console", lambda message: console.append(message.text))
         owner.goto(demo.printed)
         assert owner.url == demo.base, owner.url  # the token left the address bar
         expect(owner.get_by_test_id("sandbox-badge")).to_be_visible(timeout=20_000)
         assert json.loads(owner.evaluate("JSON.stringify(document.cookie)")) == ""  # HttpOnly
+        owner.get_by_test_id("generate-qr").click()  # the QR is a data: image: allowed by the policy
+        expect(owner.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
+        assert not [m for m in console if "Content Security Policy" in m], console  # the page obeys its own policy
 
+        before = demo.api().get("/whatsapp/status").json()["state"]  # linking: a pause or logout would show
         attack = context.new_page()
         attack.goto(hostile)
         expect(attack).to_have_title("sent", timeout=20_000)
