@@ -16,9 +16,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
 import httpx
+from testkit.gateway import bearer
 from testkit.ports import free_port
 
 
@@ -41,6 +43,8 @@ def time_gateway() -> float:
         ready = time.perf_counter() - t0
         assert "ready" in line, line
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+        auth = bearer(Path(home))  # the token file, as the CLI reads it
+        assert httpx.get(f"http://127.0.0.1:{port}/api/whatsapp/status", headers=auth).status_code == 200
         proc.terminate()
         proc.wait(20)
         return ready

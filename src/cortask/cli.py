@@ -62,21 +62,40 @@ def _fail(message: str) -> int:
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8484,
-    token: Annotated[str | None, typer.Option(envvar="CORTASK_TOKEN", help="required beyond loopback")] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="a name or address clients use to reach this gateway beyond loopback (repeatable)"),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="a file holding the token to require (else CORTASK_TOKEN, else the one kept or generated)"),
+    ] = None,
+    token: Annotated[str | None, typer.Option(hidden=True)] = None,
     agent: Annotated[str | None, typer.Option(help="override the configured agent for this run, e.g. echo")] = None,
 ) -> None:
-    """Run the gateway (API, events, web UI) and the WhatsApp channel."""
+    """Run the gateway (API, events, web UI) and the WhatsApp channel. It prints its address with
+    the token once; the token is kept in $CORTASK_HOME/gateway-token (readable by you only)."""
+    if token is not None:
+        # A command line is visible to every local user (`ps`): the token must not travel there.
+        raise typer.Exit(
+            _fail(
+                "--token is not accepted (a command line is visible to every user of this machine): "
+                "set CORTASK_TOKEN or pass --token-file FILE"
+            )
+        )
     from cortask.agents import AgentConfig
     from cortask.channels.whatsapp.config import ConfigError
-    from cortask.gateway.server import run_gateway
+    from cortask.gateway.security import InsecureBind
+    from cortask.gateway.server import read_token_source, run_gateway
     from cortask.service import CortaskService
 
     override = AgentConfig(agent, {}) if agent else None
     try:
+        supplied = read_token_source(os.environ, token_file)
         service = CortaskService(_home(), agent_override=override)
-    except ConfigError as exc:  # e.g. half of the sandbox settings
+    except (ConfigError, InsecureBind) as exc:  # e.g. half of the sandbox settings, an unreadable token file
         raise typer.Exit(_fail(str(exc))) from None
-    sys.exit(asyncio.run(run_gateway(service, host, port, token)))
+    sys.exit(asyncio.run(run_gateway(service, host, port, supplied, allowed_hosts=allowed_host or ())))
 
 
 @app.command()

@@ -99,7 +99,9 @@ def test_the_token_is_compared_in_constant_time(tmp_path: Path, monkeypatch: pyt
 )
 def test_the_gateway_serves_no_file_outside_its_ui(tmp_path: Path, path: str) -> None:
     service = CortaskService(tmp_path / "home", sandbox=Sandbox("ws://127.0.0.1:9/ws/chat", "00" * 32), environ={})
-    with TestClient(create_app(service), base_url="http://127.0.0.1") as client:
+    token = "t" * 32
+    app = create_app(service, token=token)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"}) as client:
         response = client.get(path)
     assert "root:" not in response.text
     assert response.status_code in (200, 404), (path, response.status_code)

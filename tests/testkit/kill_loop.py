@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from cortask.channels.whatsapp.authstore import AuthStore
+from testkit.gateway import gateway_token
 from testkit.ports import free_port
 from wasim.server.app import Wasim
 
@@ -104,12 +105,16 @@ class _Service:
         await self.wait(lambda h: True, what="the gateway to answer")
 
     async def health(self) -> dict[str, Any] | None:
+        """The channel's state, as {"whatsapp": state}, or None while the gateway does not answer."""
         try:
-            async with httpx.AsyncClient(timeout=2) as client:
-                resp = await client.get(self.url + "/health")
-            return dict(resp.json()) if resp.status_code == 200 else None
-        except httpx.HTTPError:
+            async with httpx.AsyncClient(timeout=2, headers=self._auth()) as client:
+                resp = await client.get(self.url + "/whatsapp/status")
+            return {"whatsapp": resp.json()["state"]} if resp.status_code == 200 else None
+        except (httpx.HTTPError, OSError):
             return None
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {gateway_token(self.home)}"}
 
     async def wait(self, ok: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -123,7 +128,7 @@ class _Service:
         raise TimeoutError(f"waited {timeout:.0f} s for {what}; see {self.log_path}")
 
     async def api(self, method: str, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(timeout=30) as client:
+        async with httpx.AsyncClient(timeout=30, headers=self._auth()) as client:
             resp = await client.request(method, self.url + path, json=body)
         if resp.status_code >= 400:
             raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text}")

@@ -36,6 +36,7 @@ from cortask.app.models import (
     StatusEvent,
     link_steps,
 )
+from cortask.home import gateway_token_file
 
 if TYPE_CHECKING:
     from cortask.app.actions import CortaskApp
@@ -63,7 +64,8 @@ class Client(Protocol):
 
 
 def gateway_address(home: Path) -> tuple[str, str | None] | None:
-    """The running gateway's URL and token, or None when none answers."""
+    """The running gateway's URL and token (from `gateway-token`, readable by its owner only), or
+    None when none answers. Without the token the gateway refuses us: its answer says so."""
     info = home / "gateway.json"
     if not info.exists():
         return None
@@ -72,7 +74,11 @@ def gateway_address(home: Path) -> tuple[str, str | None] | None:
         httpx.get(data["url"] + "api/health", timeout=2)
     except (OSError, ValueError, KeyError, TypeError, httpx.HTTPError):
         return None  # left behind by a gateway that is gone (or half written)
-    return str(data["url"]), data.get("token")
+    try:
+        token: str | None = gateway_token_file(home).read_text().strip()
+    except OSError:
+        token = None
+    return str(data["url"]), token
 
 
 async def open_client(

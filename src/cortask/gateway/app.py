@@ -7,7 +7,7 @@ What an action refuses (`AppError`, or an error of the layers below it) is answe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,10 @@ class _FreshStaticFiles(StaticFiles):
         return response
 
 
-def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: str | None = None) -> FastAPI:
+def create_app(
+    service: CortaskService, *, token: str, bind_host: str = "127.0.0.1", allowed_hosts: Iterable[str] = ()
+) -> FastAPI:
+    """`token` is required of every /api request (but /api/health) and of /openapi.json."""
     cortask = CortaskApp(service, serving=True)
 
     @asynccontextmanager
@@ -48,9 +51,10 @@ def create_app(service: CortaskService, *, bind_host: str = "127.0.0.1", token: 
         yield
         await cortask.close()
 
-    app = FastAPI(title="Cortask WhatsApp gateway", lifespan=lifespan)
+    # No /docs or /redoc: they load scripts from a CDN, which the page's policy (and this promise) forbid.
+    app = FastAPI(title="Cortask WhatsApp gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.cortask = cortask
-    app.add_middleware(BaseHTTPMiddleware, dispatch=Guard(bind_host, token))
+    app.add_middleware(BaseHTTPMiddleware, dispatch=Guard(bind_host, token, allowed_hosts))
     document_errors(app)
 
     @app.exception_handler(RequestValidationError)

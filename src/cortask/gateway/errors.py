@@ -19,11 +19,12 @@ class ErrorOut(BaseModel):
 # Every /api operation may answer with these (the Guard's 401/403/421 apply to all of them).
 ERROR_STATUSES = {
     "400": "The request is not valid: the sentence says what to fix.",
-    "401": "A token is required (when the gateway listens beyond this machine).",
+    "401": "The gateway's token is required (a bearer header, or the cookie the page got for it).",
     "403": "The request came from another web site.",
     "404": "No such contact, session or resource.",
     "409": "Not possible in the channel's current state (not added, not linked, …).",
     "421": "The Host header is not one this gateway answers to.",
+    "429": "Too many wrong tokens from this address: wait a minute.",
 }
 
 
@@ -31,7 +32,7 @@ def http_error_response(request: Request, exc: StarletteHTTPException) -> JSONRe
     """Errors raised by the routing itself (no such path, wrong method) and by our handlers."""
     detail = str(exc.detail)
     if exc.status_code == 404 and detail == "Not Found":
-        detail = f"there is nothing at {request.url.path}: see /docs for the API's paths"
+        detail = f"there is nothing at {request.url.path}: /openapi.json lists the API's paths"
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("allow", "")
         detail = f"{request.method} is not supported on {request.url.path}" + (f": use {allowed}" if allowed else "")

@@ -1,4 +1,4 @@
-"""Running the gateway: refuse an unsafe bind, serve with uvicorn, say where, clean up after."""
+"""Running the gateway: its token, refuse an unsafe bind, serve with uvicorn, say where, clean up after."""
 
 from __future__ import annotations
 
@@ -9,23 +9,35 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import uvicorn
 
 from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.gateway.app import create_app
-from cortask.gateway.security import InsecureBind, check_bind
+from cortask.gateway.security import InsecureBind, check_bind, check_token
+from cortask.home import gateway_token_file
 from cortask.service import CortaskService
 
 
 async def run_gateway(
-    service: CortaskService, host: str, port: int, token: str | None, *, announce: str = "", home: Path | None = None
+    service: CortaskService,
+    host: str,
+    port: int,
+    supplied_token: str | None = None,
+    *,
+    allowed_hosts: Iterable[str] = (),
+    announce: str = "",
+    home: Path | None = None,
 ) -> int:
-    """Serve until interrupted. `home` is where `gateway.json` tells the CLI how to reach us."""
+    """Serve until interrupted. `home` is where `gateway.json` tells the CLI how to reach us and
+    `gateway-token` holds the token (`supplied_token`, or the one kept there, or a new one)."""
+    home = home or service.home
+    allowed_hosts = list(allowed_hosts)
     try:
-        check_bind(host, token)
+        check_bind(host, allowed_hosts)
+        token = gateway_token(home, supplied_token)
     except InsecureBind as exc:
         print(f"cortask: {exc}", file=sys.stderr)
         return 2
@@ -36,7 +48,7 @@ async def run_gateway(
             print(f"cortask: {exc}", file=sys.stderr)
             await service.close()
             return 1
-    app = create_app(service, bind_host=host, token=token)
+    app = create_app(service, bind_host=host, token=token, allowed_hosts=allowed_hosts)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = _Server(config)
     loop = asyncio.get_running_loop()
@@ -53,13 +65,10 @@ async def run_gateway(
         await asyncio.sleep(0.02)
     shown_host = f"[{host}]" if ":" in host else host
     url = f"http://{shown_host}:{port}/"
-    info = (home or service.home) / "gateway.json"
-    info.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(info, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"url": url, "token": token, "pid": os.getpid()}, f)
-    suffix = f"?token={token}" if token else ""
-    print(f"Cortask is ready: {url}{suffix}{announce}", flush=True)
+    info = home / "gateway.json"
+    _write_private(info, json.dumps({"url": url, "pid": os.getpid()}))
+    # The only place the token is shown: the browser trades it for a cookie and drops it from the URL.
+    print(f"Cortask is ready: {url}?token={token}{announce}", flush=True)
     try:
         await serving
     finally:
@@ -75,4 +84,38 @@ class _Server(uvicorn.Server):
 
 
 def new_token() -> str:
-    return secrets.token_urlsafe(24)
+    return secrets.token_urlsafe(32)  # 32 random bytes, 43 characters
+
+
+def read_token_source(environ: Mapping[str, str], token_file: Path | None) -> str | None:
+    """A token the user supplies: from a file (--token-file) or CORTASK_TOKEN, never a command line."""
+    if token_file is not None:
+        try:
+            return token_file.read_text().strip()
+        except OSError as exc:
+            raise InsecureBind(f"cannot read the token file {token_file}: {exc.strerror or exc}") from None
+    return environ.get("CORTASK_TOKEN") or None
+
+
+def gateway_token(home: Path, supplied: str | None) -> str:
+    """The token this gateway requires, kept 0600 in `$CORTASK_HOME/gateway-token` for the CLI."""
+    path = gateway_token_file(home)
+    if supplied is not None:
+        check_token(supplied)
+        token = supplied
+    else:
+        try:
+            token = path.read_text().strip()
+            check_token(token)
+        except (OSError, InsecureBind):  # none yet (or a weak one): make one
+            token = new_token()
+    _write_private(path, token)
+    return token
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with a looser mode
+    with os.fdopen(fd, "w") as f:
+        f.write(text)

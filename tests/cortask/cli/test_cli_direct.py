@@ -21,6 +21,7 @@ import httpx
 import pytest
 import zxingcpp
 from PIL import Image
+from testkit.gateway import bearer
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -125,19 +126,20 @@ def decode_terminal_qr(lines: list[str]) -> str:
     return decoded[0]
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def serve(env: dict[str, str]) -> tuple[subprocess.Popen[str], httpx.Client]:
+    """`cortask serve`, and its API with the token from the token file (as the CLI reads it)."""
     port = free_port()
     proc = popen(env, "serve", "--port", str(port))
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert "Cortask is ready" in line, (line, proc.wait(20), proc.stderr.read() if proc.stderr else "")
-    return proc, f"http://127.0.0.1:{port}/api"
+    return proc, httpx.Client(base_url=f"http://127.0.0.1:{port}/api", headers=bearer(Path(env["CORTASK_HOME"])))
 
 
-def wait_for_state(api: str, wanted: str) -> str:
+def wait_for_state(api: httpx.Client, wanted: str) -> str:
     """The channel's state once it is `wanted` or has settled elsewhere (bounded by the test timeout)."""
     while True:
-        state = str(httpx.get(api + "/health", timeout=30).json()["whatsapp"])
+        state = str(api.get("/whatsapp/status", timeout=30).json()["state"])
         if state == wanted or state not in ("unlinked", "connecting", "reconnecting"):
             return state
         time.sleep(0.2)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testkit.gateway import bearer
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -56,8 +57,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_bad_input_gets_a_4xx_with_a_sentence(demo: tuple[str, str, dict[str, str]]) -> None:
-    url, _, _ = demo
-    api = httpx.Client(base_url=url + "api", timeout=30)
+    url, _, env = demo
+    api = httpx.Client(base_url=url + "api", timeout=30, headers=bearer(Path(env["CORTASK_HOME"])))
     cases = [
         ("POST", "/whatsapp/contacts", {"phone": "12"}, 400, "too short"),
         ("POST", "/whatsapp/contacts", {"phone": "+4915123456789x", "permission": "write"}, 400, ""),
@@ -81,13 +82,14 @@ def test_the_event_stream_stays_alive_with_heartbeats_and_keeps_delivering(tmp_p
     proc, _ = _start([*CORTASK, "demo", "--port", str(port)], env, ready="control API")
     try:
         base = f"http://127.0.0.1:{port}/api"
-        with httpx.stream("GET", base + "/events", timeout=30) as stream:
+        auth = bearer(Path(env["CORTASK_HOME"]))
+        with httpx.stream("GET", base + "/events", timeout=30, headers=auth) as stream:
             lines = stream.iter_lines()
             assert next(lines) == "event: status"
             seen: list[str] = []
             while ": ping" not in seen:
                 seen.append(next(lines))
-            httpx.post(base + "/whatsapp/contacts", json={"phone": "+447911123456", "name": "Grace"})
+            httpx.post(base + "/whatsapp/contacts", json={"phone": "+447911123456", "name": "Grace"}, headers=auth)
             while "event: contacts" not in seen:
                 seen.append(next(lines))
             assert "+447911123456" in next(lines)
@@ -106,18 +108,31 @@ def test_foreign_host_and_origin_are_refused(demo: tuple[str, str, dict[str, str
     assert same_origin.status_code == 200
 
 
-def test_a_non_loopback_bind_needs_a_token(tmp_path: Path) -> None:
-    env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home")}
+def test_beyond_loopback_the_names_are_given_and_the_token_is_required(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    env = {**os.environ, "CORTASK_HOME": str(home)}
     env.pop("CORTASK_TOKEN", None)
-    refused = _cli(env, "serve", "--host", "0.0.0.0", "--port", str(free_port()))
-    assert refused.returncode == 2 and "without a token" in refused.stderr
+    nameless = _cli(env, "serve", "--host", "0.0.0.0", "--port", str(free_port()))
+    assert nameless.returncode == 2 and "--allowed-host" in nameless.stderr
+    on_the_command_line = _cli(env, "serve", "--host", "0.0.0.0", "--token", "x" * 40)
+    assert on_the_command_line.returncode == 1
+    assert "CORTASK_TOKEN" in on_the_command_line.stdout + on_the_command_line.stderr
     port = free_port()
-    proc, _ = _start([*CORTASK, "serve", "--host", "0.0.0.0", "--port", str(port), "--token", "s3cret-t0ken"], env)
+    token = "a-token-of-forty-characters-0123456789ab"
+    names = ["--allowed-host", "cortask.lan", "--allowed-host", "[fd00::7]", "--allowed-host", "fd00::8"]
+    proc, _ = _start(
+        [*CORTASK, "serve", "--host", "0.0.0.0", "--port", str(port), *names], {**env, "CORTASK_TOKEN": token}
+    )
     try:
         base = f"http://127.0.0.1:{port}/api"
         assert httpx.get(base + "/whatsapp").status_code == 401
         assert httpx.get(base + "/whatsapp", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert httpx.get(base + "/whatsapp", headers={"Authorization": "Bearer s3cret-t0ken"}).status_code == 200
+        assert httpx.get(base + "/whatsapp", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert (home / "gateway-token").read_text() == token  # the CLI finds it there
+        for host in ("cortask.lan", f"cortask.lan:{port}", f"[fd00::7]:{port}", "[fd00::8]", f"[fd00::8]:{port}"):
+            assert httpx.get(base + "/health", headers={"Host": host}).status_code == 200, host
+        for host in ("attacker.example", f"0.0.0.0:{port}", "[fd00::9]"):
+            assert httpx.get(base + "/health", headers={"Host": host}).status_code == 421, host
     finally:
         proc.terminate()
         proc.wait(20)

@@ -196,7 +196,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     home = tmp_path_factory.mktemp("phone-api") / "home"
     # A sandbox on a closed loopback port: nothing here connects, and if it did it could not leave.
     service = CortaskService(home, sandbox=Sandbox("ws://127.0.0.1:9/ws/chat", "00" * 32), environ={})
-    with TestClient(create_app(service), base_url="http://127.0.0.1") as client:
+    token = "t" * 32
+    app = create_app(service, token=token)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
 

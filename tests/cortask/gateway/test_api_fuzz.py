@@ -27,6 +27,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from testkit.gateway import bearer
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -38,7 +39,8 @@ pytestmark = pytest.mark.e2e
 
 def _openapi() -> dict[str, Any]:
     """The schema the running gateway serves at /openapi.json (building the app starts nothing)."""
-    return dict(create_app(CortaskService(Path("/nonexistent-cortask-home"))).openapi())
+    app = create_app(CortaskService(Path("/nonexistent-cortask-home")), token="only-the-schema-is-built-here")
+    return dict(app.openapi())
 
 
 # The event stream never ends by design; it is exercised by test_gateway_cli.py.
@@ -46,7 +48,8 @@ schema = schemathesis.openapi.from_dict(_openapi()).exclude(path="/api/events")
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """The demo's URL and the bearer header a user's CLI would send (from its token file)."""
     home = tmp_path_factory.mktemp("api-fuzz") / "home"
     env = {**os.environ, "CORTASK_HOME": str(home)}
     env.pop("CORTASK_TOKEN", None)
@@ -66,13 +69,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         assert line, f"the demo exited early with {proc.wait()}"
         if "control API" in line:
             break
-    yield f"http://127.0.0.1:{port}"
+    yield f"http://127.0.0.1:{port}", bearer(home)
     proc.terminate()
     assert proc.wait(30) == 0
 
 
-def test_the_schema_fuzzed_is_the_one_served(gateway: str) -> None:
-    assert httpx.get(gateway + "/openapi.json").json() == _openapi()
+def test_the_schema_fuzzed_is_the_one_served(gateway: tuple[str, dict[str, str]]) -> None:
+    url, headers = gateway
+    assert httpx.get(url + "/openapi.json", headers=headers).json() == _openapi()
 
 
 def errors_are_json_sentences(ctx: Any, response: Any, case: Any) -> bool | None:
@@ -119,8 +123,11 @@ CHECKS = [
     suppress_health_check=list(hypothesis.HealthCheck),
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
 )
-def test_api_answers_any_request_without_a_5xx_and_as_documented(case: Any, gateway: str) -> None:
-    case.call_and_validate(base_url=gateway, checks=CHECKS, timeout=60)
+def test_api_answers_any_request_without_a_5xx_and_as_documented(
+    case: Any, gateway: tuple[str, dict[str, str]]
+) -> None:
+    url, headers = gateway
+    case.call_and_validate(base_url=url, headers=headers, checks=CHECKS, timeout=60)
 
 
 def test_the_fuzzer_reached_the_handlers() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
+from testkit.gateway import printed_url
 from testkit.paths import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +37,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
     phone = re.search(r"(http://127\.0\.0\.1:\d+/phone)", "".join(lines))
     assert "Cortask is ready" in lines[0] and phone, lines
     try:
-        yield f"http://127.0.0.1:{port}/", phone.group(1)
+        yield printed_url(lines[0]), phone.group(1)  # the address with the token, as a visitor opens it
     finally:
         proc.terminate()
         proc.wait(20)

@@ -19,6 +19,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import Page, expect, sync_playwright
+from testkit.gateway import bearer, printed_url
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -31,7 +32,8 @@ GRACE, EVE = "+447911123456", "+33612345678"
 
 @pytest.fixture
 def product(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """wasim and `cortask serve` configured to use it as its WhatsApp, as separate processes."""
+    """wasim and `cortask serve` configured to use it as its WhatsApp, as separate processes; the
+    address `cortask serve` printed (with its token), wasim's control URL and the home."""
     sim = subprocess.Popen(
         [sys.executable, "-m", "wasim", "serve", "--state", str(tmp_path / "wasim")], stdout=subprocess.PIPE, text=True
     )
@@ -52,7 +54,7 @@ def product(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     line = gateway.stdout.readline()
     assert "Cortask is ready" in line, line
     try:
-        yield f"http://127.0.0.1:{port}/", info["control_url"], home
+        yield printed_url(line), info["control_url"], home
     finally:
         for proc in (gateway, sim):
             proc.terminate()
@@ -85,7 +87,9 @@ def test_link_trust_chat_stop_and_log_out_in_the_browser(product: tuple[str, str
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
         )
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(url)
+        page.goto(url)  # the printed address: its token becomes a cookie and leaves the address bar
+        assert page.url == url.split("?")[0], page.url
+        url = page.url
         expect(page.get_by_test_id("sandbox-badge")).to_be_visible()
         page.get_by_test_id("add-channel").click()
         page.get_by_test_id("generate-qr").click()
@@ -95,7 +99,7 @@ def test_link_trust_chat_stop_and_log_out_in_the_browser(product: tuple[str, str
         _shot(page, "1-qr-shown")
 
         # The code on the page is exactly the string Baileys produced, and the phone can scan it.
-        produced = httpx.get(url + "api/whatsapp").json()["qr"]["qr"]
+        produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
         picture = Image.open(io.BytesIO(qr_image.screenshot()))
         decoded = [r.text for r in zxingcpp.read_barcodes(picture)]
         assert decoded == [produced]
@@ -122,7 +126,7 @@ def test_link_trust_chat_stop_and_log_out_in_the_browser(product: tuple[str, str
         # An unknown number gets nothing at all.
         eve_message = _control(control, "POST", "/send", {"from": EVE, "text": "let me in"})["id"]  # type: ignore[index]
         expect(page.get_by_test_id("activity-list")).to_contain_text(EVE[1:], timeout=10_000)
-        activity = httpx.get(url + "api/activity").json()
+        activity = httpx.get(url + "api/activity", headers=bearer(home)).json()
         assert [(a["kind"], a.get("reason")) for a in activity if a["message_id"] == eve_message] == [
             ("ignored", "not_allowed")
         ]

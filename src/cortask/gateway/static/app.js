@@ -5,7 +5,13 @@
 // static DOM in index.html in place (no full re-renders), so focus and half-typed input survive
 // live updates.
 
-const TOKEN = new URLSearchParams(location.search).get('token') || '';
+// The gateway trades the printed address's ?token= for an HttpOnly cookie (a redirect), so the
+// token never reaches this script. Should one still be in the address, drop it from the bar and history.
+if (new URLSearchParams(location.search).has('token')) {
+  const clean = new URL(location.href);
+  clean.searchParams.delete('token');
+  history.replaceState(null, '', clean.pathname + clean.search + clean.hash);
+}
 const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------------------------------------
@@ -84,8 +90,7 @@ class ApiError extends Error {
 
 async function api(method, path, body) {
   const headers = { Accept: 'application/json' };
-  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
-  const init = { method, headers, cache: 'no-store' };
+  const init = { method, headers, cache: 'no-store', credentials: 'same-origin' };
   if (method !== 'GET') {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body ?? {});
@@ -110,10 +115,8 @@ async function api(method, path, body) {
     let message = data && typeof data.error === 'string' && data.error.trim()
       ? data.error
       : `The gateway answered “${res.status} ${res.statusText}”. Try again; if it keeps happening, check the gateway's log.`;
-    if (res.status === 401 && !(data && data.error)) {
-      message = TOKEN
-        ? 'The gateway did not accept the token in this page\'s address. Open the address Cortask printed when it started.'
-        : 'This gateway needs a token. Open the address with “?token=…” that Cortask printed when it started.';
+    if (res.status === 401) {
+      message = 'This page needs the gateway\'s token: open the address with “?token=…” that Cortask printed when it started.';
     }
     throw new ApiError(message, res.status, data);
   }
@@ -715,8 +718,7 @@ function connectEvents() {
   clearTimeout(sourceTimer);
   clearTimeout(sourceWatchdog);
   if (source) source.close();
-  const url = `/api/events${TOKEN ? `?token=${encodeURIComponent(TOKEN)}` : ''}`;
-  const es = new EventSource(url);
+  const es = new EventSource('/api/events');
   source = es;
   setLive(sourceRetry === 0 ? 'connecting' : 'down');
   // If the browser's own retry does not get through in a while, start over ourselves.
