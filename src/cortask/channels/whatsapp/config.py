@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cortask.channels.whatsapp.flood import FloodPolicy
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
 from cortask.contacts.access import AccessPolicy, TrustedContact
@@ -55,6 +56,7 @@ class WhatsAppConfig:
     # Messages delivered late (WhatsApp's offline queue) older than this are recorded, not answered.
     max_message_age_seconds: float = 24 * 3600
     pacing: PacingPolicy | None = field(default_factory=PacingPolicy)  # None: send as fast as possible
+    flood: FloodPolicy = field(default_factory=FloodPolicy)  # per-sender limits, chat queue bound
     # The sidecar must answer a ping within `watchdog_timeout_seconds`, asked every interval; a
     # sidecar that does not is killed and handled as a lost connection. Never based on message
     # silence: a quiet personal account is normal.
