@@ -169,6 +169,10 @@ class ReplyPipeline:
                 self._chat_worker(work.chat_jid, queue), name=f"whatsapp-chat-{work.chat_jid}"
             )
 
+    @property
+    def busy_chats(self) -> int:
+        return len(self._chats)
+
     # -- a chat's turn -----------------------------------------------------------------------------
 
     async def _chat_worker(self, chat: str, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:
@@ -181,6 +185,7 @@ class ReplyPipeline:
             # release, so a message enqueued meanwhile finds either this worker or none.
             if queue.empty() and self._chats.get(chat) is queue:
                 del self._chats[chat]
+                self._full_chats.discard(chat)  # drained: a later overflow is a new flood
                 if self._workers.get(chat) is asyncio.current_task():
                     del self._workers[chat]
 

@@ -167,3 +167,4 @@ async def test_a_flood_runs_the_agent_at_most_the_limit_and_other_chats_do_not_w
     assert answered_after < limit * 0.2
     why = [a for a in channel.activity if a["kind"] == "skipped" and a.get("reason") == PER_MINUTE]
     assert len(why) == 1, why  # said once, not once per message
+    assert channel.busy_chats == 0  # idle chat workers and queues are released
