@@ -14,7 +14,7 @@ import pytest
 from testkit.channel import MakeChannel, link, texts_received
 
 from cortask.channels.whatsapp.channel import READ_ONLY_REPLY
-from cortask.channels.whatsapp.flood import PER_MINUTE, FloodPolicy
+from cortask.channels.whatsapp.flood import PER_HOUR, PER_MINUTE, FloodPolicy
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.contacts.access import AccessPolicy, Permission, TrustedContact
 from cortask.store import AsyncStore, JournalState
@@ -168,3 +168,27 @@ async def test_a_flood_runs_the_agent_at_most_the_limit_and_other_chats_do_not_w
     why = [a for a in channel.activity if a["kind"] == "skipped" and a.get("reason") == PER_MINUTE]
     assert len(why) == 1, why  # said once, not once per message
     assert channel.busy_chats == 0  # idle chat workers and queues are released
+
+
+async def test_a_stranger_on_an_open_channel_gets_at_most_the_hourly_cap_of_agent_runs(
+    sim: Wasim, make_channel: MakeChannel
+) -> None:
+    runs: list[str] = []
+
+    async def agent(message: InboundText) -> str:
+        runs.append(message.text)
+        return f"agent: {message.text}"
+
+    channel = await make_channel(
+        sim, agent, open_to_everyone=True, pacing=None, flood=FloodPolicy(per_minute=30, open_per_hour=3)
+    )
+    await link(channel, sim)
+    sim.add_contact(GRACE, "Grace")
+    sent = [await sim.messaging.send(GRACE, f"hi {i}") for i in range(6)]
+    await _until(sim, lambda: len(texts_received(sim, GRACE)) >= 3)
+    await channel.wait_activity(lambda a: a["kind"] == "skipped" and a["message_id"] == sent[3])
+    await asyncio.sleep(1)
+    assert runs == ["hi 0", "hi 1", "hi 2"]
+    assert texts_received(sim, GRACE) == ["agent: hi 0", "agent: hi 1", "agent: hi 2"]
+    why = [a for a in channel.activity if a["kind"] == "skipped"]
+    assert [a["reason"] for a in why] == [PER_HOUR]  # said once
