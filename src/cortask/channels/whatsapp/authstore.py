@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cortask.channels.whatsapp.jid import same_chat
 from cortask.migrations import Migration, UnusableDatabase, migrate
 
 log = logging.getLogger("cortask.whatsapp")
@@ -214,9 +215,16 @@ class AuthStore:
             db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?)", (message_id, jid, text, now))
             db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
 
-    def sent_text(self, message_id: str) -> str | None:
-        rows = self._query("SELECT text FROM sent WHERE id = ?", (message_id,))
-        return str(rows[0][0]) if rows else None
+    def sent_text(self, message_id: str, chat: str | None) -> str | None:
+        """What we sent under `message_id`, only when asked for by the chat we sent it to: a
+        retry receipt makes Baileys re-encrypt the text to whoever asks, so an id alone (ids are
+        visible to everyone in a group, guessable, or forwarded) must not reveal another chat's
+        reply. The chat may be named by LID while we stored its phone JID, or the other way."""
+        rows = self._query("SELECT jid, text FROM sent WHERE id = ?", (message_id,))
+        if not rows or chat is None:
+            return None
+        stored_chat, text = str(rows[0][0]), str(rows[0][1])
+        return text if same_chat(stored_chat, chat, self.phone_for_lid) else None
 
     # -- messages the sidecar could not hand over ------------------------------------------------
 

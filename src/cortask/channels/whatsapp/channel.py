@@ -127,6 +127,11 @@ class WhatsAppChannel:
                 yield status
 
     @property
+    def busy_chats(self) -> int:
+        """Chats with a worker and queue held now (idle ones are released)."""
+        return self._pipeline.busy_chats
+
+    @property
     def activity(self) -> list[dict[str, Any]]:
         """Recent message activity, oldest first: what came in, what was done with it, replies."""
         return self._activity.entries

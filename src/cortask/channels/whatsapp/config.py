@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cortask.channels.whatsapp.flood import FloodPolicy
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
 from cortask.contacts.access import AccessPolicy, TrustedContact
@@ -55,6 +56,7 @@ class WhatsAppConfig:
     # Messages delivered late (WhatsApp's offline queue) older than this are recorded, not answered.
     max_message_age_seconds: float = 24 * 3600
     pacing: PacingPolicy | None = field(default_factory=PacingPolicy)  # None: send as fast as possible
+    flood: FloodPolicy = field(default_factory=FloodPolicy)  # per-sender limits, chat queue bound
     # The sidecar must answer a ping within `watchdog_timeout_seconds`, asked every interval; a
     # sidecar that does not is killed and handled as a lost connection. Never based on message
     # silence: a quiet personal account is normal.
@@ -87,6 +89,9 @@ class WhatsAppConfig:
                 raise ConfigError(
                     f"CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS must be a number of seconds ≥ 0 (got {base!r})"
                 ) from None
+        flood = _flood_from_env(environ)
+        if flood is not None:
+            overrides["flood"] = flood
         return overrides
 
     def access_policy(self) -> AccessPolicy:
@@ -96,3 +101,24 @@ class WhatsAppConfig:
             open_to_everyone=self.open_to_everyone,
             default_region=self.default_region,
         )
+
+
+# Flood control's limits, each optional: (environment variable, FloodPolicy field).
+_FLOOD_ENV = (
+    ("CORTASK_WHATSAPP_SENDER_LIMIT_PER_MINUTE", "per_minute"),
+    ("CORTASK_WHATSAPP_OPEN_RUNS_PER_HOUR", "open_per_hour"),
+    ("CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT", "chat_queue"),
+)
+
+
+def _flood_from_env(environ: Mapping[str, str]) -> FloodPolicy | None:
+    """Flood limits set in the environment (the defaults otherwise), or None when none is set."""
+    limits: dict[str, int] = {}
+    for name, field_name in _FLOOD_ENV:
+        text = environ.get(name)
+        if not text:
+            continue
+        if not text.isdigit() or int(text) < 1:
+            raise ConfigError(f"{name} must be a whole number of at least 1 (got {text!r})")
+        limits[field_name] = int(text)
+    return dataclasses.replace(FloodPolicy(), **limits) if limits else None

@@ -4,6 +4,7 @@ The reply pipeline (`pipeline.py`) asks these at each step and does what they sa
 
     arrival(item, decision)            -> Ignore | Admit          before anything is recorded
     admission(admission, in_flight, …) -> Duplicate | Skip | Enqueue   once the journal has it
+    throttle(refused, waiting, limit)  -> Skip | Enqueue          flood control, before queueing it
     resumed(item, now, max_age)        -> Skip | Enqueue          a message left over after a crash
     plan(decision, has_key)            -> NoLongerAllowed | Plan  when its turn in the chat comes
     resume_order(messages, replies, in_flight)                    what to pick up again, in order
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from cortask.channels.whatsapp.flood import Refused
 from cortask.channels.whatsapp.inbound import Ignored, InboundText, too_old
 from cortask.channels.whatsapp.journal import Admission, PlannedReply
 from cortask.contacts.access import AccessDecision
@@ -34,10 +36,12 @@ __all__ = [
     "plan",
     "resume_order",
     "resumed",
+    "throttle",
 ]
 
 TOO_OLD = "too_old"
 NOT_ALLOWED = "not_allowed"
+QUEUE_FULL = "chat_queue_full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,17 @@ def admission(
     if outcome is Admission.DONE or in_flight:
         return Duplicate()
     return _age(timestamp, now, max_age)
+
+
+def throttle(refused: Refused | None, waiting: int, queue_limit: int) -> Skip | Enqueue:
+    """Flood control for a new message: over its sender's limit (`refused`, from the flood
+    limiter) or with its chat's queue full, it is recorded and left unanswered, so nothing
+    reaches the agent and the sender gets nothing; otherwise it is queued."""
+    if refused is not None:
+        return Skip(refused.reason, "over the sender's message limit")
+    if waiting >= queue_limit:
+        return Skip(QUEUE_FULL, "the chat's queue was full")
+    return Enqueue()
 
 
 def resumed(timestamp: float | None, now: float, max_age: float) -> Skip | Enqueue:

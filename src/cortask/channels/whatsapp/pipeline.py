@@ -20,11 +20,12 @@ from cortask.channels.whatsapp import lifecycle, wire
 from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.config import WhatsAppConfig
+from cortask.channels.whatsapp.flood import SenderLimiter
 from cortask.channels.whatsapp.inbound import InboundText, classify
 from cortask.channels.whatsapp.journal import Journal, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
 from cortask.channels.whatsapp.sidecar import SidecarError
-from cortask.contacts.access import AccessDecision, AccessPolicy
+from cortask.contacts.access import AccessPolicy
 
 log = logging.getLogger("cortask.whatsapp")
 
@@ -79,7 +80,9 @@ class ReplyPipeline:
         self._chats: dict[str, asyncio.Queue[InboundText | PlannedReply]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._in_flight: set[str] = set()  # message and reply ids queued or being processed
-        self._keys: dict[str, tuple[AccessDecision, wire.MessageKey | None]] = {}
+        self._keys: dict[str, wire.MessageKey | None] = {}  # for read receipts, by message id
+        self._flood = SenderLimiter(config.flood)
+        self._full_chats: set[str] = set()  # chats whose full queue was reported (once per flood)
         self._resume_wanted = False
         self._resuming: asyncio.Task[None] | None = None
 
@@ -104,6 +107,13 @@ class ReplyPipeline:
             log.info("message %s in %s was handled before; not answering it again", item.message_id, item.chat_jid)
             self._activity.record("duplicate", item.chat_jid, item.message_id)
             return
+        if isinstance(outcome, lifecycle.Enqueue):
+            outcome = self._throttle(item, decision.reason == "open", now=time.monotonic())
+        if isinstance(outcome, lifecycle.Skip) and outcome.reason != lifecycle.TOO_OLD:
+            # Flood control: recorded in the journal (exactly-once bookkeeping), nothing sent, and
+            # the activity log says why once per flood, not once per message.
+            await self._journal.skip(self._account(), item, outcome.note)
+            return
         self._activity.record(
             "received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict=decision.verdict.value
         )
@@ -111,8 +121,27 @@ class ReplyPipeline:
         if isinstance(outcome, lifecycle.Skip):
             await self._skip(item, outcome)
             return
-        self._keys[item.message_id] = (decision, wire.MessageKey.of(raw))
+        self._keys[item.message_id] = wire.MessageKey.of(raw)
         self._enqueue(item)
+
+    def _throttle(self, item: InboundText, open_access: bool, now: float) -> lifecycle.Skip | lifecycle.Enqueue:
+        """Flood control's verdict on a new message, reported once per flood."""
+        sender = item.sender_phone or item.sender_jid
+        refused = self._flood.admit(sender, now, open_access)
+        queue = self._chats.get(item.chat_jid)
+        step = lifecycle.throttle(refused, queue.qsize() if queue else 0, self._config.flood.chat_queue)
+        if isinstance(step, lifecycle.Enqueue):
+            self._full_chats.discard(item.chat_jid)
+            return step
+        first = refused.first if refused is not None else item.chat_jid not in self._full_chats
+        self._full_chats.add(item.chat_jid)
+        if first:
+            log.warning(
+                "not answering %s in %s (%s): %s; further messages are recorded, not answered, until it slows down",
+                sender, item.chat_jid, step.reason, step.note,
+            )  # fmt: skip
+            self._activity.record("skipped", item.chat_jid, item.message_id, sender=sender, reason=step.reason)
+        return step
 
     def _phone_for_lid(self, lid_jid: str) -> str | None:
         # A LID-addressed message may come without the sender's number; Baileys keeps what it
@@ -137,13 +166,30 @@ class ReplyPipeline:
         worker = self._workers.get(work.chat_jid)
         if worker is None or worker.done():
             self._workers[work.chat_jid] = asyncio.create_task(
-                self._chat_worker(queue), name=f"whatsapp-chat-{work.chat_jid}"
+                self._chat_worker(work.chat_jid, queue), name=f"whatsapp-chat-{work.chat_jid}"
             )
+
+    @property
+    def busy_chats(self) -> int:
+        return len(self._chats)
 
     # -- a chat's turn -----------------------------------------------------------------------------
 
-    async def _chat_worker(self, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:
+    async def _chat_worker(self, chat: str, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:
         """One chat's messages, one at a time, in order; other chats run concurrently."""
+        try:
+            await self._drain(queue)
+        finally:
+            # Idle: release the chat's queue and worker (a stranger flood from many numbers must
+            # not leave one of each behind per number). No await between the check and the
+            # release, so a message enqueued meanwhile finds either this worker or none.
+            if queue.empty() and self._chats.get(chat) is queue:
+                del self._chats[chat]
+                self._full_chats.discard(chat)  # drained: a later overflow is a new flood
+                if self._workers.get(chat) is asyncio.current_task():
+                    del self._workers[chat]
+
+    async def _drain(self, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:
         while not queue.empty():
             work = queue.get_nowait()
             try:
@@ -159,10 +205,13 @@ class ReplyPipeline:
 
     async def _process(self, item: InboundText) -> None:
         account = self._account()
-        decision, key = self._keys.pop(item.message_id, (self.policy.decide(item.sender_phone), None))
-        step = lifecycle.plan(decision, key is not None)
+        key = self._keys.pop(item.message_id, None)
+        # Decided again now, not at arrival: a sender removed or made read-only while this message
+        # waited in the queue gets what the rules say now (nothing, or the read-only reply).
+        step = lifecycle.plan(self.policy.decide(item.sender_phone), key is not None)
         if isinstance(step, lifecycle.NoLongerAllowed):
             await self._journal.skip(account, item, step.note)
+            self._activity.record("skipped", item.chat_jid, item.message_id, reason=lifecycle.NOT_ALLOWED)
             return
         if step.read_receipt and key is not None:
             await self._link.notify(wire.Read((key,)))

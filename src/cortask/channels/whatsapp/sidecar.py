@@ -350,7 +350,7 @@ class Sidecar:
         return wire.Done()
 
     def _sent_get(self, request: wire.SentGet) -> wire.SentFound:
-        return wire.SentFound(self._store.sent_text(request.id))
+        return wire.SentFound(self._store.sent_text(request.id, request.jid))
 
 
 async def read_lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterator[bytes]:

@@ -110,9 +110,26 @@ def test_sent_messages_are_remembered_for_retries_and_pruned_after_14_days(tmp_p
     store = AuthStore.open(tmp_path / "auth")
     store.remember_sent("OLD", "a@s.whatsapp.net", "old text", at=1_000_000.0)
     store.remember_sent("NEW", "a@s.whatsapp.net", "new text", at=1_000_000.0 + 15 * 24 * 3600)
-    assert store.sent_text("NEW") == "new text"
-    assert store.sent_text("OLD") is None
-    assert store.sent_text("MISSING") is None
+    assert store.sent_text("NEW", "a@s.whatsapp.net") == "new text"
+    assert store.sent_text("OLD", "a@s.whatsapp.net") is None
+    assert store.sent_text("MISSING", "a@s.whatsapp.net") is None
+
+
+def test_a_retry_gets_our_text_only_from_the_chat_we_sent_it_to(tmp_path: Path) -> None:
+    # A retry receipt makes Baileys re-encrypt the text to whoever asks: another chat that knows
+    # (or guesses) our message id must get nothing.
+    store = AuthStore.open(tmp_path / "auth")
+    store.set_keys([("lid-mapping", "987654321012345_reverse", json.dumps("4915123456789"))])
+    store.remember_sent("ID1", "4915123456789@s.whatsapp.net", "secret reply")
+    store.remember_sent("ID2", "987654321012345@lid", "reply by lid")
+    assert store.sent_text("ID1", "4915123456789@s.whatsapp.net") == "secret reply"
+    assert store.sent_text("ID1", "4915123456789:3@s.whatsapp.net") == "secret reply"  # a device of the chat
+    assert store.sent_text("ID1", "987654321012345@lid") == "secret reply"  # the same chat by its LID
+    assert store.sent_text("ID2", "4915123456789@s.whatsapp.net") == "reply by lid"
+    assert store.sent_text("ID1", "4915000000000@s.whatsapp.net") is None  # another contact
+    assert store.sent_text("ID1", "111111111111111@lid") is None  # an unknown LID
+    assert store.sent_text("ID1", "120363000000000000@g.us") is None  # a group
+    assert store.sent_text("ID1", None) is None  # no chat named: nothing
 
 
 def test_a_lid_is_resolved_from_the_mapping_baileys_stored(tmp_path: Path) -> None:
@@ -166,7 +183,7 @@ def test_an_auth_directory_from_before_versioning_opens_with_its_link(tmp_path: 
     assert store.linked_account() == {"id": "4915123456789:3@s.whatsapp.net", "name": "Ada"}
     assert store.get_keys("session", ["a.0"]) == {"a.0": '{"v": 1}'}
     assert store.get_keys("pre-key", ["7"]) == {"7": '{"k": 7}'}
-    assert store.sent_text("M1") == "hello"
+    assert store.sent_text("M1", "a@s.whatsapp.net") == "hello"
     store.set_keys([("session", "a.1", "{}")])  # and it is writable as before
     store.close()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cortask.channels.whatsapp.config import ConfigError, Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.flood import FloodPolicy
 from cortask.home import cortask_home
 
 KEY = "ab" * 32
@@ -37,3 +38,13 @@ def test_no_sandbox_unless_explicitly_configured() -> None:
 def test_a_half_or_wrong_sandbox_setting_is_refused_with_a_reason(env: dict[str, str], why: str) -> None:
     with pytest.raises(ConfigError, match=why):
         WhatsAppConfig.from_env(env)
+
+
+def test_flood_limits_come_from_the_environment_or_default() -> None:
+    assert "flood" not in WhatsAppConfig.tuning_from_env({})
+    tuned = WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_SENDER_LIMIT_PER_MINUTE": "5"})
+    assert tuned["flood"] == FloodPolicy(per_minute=5)
+    assert WhatsAppConfig(auth_dir=Path("x")).flood == FloodPolicy()
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT must be a whole number"):
+            WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT": bad})
