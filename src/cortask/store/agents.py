@@ -7,10 +7,11 @@ import sqlite3
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from cortask.redact import mask_value
 from cortask.store import decode
 from cortask.store.base import M, Repository, offloadable
 from cortask.store.errors import InvalidInput
-from cortask.store.masking import mask_secrets, restore_masked
+from cortask.store.masking import drop_masked, mask_secrets, restore_masked
 from cortask.store.models import AgentSettings, JSONValue
 from cortask.store.workspaces import require_workspace
 
@@ -50,7 +51,9 @@ class AgentRepository(Repository[M]):
         """Choose the agent and replace its settings.
 
         With `keep_masked`, a secret whose value is still the mask (the UI sent back what
-        `for_display` showed) keeps its stored value.
+        `for_display` showed) keeps its stored value -- unless the provider or the endpoint
+        (`ENDPOINTS`) changed: then nothing is restored and masked values are dropped, so a stored
+        key is never sent to a new address.
         """
         name = provider.strip() if isinstance(provider, str) else ""
         if not name:
@@ -62,10 +65,13 @@ class AgentRepository(Repository[M]):
             values = dict(settings)
             if keep_masked:
                 row = db.execute(
-                    "SELECT settings FROM agent_settings WHERE workspace_id = ?", (workspace_id,)
+                    "SELECT provider, settings FROM agent_settings WHERE workspace_id = ?", (workspace_id,)
                 ).fetchone()
-                if row is not None:
-                    values = restore_masked(values, json.loads(row[0]))
+                old: dict[str, JSONValue] = json.loads(row[1]) if row is not None else {}
+                if row is not None and row[0] == name and _same_endpoint(values, old):
+                    values = restore_masked(values, old)
+                else:
+                    values = drop_masked(values)
             try:
                 encoded = json.dumps(values, allow_nan=False, ensure_ascii=False, sort_keys=True)
             except (TypeError, ValueError) as exc:
@@ -80,6 +86,14 @@ class AgentRepository(Repository[M]):
             )
             row = db.execute("SELECT * FROM agent_settings WHERE workspace_id = ?", (workspace_id,)).fetchone()
             return decode.agent_settings(row)
+
+
+ENDPOINTS = ("base_url", "url")  # where an agent sends its key
+
+
+def _same_endpoint(new: Mapping[str, JSONValue], old: Mapping[str, JSONValue]) -> bool:
+    # The endpoint may come back as it was shown (its password or query masked): that is no change.
+    return all(new.get(name) in (old.get(name), mask_value(name, old.get(name))) for name in ENDPOINTS)
 
 
 def _load(db: sqlite3.Connection, workspace_id: int) -> AgentSettings | None:
