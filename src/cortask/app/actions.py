@@ -370,12 +370,18 @@ class CortaskApp:
         environment (`machine_only`) is refused unless it is unchanged: only the machine sets it."""
         from cortask.agents import AgentConfig, build_agent
         from cortask.agents.factory import machine_only
+        from cortask.store.masking import merge_masked
 
-        config = AgentConfig(body.provider, dict(body.settings))
         store, ws = self._ws()
+        stored = await store.agents.get(ws)
+        before = AgentConfig(stored.provider, dict(stored.settings)) if stored else None
+        # What the store will keep (masked values restored, or dropped for a new endpoint) is what is checked.
+        kept = merge_masked(
+            body.provider.strip(), dict(body.settings), stored.provider if stored else None,
+            dict(stored.settings) if stored else {},
+        )  # fmt: skip
+        config = AgentConfig(body.provider, dict(kept))
         if origin is Origin.NETWORK:
-            stored = await store.agents.get(ws)
-            before = AgentConfig(stored.provider, dict(stored.settings)) if stored else None
             changed = [what for what in machine_only(config) if _value(config, what) != _value(before, what)]
             if changed:
                 raise AppError(machine_only_sentence(changed), Kind.FORBIDDEN)

@@ -7,11 +7,10 @@ import sqlite3
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from cortask.redact import mask_value
 from cortask.store import decode
 from cortask.store.base import M, Repository, offloadable
 from cortask.store.errors import InvalidInput
-from cortask.store.masking import drop_masked, mask_secrets, restore_masked
+from cortask.store.masking import mask_secrets, merge_masked
 from cortask.store.models import AgentSettings, JSONValue
 from cortask.store.workspaces import require_workspace
 
@@ -68,10 +67,7 @@ class AgentRepository(Repository[M]):
                     "SELECT provider, settings FROM agent_settings WHERE workspace_id = ?", (workspace_id,)
                 ).fetchone()
                 old: dict[str, JSONValue] = json.loads(row[1]) if row is not None else {}
-                if row is not None and row[0] == name and _same_endpoint(values, old):
-                    values = restore_masked(values, old)
-                else:
-                    values = drop_masked(values)
+                values = merge_masked(name, values, row[0] if row is not None else None, old)
             try:
                 encoded = json.dumps(values, allow_nan=False, ensure_ascii=False, sort_keys=True)
             except (TypeError, ValueError) as exc:
@@ -86,14 +82,6 @@ class AgentRepository(Repository[M]):
             )
             row = db.execute("SELECT * FROM agent_settings WHERE workspace_id = ?", (workspace_id,)).fetchone()
             return decode.agent_settings(row)
-
-
-ENDPOINTS = ("base_url", "url")  # where an agent sends its key
-
-
-def _same_endpoint(new: Mapping[str, JSONValue], old: Mapping[str, JSONValue]) -> bool:
-    # The endpoint may come back as it was shown (its password or query masked): that is no change.
-    return all(new.get(name) in (old.get(name), mask_value(name, old.get(name))) for name in ENDPOINTS)
 
 
 def _load(db: sqlite3.Connection, workspace_id: int) -> AgentSettings | None:

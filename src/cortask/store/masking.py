@@ -17,7 +17,9 @@ from typing import cast
 from cortask.redact import MASK, is_secret_name, mask_value
 from cortask.store.models import JSONValue
 
-__all__ = ["MASK", "drop_masked", "is_secret_key", "mask_secrets", "restore_masked"]
+__all__ = ["ENDPOINTS", "MASK", "drop_masked", "is_secret_key", "mask_secrets", "merge_masked", "restore_masked"]
+
+ENDPOINTS = ("base_url", "url")  # where an agent sends its key
 
 
 def is_secret_key(key: str) -> bool:
@@ -32,6 +34,21 @@ def mask_secrets(settings: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
 def restore_masked(new: Mapping[str, JSONValue], old: Mapping[str, JSONValue]) -> dict[str, JSONValue]:
     """`new` with each value still reading as `old`'s was shown put back to `old`'s value."""
     return {key: _restore(value, old.get(key), mask_value(key, old.get(key))) for key, value in new.items()}
+
+
+def merge_masked(
+    provider: str, new: Mapping[str, JSONValue], old_provider: str | None, old: Mapping[str, JSONValue]
+) -> dict[str, JSONValue]:
+    """The settings to keep when `new` comes back from a page that was shown `old` (masked):
+    masked values restored when provider and endpoint are unchanged, else dropped."""
+    if old_provider == provider and _same_endpoint(new, old):
+        return restore_masked(new, old)
+    return drop_masked(new)
+
+
+def _same_endpoint(new: Mapping[str, JSONValue], old: Mapping[str, JSONValue]) -> bool:
+    # The endpoint may come back as it was shown (its password or query masked): that is no change.
+    return all(new.get(name) in (old.get(name), mask_value(name, old.get(name))) for name in ENDPOINTS)
 
 
 def drop_masked(settings: Mapping[str, JSONValue]) -> dict[str, JSONValue]:

@@ -104,7 +104,7 @@ async def test_unknown_sender_details_are_empty_and_the_given_environment_is_the
         "import os; print(repr(tuple(os.environ[k] for k in ('CORTASK_SENDER_PHONE', 'CORTASK_SENDER_NAME', 'MINE'))))"
     )
     environ = {"MINE": "kept", "CORTASK_SENDER_PHONE": "+1 stale", "PATH": os.environ.get("PATH", "")}
-    agent = CommandAgent(python(code), environ=environ)
+    agent = CommandAgent(python(code), environ=environ, pass_env=("MINE",))  # named: passed (issue #12)
 
     assert await agent.reply(make_session(phone=None, name=None), "hi") == repr(("", "", "kept"))
 

@@ -142,7 +142,8 @@ async def test_anthropic_with_a_named_variable_or_an_explicit_key_and_base_url(b
 
 @pytest.mark.e2e  # starts a process
 async def test_command_from_a_string_or_a_list_with_the_given_environment(build: Build, session: Session) -> None:
-    agent = build("command", {"command": [sys.executable, "-c", "import os; print(os.environ['MY_KEY'][:8])"]})
+    code = "import os; print(os.environ['MY_KEY'][:8])"
+    agent = build("command", {"command": [sys.executable, "-c", code], "env": ["MY_KEY"]})  # named: passed
     split = build("command", {"command": "python3 agent.py --fast", "timeout": 5, "cwd": "/tmp"})
     shell = build("command", {"command": "cat | tr a-z A-Z", "shell": True})
 
@@ -257,7 +258,12 @@ async def test_the_provider_name_is_forgiving_about_case_and_spaces(build: Build
             ENV,
             "both settings.token and an Authorization header",
         ),
-        ("webhook", {"url": "https://e.com", "token_env": "NOPE_TOKEN"}, ENV, "names NOPE_TOKEN, but NOPE_TOKEN is not set"),
+        (
+            "webhook",
+            {"url": "https://e.com", "token_env": "NOPE_TOKEN"},
+            ENV,
+            "names NOPE_TOKEN, but NOPE_TOKEN is not set",
+        ),
         ("echo", {"prefix": 1}, ENV, "settings.prefix of the echo agent must be a string"),
     ],
 )
