@@ -57,11 +57,11 @@ def mask_url(url: str) -> str:
 
 
 # Shapes of secrets in free text, most specific first. Each keeps its label and masks the value.
-_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>()]*[^\s'\"<>()\].,;:!?]")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {MASK}"),
     (
-        re.compile(r"(?i)(--?[a-z0-9-]*(?:key|token|secret|password|passwd|auth)[a-z0-9-]*)(=|\s+)(?!-)\S+"),
+        re.compile(r"(?i)((?<![\w-])--?[a-z0-9-]*(?:key|token|secret|password|passwd|auth)[a-z0-9-]*)(=|\s+)(?!-)\S+"),
         rf"\1\2{MASK}",
     ),
     (
@@ -76,9 +76,14 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def _mask_url_in_text(match: re.Match[str]) -> str:
+    shown = mask_url(match.group(0))
+    return match.group(0) if shown == "<invalid URL>" else shown
+
+
 def mask_text(text: str) -> str:
     """`text` (a log line, an error sentence, a command line) with everything that looks secret masked."""
-    text = _URL.sub(lambda m: mask_url(m.group(0)), text)
+    text = _URL.sub(_mask_url_in_text, text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -32,6 +32,9 @@ HEX = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         ("OPENAI_API_KEY=abcd1234efgh5678 python3 bot.py", "abcd1234efgh5678", "python3 bot.py"),
         ('{"api_key": "plain-looking-secret"}', "plain-looking-secret", "api_key"),
         (f"sha {HEX}", HEX, "sha"),
+        ("agent at http://u:pw-in-v6@[::1]:8080/v1 failed", "pw-in-v6", "[::1]:8080/v1 failed"),
+        ("(model m at http://127.0.0.1:9/v1?key=k-in-parens) could not", "k-in-parens", "127.0.0.1:9/v1?key="),
+        ("invalid x-api-key sk-ant-api03-Zq9xW2vE7rT4yU1iO8pA3sD6fG5hJ0kL given", "Zq9xW2vE7rT4y", "invalid x-api-key"),
         ("ghp_16C7e42F292c6912E7710c838347Ae178B4a in a log", "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "in a log"),
     ],
 )
