@@ -16,6 +16,7 @@ from cortask.migrations import Migration
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration"]
 
 
+
 _V1 = Migration(
     1,
     "workspaces, WhatsApp channel settings, agent settings, chats, sessions, inbound journal, outbox",
