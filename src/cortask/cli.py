@@ -102,7 +102,9 @@ def _log_to_file(path: Path) -> None:
     from cortask.home import private_file
     from cortask.redact import mask_text
 
-    private_file(path.with_name(path.name + ".1"))  # the rotated copy, should an older one be loose
+    backup = path.with_name(path.name + ".1")
+    if backup.exists():
+        private_file(backup)  # the rotated copy, should an older one be loose
     handler = _private_log_handler(path)
     handler.setFormatter(_MaskingFormatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s", mask_text))
     root = logging.getLogger()
