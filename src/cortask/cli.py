@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -116,27 +117,59 @@ def _log_to_file(path: Path) -> None:
     """The channel's and Baileys' log lines go to a file: on the terminal they would tear up the
     live QR code, and on stdout they would break --json."""
     import logging
-    from logging.handlers import RotatingFileHandler
 
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=1)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    from cortask.home import private_file
+    from cortask.redact import mask_text
+
+    backup = path.with_name(path.name + ".1")
+    if backup.exists():
+        private_file(backup)  # the rotated copy, should an older one be loose
+    handler = _private_log_handler(path)
+    handler.setFormatter(_MaskingFormatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s", mask_text))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+
+
+def _private_log_handler(path: Path) -> logging.Handler:
+    from logging.handlers import RotatingFileHandler
+
+    from cortask.home import private_file
+
+    class PrivateLog(RotatingFileHandler):
+        """Opens the log 0600 every time, so a rotated-in file is private too."""
+
+        def _open(self) -> Any:
+            private_file(Path(self.baseFilename))
+            return super()._open()
+
+    return PrivateLog(path, maxBytes=2_000_000, backupCount=1)
+
+
+class _MaskingFormatter(logging.Formatter):
+    """Every line through the one masker: a key in an error or a URL never reaches the file."""
+
+    def __init__(self, fmt: str, mask: Callable[[str], str]) -> None:
+        super().__init__(fmt)
+        self._mask = mask
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._mask(super().format(record))
 
 
 def _run(
     action: Callable[[Client], Awaitable[T]],
     interrupted: str = "interrupted before it finished.",
     interrupted_with_gateway: str | None = None,
+    *,
+    in_process: bool = False,
 ) -> T:
     """Run `action` with the client for this home (chosen once: the running gateway, or this
     process); what it refuses becomes an error sentence and exit code 1, Ctrl-C exit code 130."""
     from cortask.app.client import gateway_address, open_client
     from cortask.app.errors import AppError
 
-    gateway = gateway_address(_home())
+    gateway = None if in_process else gateway_address(_home())
     if gateway is None:
         _log_to_file(_home() / "cli.log")
 
@@ -384,7 +417,14 @@ def agent_set(
 
     settings: dict[str, JsonValue] = {name: value for name, value in (s.split("=", 1) for s in setting or [])}
     body = AgentIn(provider=provider, settings=settings)
-    data = _run(lambda c: c.set_agent(body))
+    from cortask.agents import AgentConfig
+    from cortask.agents.factory import machine_only
+
+    # What only the machine may set (the command agent, a program, a variable's name) is written
+    # to the store in this process even while a gateway runs: its API refuses it, and the running
+    # service reads the agent's settings from the store for each message.
+    dangerous = bool(machine_only(AgentConfig(provider, dict(settings))))
+    data = _run(lambda c: c.set_agent(body), in_process=dangerous)
     _print_model(data, as_json, f"agent: [bold]{data.active}[/bold]")
 
 

@@ -23,6 +23,8 @@ from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
+from cortask.redact import mask_text
+
 log = logging.getLogger("cortask.agents")
 
 Role = Literal["user", "assistant"]
@@ -130,12 +132,13 @@ REDACTED = "***"
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every occurrence of each secret replaced by ``***`` (servers do echo keys back)."""
+    """`text` with every occurrence of each secret replaced by ``***`` (servers do echo keys back),
+    then through the one masker (`cortask.redact`), for a key we were not told about."""
     for secret in secrets:
         # Very short "secrets" would blank out ordinary words; no real key is that short.
         if secret and len(secret) >= 4:
             text = text.replace(secret, REDACTED)
-    return text
+    return mask_text(text)
 
 
 def mask(secret: str | None) -> str | None:
@@ -149,6 +152,7 @@ def mask(secret: str | None) -> str | None:
 
 def display_url(url: str) -> str:
     """`url` safe to show and log: a password in it and the values of its query string are masked."""
+    # The same rules as `cortask.redact.mask_url`, with this module's shorter mark.
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""

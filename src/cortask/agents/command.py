@@ -1,6 +1,8 @@
 """An agent that is a local program: the message on its stdin, its stdout the reply.
 
-The chat's details are in the program's environment, on top of the service's own:
+The program's environment is an allow-list (`cortask.childenv`: PATH, HOME, the locale...) plus the
+variables its ``env`` setting names -- never the service's whole environment, which holds the gateway
+token and agent keys. The chat's details are added:
 ``CORTASK_SESSION_ID``, ``CORTASK_WORKSPACE``, ``CORTASK_CHAT_JID``, ``CORTASK_SENDER_PHONE`` and
 ``CORTASK_SENDER_NAME`` (empty when unknown). The message is written to stdin as UTF-8, without a
 trailing newline. The reply is stdout decoded as UTF-8 with one trailing newline removed.
@@ -24,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cortask.agents.base import Agent, AgentError, FailureKind, Session, fail, short
+from cortask.childenv import child_environment
+from cortask.redact import mask_text
 
 log = logging.getLogger("cortask.agents")
 
@@ -69,8 +73,9 @@ class CommandAgent(Agent):
         cwd: str | Path | None = None,
         shell: bool = False,
         environ: Mapping[str, str] | None = None,
+        pass_env: Sequence[str] = (),
     ) -> None:
-        """`environ` is the environment the program starts from (the service's own by default)."""
+        """`environ` holds the allow-listed variables and `pass_env` (the service's own by default)."""
         if timeout <= 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.argv = command_argv(command, shell=shell)
@@ -78,14 +83,15 @@ class CommandAgent(Agent):
         self.cwd = Path(cwd) if cwd is not None else None
         self.shell = shell
         self._environ = environ
+        self.pass_env = tuple(pass_env)
         self._name = Path(self.argv[0]).name if not shell else "/bin/sh -c"
 
     def __repr__(self) -> str:
-        return f"CommandAgent(argv={self.argv!r}, timeout={self.timeout:g}, cwd={self.cwd!r})"
+        return f"CommandAgent(argv={mask_text(repr(self.argv))}, timeout={self.timeout:g}, cwd={self.cwd!r})"
 
     def environment(self, session: Session) -> dict[str, str]:
         """The program's environment for a message in `session`."""
-        env = dict(os.environ if self._environ is None else self._environ)
+        env = child_environment(os.environ if self._environ is None else self._environ, self.pass_env)
         env.update(
             CORTASK_SESSION_ID=session.session_id,
             CORTASK_WORKSPACE=session.workspace,
@@ -96,7 +102,7 @@ class CommandAgent(Agent):
         return env
 
     async def reply(self, session: Session, text: str) -> str:
-        log.debug("command agent (%s) answering in %s: %r", self._name, session.session_id, text)
+        log.debug("command agent (%s) answering in %s", self._name, session.session_id)
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -127,7 +133,7 @@ class CommandAgent(Agent):
             if not finished:  # timed out or cancelled: nothing of it may outlive the reply
                 await _kill_group(process)
         code = process.returncode
-        said = short(stderr.decode("utf-8", errors="replace"))
+        said = mask_text(short(stderr.decode("utf-8", errors="replace")))
         stderr_part = f"; stderr: {said}" if said else "; it wrote nothing to stderr"
         if code != 0:
             how = (

@@ -18,27 +18,42 @@ Settings, by provider (``*`` = required):
     ``base_url`` (default ``https://api.anthropic.com``), ``system_prompt``, ``max_tokens`` (1024),
     ``timeout`` (s, 60), ``max_history`` (turns, 20), ``max_retries`` (2).
 ``command``
-    ``command``\\* (a string split into words, or a list), ``timeout`` (s, 60), ``cwd``, ``shell`` (false).
+    ``command``\\* (a string split into words, or a list), ``timeout`` (s, 60), ``cwd``, ``shell`` (false),
+    ``env`` (a list of variable names passed to the program on top of the allow-list in `cortask.childenv`).
 ``webhook``
     ``url``\\*, ``timeout`` (s, 30), ``max_history`` (turns, 20), ``headers`` (name: value), ``token`` or
     ``token_env`` (sent as ``Authorization: Bearer <token>``).
 ``echo``
     ``prefix`` (default ``"Echo: "``).
+Where a key comes from a variable (``api_key_env``, ``token_env``), its name must match `KEY_ENV_PATTERN`:
+capitals, digits and underscores ending in ``_KEY``, ``_API_KEY`` or ``_TOKEN`` (``OPENAI_API_KEY``,
+``MY_AGENT_TOKEN``), and never ``CORTASK_*`` (ours, e.g. the gateway token). So a setting cannot
+name an arbitrary variable of the service and send it to an endpoint.
+
+Machine-only (`machine_only`): the ``command`` provider and every setting that names an executable,
+a directory or an environment variable (`MACHINE_ONLY_SETTINGS`). The application layer accepts
+them only from the machine itself (the CLI in-process, a settings file), never over HTTP.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from cortask.agents import anthropic as anthropic_agent
 from cortask.agents import openai_compat
-from cortask.agents.base import Agent, display_url, mask
+from cortask.agents.base import Agent, display_url
 from cortask.agents.command import CommandAgent, command_argv
 from cortask.agents.echo import DEFAULT_PREFIX, EchoAgent
 from cortask.agents.webhook import WebhookAgent
+from cortask.redact import mask_settings, mask_text
+
+KEY_ENV_PATTERN = re.compile(r"^(?!CORTASK_)[A-Z][A-Z0-9_]*_(API_KEY|KEY|TOKEN)$")
+MACHINE_ONLY_PROVIDERS = ("command",)
+MACHINE_ONLY_SETTINGS = ("command", "shell", "cwd", "env", "api_key_env", "token_env")
 
 LABELS: dict[str, str] = {
     "openai": "OpenAI-compatible",
@@ -73,7 +88,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
         "max_history",
         "max_retries",
     ),
-    "command": ("command", "timeout", "cwd", "shell"),
+    "command": ("command", "timeout", "cwd", "shell", "env"),
     "webhook": ("url", "timeout", "max_history", "headers", "token", "token_env"),
     "echo": ("prefix",),
 }
@@ -123,6 +138,12 @@ def build_agent(config: AgentConfig, environ: Mapping[str, str] = os.environ) ->
     return builder(_Settings(config.provider, config.settings), environ)
 
 
+def machine_only(config: AgentConfig) -> list[str]:
+    """What in `config` may be set only on the machine: the provider and settings, as ``provider``/``settings.NAME``."""
+    found = ["provider"] if config.provider in MACHINE_ONLY_PROVIDERS else []
+    return found + [f"settings.{name}" for name in MACHINE_ONLY_SETTINGS if name in config.settings]
+
+
 def describe(config: AgentConfig, environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
     """`config` for display: provider, a one-line summary, settings with secrets masked, where the key comes from.
 
@@ -140,7 +161,8 @@ def describe(config: AgentConfig, environ: Mapping[str, str] = os.environ) -> di
         key = {"source": source, "set": bool(value)}
     elif provider == "command":
         command = settings.get("command")
-        summary = " ".join(map(str, command)) if isinstance(command, list) else str(command or "(no command)")
+        line = " ".join(map(str, command)) if isinstance(command, list) else str(command or "(no command)")
+        summary = mask_text(line)
     elif provider == "webhook":
         summary = f"POST {display_url(str(settings.get('url') or '(no URL)'))}"
         if settings.get("token") or settings.get("token_env"):
@@ -230,6 +252,18 @@ class _Settings:
             raise self.bad(name, "a mapping of names to string values")
         return dict(value)
 
+    def names(self, name: str) -> list[str]:
+        """A list of environment variable names (a comma-separated string is accepted from the CLI)."""
+        value = self.values.get(name)
+        if value is None or value == "":
+            return []
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(
+            isinstance(item, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", item.strip()) for item in items
+        ):
+            raise self.bad(name, "a list of environment variable names")
+        return [item.strip() for item in items]
+
     def secret(self, name: str, env_name: str, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
         """The secret given as settings.`name` or in the variable settings.`env_name` names, and where it came from."""
         value = self.text(name)
@@ -239,6 +273,12 @@ class _Settings:
         if value is not None:
             return value, f"settings.{name}"
         if variable is not None:
+            if not KEY_ENV_PATTERN.match(variable):
+                raise ValueError(
+                    f"settings.{env_name} of the {self.provider} agent must name a key variable such as "
+                    f"OPENAI_API_KEY or MY_AGENT_TOKEN (capitals, digits and _, ending in _KEY, _API_KEY or "
+                    f"_TOKEN, not CORTASK_*), got {variable!r}"
+                )
             from_env = environ.get(variable)
             if not from_env:
                 raise ValueError(
@@ -339,6 +379,7 @@ def _build_command(s: _Settings, environ: Mapping[str, str]) -> Agent:
         cwd=s.text("cwd"),
         shell=shell,
         environ=environ,
+        pass_env=s.names("env"),
     )
 
 
@@ -382,25 +423,6 @@ _BUILDERS: dict[str, Callable[[_Settings, Mapping[str, str]], Agent]] = {
 
 # --- masking ----------------------------------------------------------------------------------------------------
 
-_SECRET_WORDS = ("key", "token", "secret", "password")
-
-
-def _is_secret_name(name: str) -> bool:
-    # api_key, token, webhook_secret...; not api_key_env (a variable's name) nor max_tokens (a number).
-    last = name.lower().rsplit("_", 1)[-1]
-    return last in _SECRET_WORDS
-
 
 def _masked_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    shown: dict[str, Any] = {}
-    for name, value in settings.items():
-        if _is_secret_name(name):
-            shown[name] = mask(str(value)) if value else None
-        elif name == "headers":
-            # Header values carry tokens more often than not: show the names only.
-            shown[name] = {str(h): mask(str(v)) for h, v in value.items()} if isinstance(value, Mapping) else "***"
-        elif name in ("url", "base_url") and isinstance(value, str):
-            shown[name] = display_url(value)
-        else:
-            shown[name] = value
-    return shown
+    return mask_settings(settings)

@@ -41,6 +41,7 @@ from cortask.app.models import (
     HistoryEntry,
     LinkEvent,
     LinkResult,
+    Origin,
     Overview,
     PhoneCheck,
     PhoneIn,
@@ -70,6 +71,24 @@ log = logging.getLogger("cortask.app")
 # How long `whatsapp stop` (no gateway) waits for the connection it needs to log out on the server.
 CONNECT_TIMEOUT_SECONDS = 45.0
 FIRST_QR_TIMEOUT_SECONDS = 30.0
+
+
+def machine_only_sentence(what: list[str]) -> str:
+    return (
+        f"{', '.join(what)} can be set only on the machine Cortask runs on, not through the web API: "
+        "the command agent and settings that name a program, a directory or an environment variable run "
+        "things as you. In a terminal there, run for example `cortask agent set command --set "
+        "command='python3 /path/to/agent.py'` (it writes the settings directly, in-process; a running "
+        "Cortask uses them from the next message)."
+    )
+
+
+def _value(config: object, what: str) -> object:
+    from cortask.agents import AgentConfig
+
+    if not isinstance(config, AgentConfig):
+        return None
+    return config.provider if what == "provider" else config.settings.get(what.removeprefix("settings."))
 
 
 class CortaskApp:
@@ -346,12 +365,28 @@ class CortaskApp:
             override=self.service.agent_override is not None,
         )
 
-    async def set_agent(self, body: AgentIn) -> Agent:
+    async def set_agent(self, body: AgentIn, *, origin: Origin) -> Agent:
+        """Choose the agent. From `Origin.NETWORK` (the HTTP API), what runs a program or reads the
+        environment (`machine_only`) is refused unless it is unchanged: only the machine sets it."""
         from cortask.agents import AgentConfig, build_agent
+        from cortask.agents.factory import machine_only
+        from cortask.store.masking import merge_masked
 
-        # Building it validates the settings and says what is missing; it is not kept.
-        await build_agent(AgentConfig(body.provider, dict(body.settings)), self.service.environ).aclose()
         store, ws = self._ws()
+        stored = await store.agents.get(ws)
+        before = AgentConfig(stored.provider, dict(stored.settings)) if stored else None
+        # What the store will keep (masked values restored, or dropped for a new endpoint) is what is checked.
+        kept = merge_masked(
+            body.provider.strip(), dict(body.settings), stored.provider if stored else None,
+            dict(stored.settings) if stored else {},
+        )  # fmt: skip
+        config = AgentConfig(body.provider, dict(kept))
+        if origin is Origin.NETWORK:
+            changed = [what for what in machine_only(config) if _value(config, what) != _value(before, what)]
+            if changed:
+                raise AppError(machine_only_sentence(changed), Kind.FORBIDDEN)
+        # Building it validates the settings and says what is missing; it is not kept.
+        await build_agent(config, self.service.environ).aclose()
         await store.agents.set(ws, body.provider, dict(body.settings))
         return await self.agent()
 

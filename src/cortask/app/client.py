@@ -31,6 +31,7 @@ from cortask.app.models import (
     ContactPatch,
     Event,
     LinkStep,
+    Origin,
     QrCode,
     Status,
     StatusEvent,
@@ -160,7 +161,7 @@ class LocalClient:
 
     async def set_agent(self, body: AgentIn) -> Agent:
         with _as_app_errors():
-            return await self.app.set_agent(body)
+            return await self.app.set_agent(body, origin=Origin.MACHINE)
 
     async def aclose(self) -> None:
         await self.app.close()

@@ -17,6 +17,7 @@ class Kind(IntEnum):
     """Each kind is the HTTP status the gateway answers with."""
 
     INVALID = 400  # the request is wrong: the sentence says what to fix
+    FORBIDDEN = 403  # allowed, but not from where it was asked (e.g. the command agent over HTTP)
     NOT_FOUND = 404
     CONFLICT = 409  # not possible in the current state (not added, not linked, link in use…)
     FAILED = 500

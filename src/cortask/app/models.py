@@ -5,6 +5,7 @@ false, and 1 is not "1"); outputs describe themselves, so no reader needs the se
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from enum import Enum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -47,6 +48,13 @@ class SettingsPatch(BaseModel):
 class PhoneIn(BaseModel):
     model_config = STRICT
     phone: str
+
+
+class Origin(Enum):
+    """Where a request comes from, said by the caller (never guessed from the request)."""
+
+    MACHINE = "machine"  # the CLI in this process, or a settings file: the owner at the machine
+    NETWORK = "network"  # the HTTP API: anyone who reached the gateway
 
 
 class AgentIn(BaseModel):

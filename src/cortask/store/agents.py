@@ -10,7 +10,7 @@ from types import MappingProxyType
 from cortask.store import decode
 from cortask.store.base import M, Repository, offloadable
 from cortask.store.errors import InvalidInput
-from cortask.store.masking import mask_secrets, restore_masked
+from cortask.store.masking import mask_secrets, merge_masked
 from cortask.store.models import AgentSettings, JSONValue
 from cortask.store.workspaces import require_workspace
 
@@ -50,7 +50,9 @@ class AgentRepository(Repository[M]):
         """Choose the agent and replace its settings.
 
         With `keep_masked`, a secret whose value is still the mask (the UI sent back what
-        `for_display` showed) keeps its stored value.
+        `for_display` showed) keeps its stored value -- unless the provider or the endpoint
+        (`ENDPOINTS`) changed: then nothing is restored and masked values are dropped, so a stored
+        key is never sent to a new address.
         """
         name = provider.strip() if isinstance(provider, str) else ""
         if not name:
@@ -62,10 +64,10 @@ class AgentRepository(Repository[M]):
             values = dict(settings)
             if keep_masked:
                 row = db.execute(
-                    "SELECT settings FROM agent_settings WHERE workspace_id = ?", (workspace_id,)
+                    "SELECT provider, settings FROM agent_settings WHERE workspace_id = ?", (workspace_id,)
                 ).fetchone()
-                if row is not None:
-                    values = restore_masked(values, json.loads(row[0]))
+                old: dict[str, JSONValue] = json.loads(row[1]) if row is not None else {}
+                values = merge_masked(name, values, row[0] if row is not None else None, old)
             try:
                 encoded = json.dumps(values, allow_nan=False, ensure_ascii=False, sort_keys=True)
             except (TypeError, ValueError) as exc:

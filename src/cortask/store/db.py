@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cortask import migrations as migrations_
-from cortask.home import cortask_home
+from cortask.home import cortask_home, private_file
 from cortask.migrations import Migration, schema_version
 from cortask.store.errors import DatabaseFailed, DatabaseUnusable, SchemaTooNew, StoreBusy, StoreClosed
 from cortask.store.schema import MIGRATIONS
@@ -225,24 +225,17 @@ def decode_time(text: str) -> datetime:
 
 
 def _create_private(path: Path) -> None:
-    """Create the directory (0700) and the file (0600) when they do not exist yet."""
-    directory = path.parent
+    """The directory (0700) and the database with its WAL files (0600), created or tightened."""
     try:
-        if not directory.exists():
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
+        private_file(path)
+        for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if sidecar.exists():
+                private_file(sidecar)  # SQLite gives these the database's mode, but an old one may be loose
     except OSError as exc:
         raise DatabaseUnusable(
             f"Cannot create the Cortask database {path}: {exc.strerror}. "
             "Check that its directory can be created and written, or set CORTASK_HOME to one that can."
         ) from exc
-    try:
-        os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:

@@ -104,7 +104,7 @@ async def test_unknown_sender_details_are_empty_and_the_given_environment_is_the
         "import os; print(repr(tuple(os.environ[k] for k in ('CORTASK_SENDER_PHONE', 'CORTASK_SENDER_NAME', 'MINE'))))"
     )
     environ = {"MINE": "kept", "CORTASK_SENDER_PHONE": "+1 stale", "PATH": os.environ.get("PATH", "")}
-    agent = CommandAgent(python(code), environ=environ)
+    agent = CommandAgent(python(code), environ=environ, pass_env=("MINE",))  # named: passed (issue #12)
 
     assert await agent.reply(make_session(phone=None, name=None), "hi") == repr(("", "", "kept"))
 
@@ -238,3 +238,26 @@ def test_repr_and_invalid_arguments() -> None:
     assert "agent.py" in repr(CommandAgent("python3 agent.py", timeout=5))
     with pytest.raises(ValueError, match="timeout"):
         CommandAgent("python3 agent.py", timeout=0)
+
+
+async def test_the_program_gets_an_allow_list_and_only_the_variables_its_settings_name(
+    make_session: MakeSession,
+) -> None:
+    # issue #12: never the service's whole environment (the gateway token, agent keys)
+    from cortask.agents import AgentConfig, build_agent
+
+    environ = {
+        "PATH": os.environ.get("PATH", ""),
+        "LANG": "C.UTF-8",
+        "CORTASK_TOKEN": "gateway-token-" + "g" * 40,
+        "OPENAI_API_KEY": "sk-proj-not-for-the-command",
+        "ANTHROPIC_API_KEY": "sk-ant-not-for-the-command",
+        "TOOL_API_KEY": "sk-named-so-passed",
+    }
+    code = "import json, os; print(json.dumps(dict(os.environ)))"
+    agent = build_agent(AgentConfig("command", {"command": python(code), "env": ["TOOL_API_KEY"]}), environ)
+
+    seen = json.loads(await agent.reply(make_session(), "hi"))
+
+    assert seen["TOOL_API_KEY"] == "sk-named-so-passed" and seen["LANG"] == "C.UTF-8"
+    assert not {"CORTASK_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"} & set(seen)

@@ -142,7 +142,8 @@ async def test_anthropic_with_a_named_variable_or_an_explicit_key_and_base_url(b
 
 @pytest.mark.e2e  # starts a process
 async def test_command_from_a_string_or_a_list_with_the_given_environment(build: Build, session: Session) -> None:
-    agent = build("command", {"command": [sys.executable, "-c", "import os; print(os.environ['MY_KEY'][:8])"]})
+    code = "import os; print(os.environ['MY_KEY'][:8])"
+    agent = build("command", {"command": [sys.executable, "-c", code], "env": ["MY_KEY"]})  # named: passed
     split = build("command", {"command": "python3 agent.py --fast", "timeout": 5, "cwd": "/tmp"})
     shell = build("command", {"command": "cat | tr a-z A-Z", "shell": True})
 
@@ -197,9 +198,9 @@ async def test_the_provider_name_is_forgiving_about_case_and_spaces(build: Build
         ("openai", {"model": "m", "modle": "x"}, ENV, "unknown setting 'modle' for the openai agent; it knows model"),
         (
             "openai",
-            {"model": "m", "api_key_env": "NOPE"},
+            {"model": "m", "api_key_env": "NOPE_KEY"},
             ENV,
-            "settings.api_key_env of the openai agent names NOPE, but NOPE is not set",
+            "settings.api_key_env of the openai agent names NOPE_KEY, but NOPE_KEY is not set",
         ),
         (
             "openai",
@@ -257,7 +258,12 @@ async def test_the_provider_name_is_forgiving_about_case_and_spaces(build: Build
             ENV,
             "both settings.token and an Authorization header",
         ),
-        ("webhook", {"url": "https://e.com", "token_env": "NOPE"}, ENV, "names NOPE, but NOPE is not set"),
+        (
+            "webhook",
+            {"url": "https://e.com", "token_env": "NOPE_TOKEN"},
+            ENV,
+            "names NOPE_TOKEN, but NOPE_TOKEN is not set",
+        ),
         ("echo", {"prefix": 1}, ENV, "settings.prefix of the echo agent must be a string"),
     ],
 )
@@ -312,7 +318,7 @@ def test_repr_of_a_config_masks_secrets() -> None:
 
     for secret in (OTHER_KEY, "pw-secret", "qs-secret", "hdr-secret"):
         assert secret not in shown
-    assert "'token': '***CRET'" in shown and "X-Api" in shown
+    assert "'token': '********'" in shown and "X-Api" in shown
 
 
 def test_describe_openai_masks_the_key_and_says_where_it_comes_from() -> None:
@@ -325,7 +331,7 @@ def test_describe_openai_masks_the_key_and_says_where_it_comes_from() -> None:
         "provider": "openai",
         "label": "OpenAI-compatible",
         "summary": "gpt-4o at https://api.openai.com/v1",
-        "settings": {"model": "gpt-4o", "api_key": "***CRET", "max_tokens": 9},
+        "settings": {"model": "gpt-4o", "api_key": "********", "max_tokens": 9},
         "key": {"source": "settings.api_key", "set": True},
     }
     assert from_env["key"] == {"source": "$OPENAI_API_KEY", "set": True}

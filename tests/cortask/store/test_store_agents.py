@@ -64,7 +64,7 @@ def test_display_masks_secrets_only(store: Store, ws: int) -> None:
         "base_url": "http://localhost:11434/v1",
         "api_key": MASK,
         "max_tokens": 1024,  # a number is never a secret
-        "headers": {"Authorization": "Bearer x", "X-Api-Key": MASK},
+        "headers": {"Authorization": MASK, "X-Api-Key": MASK},  # every header value (issue #12)
         "webhook": {"secret": MASK, "url": "https://example.test/hook", "retries": 3},
         "fallback_tokens": [MASK, MASK],
         "password": "",  # empty stays empty, so the UI can say "not set"

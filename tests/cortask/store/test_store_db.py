@@ -71,17 +71,21 @@ def test_new_home_is_0700_and_database_files_0600(tmp_path: Path, umask_zero: No
             assert mode(home / f"cortask.db{suffix}") == 0o600, suffix
 
 
-def test_existing_home_and_file_keep_their_modes(tmp_path: Path) -> None:
+def test_existing_home_and_files_with_loose_modes_are_made_private(tmp_path: Path) -> None:
+    # issue #12: what already existed with a looser mode is tightened when opened
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     os.chmod(home, 0o755)
     with Store.open(home / "cortask.db"):
         pass
-    os.chmod(home / "cortask.db", 0o640)
+    os.chmod(home, 0o755)
+    for name in ("cortask.db", "cortask.db-wal", "cortask.db-shm"):
+        (home / name).touch()
+        os.chmod(home / name, 0o644)
     with Store.open(home / "cortask.db"):
-        pass
-    assert mode(home) == 0o755
-    assert mode(home / "cortask.db") == 0o640
+        assert mode(home) == 0o700
+        for name in ("cortask.db", "cortask.db-wal", "cortask.db-shm"):
+            assert mode(home / name) == 0o600
 
 
 # --- pragmas --------------------------------------------------------------------------------

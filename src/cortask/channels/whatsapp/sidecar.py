@@ -23,11 +23,14 @@ from typing import Any, TypeVar
 
 from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
+from cortask.childenv import child_environment
 
 log = logging.getLogger("cortask.whatsapp.sidecar")
 baileys_log = logging.getLogger("cortask.whatsapp.baileys")
 
 PROTOCOL = wire.PROTOCOL
+# What Node itself reads (index.mjs reads only the CORTASK_SIDECAR_* variables launch() sets).
+NODE_VARIABLES = ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "NODE_PATH", "NODE_DEBUG", "UV_THREADPOOL_SIZE")
 MIN_NODE_MAJOR = 20
 PACKAGE_DIR = Path(__file__).resolve().parent / "sidecar"
 MAX_LINE = 64 * 1024 * 1024
@@ -142,8 +145,9 @@ class Sidecar:
     def launch(self) -> tuple[list[str], Path, dict[str, str]]:
         """The command line, working directory and environment the sidecar runs with."""
         argv = [self._install.node, str(self._install.directory / "index.mjs")]
+        # An allow-list: Node's own settings and ours, never the gateway token or an agent's key.
         env = {
-            **os.environ,
+            **child_environment(os.environ, NODE_VARIABLES),
             "CORTASK_SIDECAR_LOG_LEVEL": self._log_level,
             # where it leaves messages we had not journaled yet, should we die first
             "CORTASK_SIDECAR_SPILL_DIR": str(self._store.directory),

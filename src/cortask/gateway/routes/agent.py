@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from cortask.app.models import ActivityEntry, Agent, AgentIn, HistoryEntry, SessionInfo
+from cortask.app.models import ActivityEntry, Agent, AgentIn, HistoryEntry, Origin, SessionInfo
 from cortask.gateway.routes import App
 
 router = APIRouter(prefix="/api")
@@ -17,7 +17,7 @@ async def agent(app: App) -> Agent:
 
 @router.put("/agent", response_model=Agent)
 async def set_agent(body: AgentIn, app: App) -> Agent:
-    return await app.set_agent(body)
+    return await app.set_agent(body, origin=Origin.NETWORK)
 
 
 @router.get("/activity", response_model=list[ActivityEntry])
