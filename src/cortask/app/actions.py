@@ -37,7 +37,6 @@ from cortask.app.models import (
     ContactPatch,
     ContactsEvent,
     Event,
-    Health,
     HistoryEntry,
     LinkEvent,
     LinkResult,
@@ -133,9 +132,6 @@ class CortaskApp:
         if self.service.channel is not None:
             return channel_status(self.service.channel.status, info, settings, running=self.serving)
         return stored_status(info, settings, sandbox=self.service.sandbox is not None)
-
-    async def health(self) -> Health:
-        return Health(ok=True, whatsapp=(await self.status()).state)
 
     async def overview(self) -> Overview:
         settings = await self._settings()

@@ -169,11 +169,6 @@ class Agent(BaseModel):
     override: bool
 
 
-class Health(BaseModel):
-    ok: bool
-    whatsapp: ConnectionState
-
-
 class PhoneCheck(BaseModel):
     ok: bool
     e164: str | None = None
