@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self
-from urllib.parse import urlsplit, urlunsplit
 
-from cortask.redact import mask_text
+from cortask.redact import mask_text, mask_url
 
 log = logging.getLogger("cortask.agents")
 
@@ -151,21 +150,8 @@ def mask(secret: str | None) -> str | None:
 
 
 def display_url(url: str) -> str:
-    """`url` safe to show and log: a password in it and the values of its query string are masked."""
-    # The same rules as `cortask.redact.mask_url`, with this module's shorter mark.
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = parts.port
-    except ValueError:
-        return "<invalid URL>"
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc = f"{netloc}:{port}"
-    if parts.username is not None:
-        netloc = f"{parts.username}:{REDACTED}@{netloc}" if parts.password is not None else f"{parts.username}@{netloc}"
-    query = "&".join(f"{pair.split('=', 1)[0]}={REDACTED}" if "=" in pair else pair for pair in parts.query.split("&"))
-    return urlunsplit((parts.scheme, netloc, parts.path, query if parts.query else "", ""))
+    """`url` safe to show and log: the one masker's rules (`cortask.redact.mask_url`)."""
+    return mask_url(url)
 
 
 def short(text: str, limit: int = 200) -> str:

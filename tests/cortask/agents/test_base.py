@@ -80,8 +80,8 @@ def test_redact_and_mask() -> None:
     ("url", "shown"),
     [
         ("https://api.openai.com/v1", "https://api.openai.com/v1"),
-        ("http://user:pw@host:8080/p?token=abc&x=1#frag", "http://user:***@host:8080/p?token=***&x=***"),
-        ("http://user@host/p?flag", "http://user@host/p?flag"),
+        ("http://user:pw@host:8080/p?token=abc&x=1#frag", "http://user:********@host:8080/p?token=********&x=********"),
+        ("http://user@host/p?flag", "http://********@host/p?flag"),  # user-info alone may be a token
         ("http://[::1]:9000/v1", "http://[::1]:9000/v1"),
         ("http://[broken", "<invalid URL>"),
     ],

@@ -352,7 +352,7 @@ def test_describe_each_provider() -> None:
     )
     assert anthropic["settings"] == {"model": "claude", "api_key_env": "MY_KEY"}  # a variable's name is no secret
     assert (command["label"], command["summary"], command["key"]) == ("Local command", "python3 agent.py", None)
-    assert webhook["summary"] == "POST https://e.com/h?sig=***"
+    assert webhook["summary"] == "POST https://e.com/h?sig=********"
     assert webhook["key"] == {"source": "$MY_KEY", "set": True}
     assert (echo["label"], echo["summary"]) == ("Echo (demo)", "answers 'Echo: ' + the message")
 
