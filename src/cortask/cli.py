@@ -96,6 +96,7 @@ def serve(
         service = CortaskService(_home(), agent_override=override)
     except (ConfigError, InsecureBind) as exc:  # e.g. half of the sandbox settings, an unreadable token file
         raise typer.Exit(_fail(str(exc))) from None
+    _log_to_terminal()
     sys.exit(asyncio.run(run_gateway(service, host, port, supplied, allowed_hosts=allowed_host or ())))
 
 
@@ -107,10 +108,23 @@ def demo(
     """Try it without a phone: wasim (the offline WhatsApp sandbox), the gateway and the echo agent."""
     from cortask.demo import run_demo
 
+    _log_to_terminal()
     sys.exit(asyncio.run(run_demo(_home(), port, agent)))
 
 
 # -- one client, through the gateway or in this process ------------------------------------------
+
+
+def _log_to_terminal() -> None:
+    """What `serve` and `demo` log (warnings and worse, as before) goes through the one masker."""
+    import logging
+
+    from cortask.redact import MaskingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(MaskingFormatter("%(message)s"))
+    logging.getLogger().addHandler(handler)
 
 
 def _log_to_file(path: Path) -> None:
@@ -119,13 +133,13 @@ def _log_to_file(path: Path) -> None:
     import logging
 
     from cortask.home import private_file
-    from cortask.redact import mask_text
+    from cortask.redact import MaskingFormatter
 
     backup = path.with_name(path.name + ".1")
     if backup.exists():
         private_file(backup)  # the rotated copy, should an older one be loose
     handler = _private_log_handler(path)
-    handler.setFormatter(_MaskingFormatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s", mask_text))
+    handler.setFormatter(MaskingFormatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -144,17 +158,6 @@ def _private_log_handler(path: Path) -> logging.Handler:
             return super()._open()
 
     return PrivateLog(path, maxBytes=2_000_000, backupCount=1)
-
-
-class _MaskingFormatter(logging.Formatter):
-    """Every line through the one masker: a key in an error or a URL never reaches the file."""
-
-    def __init__(self, fmt: str, mask: Callable[[str], str]) -> None:
-        super().__init__(fmt)
-        self._mask = mask
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self._mask(super().format(record))
 
 
 def _run(

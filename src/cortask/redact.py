@@ -17,11 +17,12 @@ back unchanged (``cortask.store.masking.restore_masked``).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MASK", "is_secret_name", "mask_settings", "mask_text", "mask_url", "mask_value"]
+__all__ = ["MASK", "MaskingFormatter", "is_secret_name", "mask_settings", "mask_text", "mask_url", "mask_value"]
 
 MASK = "********"
 _SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "credential")
@@ -117,3 +118,10 @@ def mask_value(name: str, value: object) -> object:
 def mask_settings(settings: Mapping[str, object]) -> dict[str, object]:
     """A copy of `settings` as it may be shown: every secret replaced by `MASK` (see the module)."""
     return {str(name): mask_value(str(name), value) for name, value in settings.items()}
+
+
+class MaskingFormatter(logging.Formatter):
+    """Every log line through the one masker: a key in an error or a URL never reaches a log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_text(super().format(record))

@@ -108,3 +108,16 @@ def test_secret_names(name: str, secret: bool) -> None:
 def test_ordinary_text_is_left_alone() -> None:
     line = "command agent (python3) answering in 4915123456789@s.whatsapp.net after 1.5 s"
     assert mask_text(line) == line
+
+
+def test_log_lines_go_through_the_masker() -> None:
+    import logging
+
+    from cortask.redact import MaskingFormatter
+
+    record = logging.LogRecord(
+        "cortask", logging.WARNING, __file__, 1, "agent failed at %s", ("https://u:pw@h/x?key=sk-abc",), None
+    )
+    line = MaskingFormatter("%(levelname)s %(message)s").format(record)
+    assert line.startswith("WARNING agent failed at https://u:")
+    assert "pw" not in line and "sk-abc" not in line
