@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testkit.gateway import bearer
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -85,9 +86,9 @@ def test_while_a_gateway_runs_the_cli_sets_the_command_agent_in_process_and_the_
     gateway: tuple[str, dict[str, str]],
 ) -> None:
     _, env = gateway
-    info = json.loads((Path(env["CORTASK_HOME"]) / "gateway.json").read_text())
-    headers = {"Authorization": f"Bearer {info['token']}"} if info.get("token") else {}
-    api = httpx.Client(base_url=info["url"] + "api", headers=headers, timeout=30)
+    home = Path(env["CORTASK_HOME"])
+    info = json.loads((home / "gateway.json").read_text())
+    api = httpx.Client(base_url=info["url"] + "api", headers=bearer(home), timeout=30)  # as the owner would
 
     refused = api.put("/agent", json={"provider": "command", "settings": {"command": "id"}})
     assert refused.status_code == 403
