@@ -155,7 +155,7 @@ def test_the_directory_describes_accounts_with_what_the_registry_says_is_connect
     [view] = directory.describe_accounts(lambda d: d is device)
     assert view["phone"] == "+" + PHONE
     assert view["devices"][0]["connected"] and view["devices"][0]["prekeys"] == 2
-    assert {"phone": "+15550002222", "lid": contact.lid, "name": "Ada", "own_phone": False} in (
+    assert {"phone": "+15550002222", "lid": contact.lid, "name": "Ada", "own_phone": False, "dialled": []} in (
         directory.describe_contacts()
     )
     assert [e.kind for e in events.since()] == ["contact.added"]
