@@ -61,7 +61,7 @@ from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
 from cortask.contacts.access import TrustedContact, WhatsAppState
-from cortask.contacts.addresses import format_address
+from cortask.contacts.addresses import format_address, whatsapp_addresses
 from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
@@ -437,7 +437,15 @@ class CortaskApp:
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
-        return {c.phone: c.name for c in await store.whatsapp.contacts(ws) if c.name}
+        names: dict[str, str] = {}
+        for c in await store.whatsapp.contacts(ws):
+            if c.name:
+                names[c.phone] = c.name
+                # A sender is shown by the address WhatsApp uses for them, too (+521… for +52…).
+                for address in (c.whatsapp.address, *whatsapp_addresses(c.phone)):
+                    if address:
+                        names.setdefault("+" + address, c.name)
+        return names
 
     def _live(self) -> WhatsAppChannel:
         if self.service.channel is None:
