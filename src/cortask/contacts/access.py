@@ -331,19 +331,30 @@ def _sender_indexes(
 ) -> tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]]:
     """(registered address -> phone, LID -> phone, equivalent address -> phone) of the contacts.
     Only contacts WhatsApp has not told us an address for are matched by equivalence."""
-    by_address: dict[str, str] = {}
-    by_lid: dict[str, str] = {}
-    by_equivalent: dict[str, str] = {}
+    by_address: dict[str, TrustedContact] = {}
+    by_lid: dict[str, TrustedContact] = {}
+    by_equivalent: dict[str, TrustedContact] = {}
+
+    def put(index: dict[str, TrustedContact], key: str, contact: TrustedContact) -> None:
+        # Two contacts that are one account (+54 11 … and +54 9 11 …): the safer permission applies.
+        known = index.get(key)
+        if known is None or _RANK[contact.permission] < _RANK[known.permission]:
+            index[key] = contact
+
     for contact in contacts:
         reg = contact.whatsapp
         if reg.address:
-            by_address.setdefault(reg.address, contact.phone)
+            put(by_address, reg.address, contact)
         if reg.lid:
-            by_lid.setdefault(reg.lid, contact.phone)
+            put(by_lid, reg.lid, contact)
         if not reg.address:
             for address in whatsapp_addresses(contact.phone):
-                by_equivalent.setdefault(address, contact.phone)
-    return MappingProxyType(by_address), MappingProxyType(by_lid), MappingProxyType(by_equivalent)
+                put(by_equivalent, address, contact)
+
+    def phones(index: dict[str, TrustedContact]) -> Mapping[str, str]:
+        return MappingProxyType({key: c.phone for key, c in index.items()})
+
+    return phones(by_address), phones(by_lid), phones(by_equivalent)
 
 
 def _count(n: int, noun: str) -> str:

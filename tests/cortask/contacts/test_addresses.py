@@ -196,3 +196,18 @@ def test_parse_keeps_the_number_as_written() -> None:
     parsed = TrustedContact.parse("  +52 1 55 1234 5678 ", "write", "Lupita")
     assert (parsed.phone, parsed.written) == ("+525512345678", "+52 1 55 1234 5678")
     assert parsed == TrustedContact("+525512345678", Permission.WRITE, "Lupita")  # written is not identity
+
+
+def test_two_contacts_that_are_one_account_get_the_safer_permission() -> None:
+    # +54 11 … and +54 9 11 … entered as two contacts: WhatsApp addresses both as 549…
+    fixed = TrustedContact("+541112345678", Permission.WRITE)
+    mobile = TrustedContact("+5491112345678", Permission.READ)
+    for contacts in ([fixed, mobile], [mobile, fixed]):
+        policy = AccessPolicy(contacts)
+        assert policy.decide("+5491112345678").verdict is Verdict.READ_ONLY  # exact number first
+        assert policy.decide("+541112345678").verdict is Verdict.AGENT
+        reg = Registration(WhatsAppState.REGISTERED, "5491112345678", None, NOW)
+        both = AccessPolicy([TrustedContact(c.phone, c.permission, whatsapp=reg) for c in contacts]).decide(
+            "+5491112345678"
+        )
+        assert both.verdict is Verdict.READ_ONLY
