@@ -6,7 +6,7 @@ Argentina's ``549…``) and sends as that address.
 For every person, each of two or three written forms of the number is entered as the trusted
 contact, the way people type it, and the person writes once: exactly one reply each time. A
 number that is none of them gets nothing. Then: what WhatsApp's answer (usync) stored, including
-"not on WhatsApp", and the re-check after a link.
+"not on WhatsApp", the check when a contact changes while linked, and the re-check after a link.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from testkit.channel import link, reply_seen, texts_received
 
 from cortask.app.actions import CortaskApp
-from cortask.app.models import ContactIn
+from cortask.app.models import ContactIn, ContactPatch
 from cortask.channels.whatsapp.config import Sandbox
 from cortask.service import CortaskService
 from wasim.server.app import Wasim
@@ -99,6 +99,7 @@ PEOPLE = [
 # On WhatsApp, but none of the people above: one digit off the Mexican address.
 STRANGER = "+5215512345679"
 NOT_ON_WHATSAPP = "+52 55 8765 4321"
+LATER = "+55 21 98888-7777"
 
 
 @pytest.fixture
@@ -206,16 +207,22 @@ async def test_what_whatsapp_said_is_stored_and_rechecked_after_each_link(sim: W
     assert (stored[brazil.dialled].address, stored[brazil.dialled].lid) == (brazil.address, brazil.lid)
     assert stored["+525587654321"].address is None
 
-    # The not-on-WhatsApp number registers; the next link asks again and finds it.
+    # The not-on-WhatsApp number registers: changing the contact while linked asks again at once.
     sim.add_contact("+525587654321", "Late", address="5215587654321")
+    changed = await app.update_contact("+525587654321", ContactPatch(name="Late"))
+    assert (changed.whatsapp, changed.whatsapp_address) == ("registered", "+52 1 55 8765 4321")
+
+    # Another registers while nothing asks; the next link (here: pause, then start) checks everyone.
+    assert (await app.add_contact(ContactIn(phone=LATER))).whatsapp == "not_on_whatsapp"
+    sim.add_contact("+5521988887777", "Later", address="552188887777")  # a legacy eight-digit Brazilian account
     await channel.pause()
     await channel.resume()
 
     async def found() -> None:
         while True:
-            late = {c.phone: c for c in await app.contacts()}["+525587654321"]
-            if late.whatsapp == "registered":
-                assert late.whatsapp_address == "+52 1 55 8765 4321"
+            later = {c.phone: c for c in await app.contacts()}["+5521988887777"]
+            if later.whatsapp == "registered":
+                assert later.whatsapp_address == "+55 21 8888-7777"
                 return
             await asyncio.sleep(0.1)
 
