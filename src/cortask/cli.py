@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the models and clients are imported when a command runs, no
     from rich.status import Status as RichStatus
 
     from cortask.app.client import Client
-    from cortask.app.models import LinkResult, Status
+    from cortask.app.models import Contact, LinkResult, Status
     from cortask.terminal import QrPresenter
 
 T = TypeVar("T")
@@ -347,10 +347,32 @@ def contacts_list(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_model(contacts, True, "")
         return
-    table = Table("phone", "name", "permission")
+    table = Table("phone", "as written", "name", "permission", "on WhatsApp")
     for contact in contacts:
-        table.add_row(contact.phone, contact.name or "", contact.permission)
+        table.add_row(
+            contact.phone, contact.written or "", contact.name or "", contact.permission, _on_whatsapp(contact)
+        )
     Console().print(table)
+
+
+def _on_whatsapp(contact: Contact) -> str:
+    """What WhatsApp said about a contact's number, in the contact list's words (the server's note
+    when there is one)."""
+    if contact.note:
+        return contact.note
+    if contact.whatsapp == "registered":
+        return "yes"
+    return "not checked yet"
+
+
+def _added(verb: str, contact: Contact) -> str:
+    written = (
+        f"{contact.written} as {contact.phone}"
+        if contact.written and contact.written != contact.phone
+        else contact.phone
+    )
+    note = f" {contact.note}" if contact.note else ""
+    return f"{verb} {written} ({contact.permission}).{note}"
 
 
 @contacts_app.command("add")
@@ -360,12 +382,12 @@ def contacts_add(
     permission: Annotated[str, typer.Option(help="read, write or admin")] = "write",
     as_json: JsonFlag = False,
 ) -> None:
-    """Trust a phone number (E.164, e.g. +4915123456789)."""
+    """Trust a phone number, written any way people write it (+4915123456789, +52 1 55 1234 5678, …)."""
     from cortask.app.models import ContactIn
 
     body = ContactIn(phone=phone, name=name, permission=permission)
     contact = _run(lambda c: c.add_contact(body))
-    _print_model(contact, as_json, f"Added {contact.phone} ({contact.permission}).")
+    _print_model(contact, as_json, _added("Added", contact))
 
 
 @contacts_app.command("set")
@@ -381,7 +403,7 @@ def contacts_set(
 
     body = ContactPatch.model_validate(changes)  # only what was given is changed
     contact = _run(lambda c: c.update_contact(phone, body))
-    _print_model(contact, as_json, f"Updated {contact.phone} ({contact.permission}).")
+    _print_model(contact, as_json, _added("Updated", contact))
 
 
 @contacts_app.command("remove")

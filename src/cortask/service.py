@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.numbers import numbers_to_ask, registration_of
 from cortask.home import cortask_home
 from cortask.store import AsyncStore, Store, WhatsAppSettings
 from cortask.store.models import Workspace, session_id_for_chat
@@ -50,6 +52,8 @@ class CortaskService:
         # One agent per configuration, reused across messages (an LLM client holds a connection
         # pool); replaced and closed when the configuration changes.
         self._agent: tuple[str, Agent] | None = None
+        # Told when WhatsApp's answers about contacts' numbers were stored (the app streams them).
+        self.on_contacts_checked: Callable[[], Awaitable[None]] | None = None
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -82,6 +86,7 @@ class CortaskService:
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
+        channel.on_open(self._check_all_contacts)  # after each link: which account is each contact now
         try:
             linked = channel.is_linked()  # takes the auth directory's lock: one owner at a time
         except BaseException:
@@ -117,6 +122,33 @@ class CortaskService:
         assert self.store and self.workspace and self.channel
         self.channel.set_policy(await self.store.whatsapp.access_policy(self.workspace.id))
         self.channel.set_answer_groups((await self.store.whatsapp.settings(self.workspace.id)).answer_groups)
+
+    async def check_contacts(self, phones: Collection[str] | None = None) -> bool:
+        """Ask WhatsApp which account each trusted contact's number is (all, or those in `phones`,
+        E.164) and keep the answers; matching uses them at once. False when not connected."""
+        channel = self.channel
+        if channel is None or self.store is None or self.workspace is None:
+            return False
+        asked_any = False
+        for contact in await self.store.whatsapp.contacts(self.workspace.id):
+            if phones is not None and contact.phone not in phones:
+                continue
+            found = await channel.check_numbers(numbers_to_ask(contact.phone))
+            if found is None:
+                break
+            asked_any = True
+            registration = registration_of(contact.phone, found, datetime.now(UTC))
+            await self.store.whatsapp.record_registration(self.workspace.id, contact.phone, registration)
+            log.info("WhatsApp: %s is %s", contact.phone, registration.state.value)
+        if asked_any:
+            if self.channel is not None:
+                await self.reload_policy()
+            if self.on_contacts_checked is not None:
+                await self.on_contacts_checked()
+        return asked_any
+
+    async def _check_all_contacts(self) -> None:
+        await self.check_contacts()
 
     async def agent_config(self) -> AgentConfig:
         if self.agent_override is not None:

@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("phone", help="E.164 number, e.g. +4915123456789")
     add.add_argument("--name", required=True, help="the push name others see")
     add.add_argument("--lid", default=None, help="its LID user (digits); random when omitted")
+    add.add_argument(
+        "--address",
+        default=None,
+        help="the address WhatsApp knows it by when not the dialled number, e.g. 5215512345678 for +525512345678",
+    )
     lst = csub.add_parser("list", help="list contacts")
     lst.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
 
@@ -128,7 +133,7 @@ _Request = tuple[str, str, dict[str, Any] | None]
 
 def _contact_request(args: argparse.Namespace) -> _Request:
     if args.contact_command == "add":
-        return "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid}
+        return "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid, "address": args.address}
     return "GET", "/contacts", None
 
 

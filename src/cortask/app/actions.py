@@ -60,7 +60,8 @@ from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
-from cortask.contacts.access import TrustedContact
+from cortask.contacts.access import TrustedContact, WhatsAppState
+from cortask.contacts.addresses import format_address, whatsapp_addresses
 from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
@@ -98,6 +99,7 @@ class CortaskApp:
         self._qr: QrCode | None = None
         self._qr_session: asyncio.Task[None] | None = None
         self._followers: list[asyncio.Task[None]] = []
+        service.on_contacts_checked = self._contacts_checked
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -308,13 +310,24 @@ class CortaskApp:
         store, ws = self._ws()
         contact = await store.whatsapp.add_contact(ws, body.phone, body.permission, body.name)
         await self._access_changed()
-        return _contact(contact)
+        return _contact(await self._checked(contact))
 
     async def update_contact(self, phone: str, body: ContactPatch) -> Contact:
         store, ws = self._ws()
         contact = await store.whatsapp.update_contact(ws, phone, **body.model_dump(exclude_unset=True))
         await self._access_changed()
-        return _contact(contact)
+        return _contact(await self._checked(contact))
+
+    async def _checked(self, contact: TrustedContact) -> TrustedContact:
+        """While linked, ask WhatsApp which account the number is before answering; otherwise the
+        check waits for the next link."""
+        if not await self.service.check_contacts([contact.phone]):
+            return contact
+        store, ws = self._ws()
+        return next((c for c in await store.whatsapp.contacts(ws) if c.phone == contact.phone), contact)
+
+    async def _contacts_checked(self) -> None:
+        self.events.publish(ContactsEvent(data=await self.contacts()))
 
     async def remove_contact(self, phone: str) -> None:
         store, ws = self._ws()
@@ -424,7 +437,15 @@ class CortaskApp:
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
-        return {c.phone: c.name for c in await store.whatsapp.contacts(ws) if c.name}
+        names: dict[str, str] = {}
+        for c in await store.whatsapp.contacts(ws):
+            if c.name:
+                names[c.phone] = c.name
+                # A sender is shown by the address WhatsApp uses for them, too (+521… for +52…).
+                for address in (c.whatsapp.address, *whatsapp_addresses(c.phone)):
+                    if address:
+                        names.setdefault("+" + address, c.name)
+        return names
 
     def _live(self) -> WhatsAppChannel:
         if self.service.channel is None:
@@ -479,7 +500,23 @@ async def _logged(follow: Any) -> None:
 
 
 def _contact(contact: TrustedContact) -> Contact:
-    return Contact(phone=contact.phone, name=contact.name, permission=contact.permission.value)
+    reg = contact.whatsapp
+    shown = format_address(reg.address) if reg.address else None
+    note = None
+    if reg.state is WhatsAppState.NOT_ON_WHATSAPP:
+        note = "Not on WhatsApp: check the number, or ask them which number they use on WhatsApp."
+    elif shown is not None and reg.address != contact.phone[1:]:
+        note = f"WhatsApp knows this number as {shown}."
+    return Contact(
+        phone=contact.phone,
+        name=contact.name,
+        permission=contact.permission.value,
+        written=contact.written,
+        whatsapp=reg.state.value,
+        whatsapp_address=shown,
+        whatsapp_checked_at=reg.checked_at.timestamp() if reg.checked_at is not None else None,
+        note=note,
+    )
 
 
 def _settings_out(settings: WhatsAppSettings) -> Settings:

@@ -102,10 +102,18 @@ class Status(BaseModel):
     needs_relink: bool
 
 
+WhatsAppStateName = Literal["unchecked", "registered", "not_on_whatsapp"]
+
+
 class Contact(BaseModel):
-    phone: str
+    phone: str  # E.164: what the API and the CLI take to change or remove it
     name: str | None
     permission: PermissionName
+    written: str | None = None  # the number as the person wrote it, to show
+    whatsapp: WhatsAppStateName = "unchecked"  # what WhatsApp said when last asked (while linked)
+    whatsapp_address: str | None = None  # the account it is registered as, written as a number
+    whatsapp_checked_at: float | None = None
+    note: str | None = None  # a sentence when WhatsApp knows it under another address, or not at all
 
 
 class Settings(BaseModel):

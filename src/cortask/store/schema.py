@@ -158,7 +158,23 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    4,
+    "whatsapp_trusted_contacts: the number as written, and the WhatsApp account it was found registered as",
+    (
+        # Shown as the person typed it ("+52 1 55 1234 5678"), matched by its E.164 form.
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN written TEXT",
+        # What WhatsApp answered when asked which account the number is (usync), and when: the PN
+        # address's user part ("5215512345678") and LID, or that it is not on WhatsApp.
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_state TEXT NOT NULL DEFAULT 'unchecked' "
+        "CHECK (wa_state IN ('unchecked', 'registered', 'not_on_whatsapp'))",
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_address TEXT",
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_lid TEXT",
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_checked_at TEXT",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

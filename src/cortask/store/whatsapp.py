@@ -10,9 +10,10 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from cortask.contacts.access import AccessPolicy, Permission, TrustedContact
+from cortask.contacts.access import AccessPolicy, Permission, Registration, TrustedContact, WhatsAppState
 from cortask.store import decode, validate
 from cortask.store.base import M, Repository, offloadable
+from cortask.store.db import encode_time
 from cortask.store.errors import Duplicate, NotFound
 from cortask.store.models import UNSET, Unset, WhatsAppSettings
 from cortask.store.workspaces import require_workspace
@@ -86,12 +87,20 @@ class WhatsAppRepository(Repository[M]):
         with self._db.write() as db:
             require_workspace(db, workspace_id)
             number = validate.phone(phone, _region(db, workspace_id))
-            contact = TrustedContact(number, perm, validate.contact_name(name))
+            number_written = phone.strip()
+            contact = TrustedContact(number, perm, validate.contact_name(name), number_written)
             try:
                 db.execute(
-                    "INSERT INTO whatsapp_trusted_contacts (workspace_id, phone, name, permission, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (workspace_id, contact.phone, contact.name, contact.permission.value, self._db.now()),
+                    "INSERT INTO whatsapp_trusted_contacts "
+                    "(workspace_id, phone, name, permission, created_at, written) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        workspace_id,
+                        contact.phone,
+                        contact.name,
+                        contact.permission.value,
+                        self._db.now(),
+                        number_written,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise Duplicate(
@@ -122,12 +131,38 @@ class WhatsAppRepository(Repository[M]):
                 number,
                 current.permission if permission is UNSET else validate.permission(permission),
                 current.name if name is UNSET else validate.contact_name(name),
+                current.written,
+                current.whatsapp,
             )
             db.execute(
                 "UPDATE whatsapp_trusted_contacts SET permission = ?, name = ? WHERE id = ?",
                 (contact.permission.value, contact.name, row["id"]),
             )
             return contact
+
+    @offloadable
+    def record_registration(self, workspace_id: int, phone: str, registration: Registration) -> TrustedContact | None:
+        """Keep what WhatsApp answered about a contact's number (`phone` in E.164); None when the
+        contact was removed meanwhile."""
+        with self._db.write() as db:
+            require_workspace(db, workspace_id)
+            checked_at = registration.checked_at
+            db.execute(
+                "UPDATE whatsapp_trusted_contacts SET wa_state = ?, wa_address = ?, wa_lid = ?, wa_checked_at = ? "
+                "WHERE workspace_id = ? AND phone = ?",
+                (
+                    WhatsAppState(registration.state).value,
+                    registration.address,
+                    registration.lid,
+                    encode_time(checked_at) if checked_at is not None else None,
+                    workspace_id,
+                    phone,
+                ),
+            )
+            row = db.execute(
+                "SELECT * FROM whatsapp_trusted_contacts WHERE workspace_id = ? AND phone = ?", (workspace_id, phone)
+            ).fetchone()
+            return decode.contact(row) if row is not None else None
 
     @offloadable
     def remove_contact(self, workspace_id: int, phone: str) -> bool:

@@ -166,8 +166,8 @@ class Wasim:
 
     # -- what tests and scripts call (each a part's method, kept here as the public surface) ----
 
-    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
-        return self.directory.add_contact(phone, name, lid)
+    def add_contact(self, phone: str, name: str, lid: str | None = None, address: str | None = None) -> Contact:
+        return self.directory.add_contact(phone, name, lid, address)
 
     def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
         """A group of the account and the given contacts (phones)."""

@@ -188,9 +188,20 @@ async def _add_contact(request: web.Request) -> web.Response:
     parts = request.app[_PARTS]
     data = await _body(request)
     contact = parts.directory.add_contact(
-        _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
+        _field(data, "phone", str),
+        _field(data, "name", str),
+        _field(data, "lid", str, False),
+        _field(data, "address", str, False),
     )
-    return web.json_response({"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name})
+    return web.json_response(
+        {
+            "ok": True,
+            "phone": "+" + contact.phone,
+            "lid": contact.lid,
+            "name": contact.name,
+            "dialled": ["+" + d for d in contact.dialled],
+        }
+    )
 
 
 @_routes.get("/contacts")

@@ -112,7 +112,7 @@ class Messaging:
         if account is None:
             raise ValueError(f"no account {to or self._default_phone}: link a device first")
         from_self = sender == "self"
-        contact = state.contacts.get(account.phone if from_self else sender.lstrip("+"))
+        contact = state.contacts.get(account.phone) if from_self else state.contact_by_number(sender)
         if contact is None:
             raise ValueError(f"unknown contact {sender}: add it first (wasim contact add)")
         group_jid = ""

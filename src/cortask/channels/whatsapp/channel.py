@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from cortask.broadcast import Broadcast
@@ -78,6 +78,7 @@ class WhatsAppChannel:
             on_traffic=self._on_traffic,
             handler=handler,
         )
+        self._open_hooks: list[Callable[[], Awaitable[None]]] = []
         # The sidecar's events, each to its handler (wire.py names them; Exited is the process's end).
         self._handlers: Mapping[type[SidecarEvent], Callable[[Any], Awaitable[None]]] = {
             wire.Qr: self._on_qr,
@@ -115,6 +116,22 @@ class WhatsAppChannel:
     @property
     def status(self) -> ChannelStatus:
         return self._status
+
+    def on_open(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook` in the background each time the connection opens (after each link)."""
+        self._open_hooks.append(hook)
+
+    async def check_numbers(self, numbers: Sequence[str], timeout: float = 20) -> tuple[wire.NumberFound, ...] | None:
+        """Ask WhatsApp which account each number (``+`` and digits) is; None when not connected
+        or the question failed (the caller keeps what it knew)."""
+        if not numbers or self._status.state is not ConnectionState.OPEN or not self._supervisor.attached:
+            return None
+        try:
+            result = await self._supervisor.request(wire.CheckNumbers(tuple(numbers)), timeout=timeout)
+        except (SidecarError, TimeoutError) as exc:
+            log.warning("could not ask WhatsApp about %d number(s): %s", len(numbers), exc)
+            return None
+        return result.numbers
 
     @property
     def sandbox(self) -> bool:
@@ -334,6 +351,8 @@ class WhatsAppChannel:
         me = (self.account or {}).get("id")
         self._publish(ChannelStatus.open(me, sandbox=self.sandbox))
         self._pipeline.request_resume()  # replies the last connection could not send, messages left over
+        for hook in self._open_hooks:
+            self._supervisor.background(_logged(hook), "on open")
 
     def _account_id(self) -> str:
         account = self.account or (self._store.linked_account() if self._store is not None else None)
@@ -369,6 +388,13 @@ class WhatsAppChannel:
         self._status = status
         log.info("WhatsApp: %s", status.sentence)
         self._statuses.publish(status)
+
+
+async def _logged(hook: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await hook()
+    except Exception:
+        log.exception("a task run when the connection opened failed")
 
 
 __all__ = [

@@ -91,7 +91,7 @@ class ReplyPipeline:
     async def arrive(self, raw: wire.WAMessage, upsert_type: str) -> None:
         """Filter, access control, then the journal, before anything else happens to a message."""
         item = classify(raw, upsert_type, answer_groups=self.answer_groups, lid_to_phone=self._phone_for_lid)
-        decision = self.policy.decide(item.sender_phone) if isinstance(item, InboundText) else None
+        decision = self.policy.decide(item.sender_phone, item.sender_lid) if isinstance(item, InboundText) else None
         first = lifecycle.arrival(item, decision)
         if isinstance(first, lifecycle.Ignore):
             log.debug("ignored message %s: %s", item.message_id, first.reason)
@@ -208,7 +208,7 @@ class ReplyPipeline:
         key = self._keys.pop(item.message_id, None)
         # Decided again now, not at arrival: a sender removed or made read-only while this message
         # waited in the queue gets what the rules say now (nothing, or the read-only reply).
-        step = lifecycle.plan(self.policy.decide(item.sender_phone), key is not None)
+        step = lifecycle.plan(self.policy.decide(item.sender_phone, item.sender_lid), key is not None)
         if isinstance(step, lifecycle.NoLongerAllowed):
             await self._journal.skip(account, item, step.note)
             self._activity.record("skipped", item.chat_jid, item.message_id, reason=lifecycle.NOT_ALLOWED)

@@ -128,6 +128,22 @@ class PhoneFound:
     jid: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NumberFound:
+    """WhatsApp's answer for one number: `jid` is the account it is registered as (which may not
+    be the number's own digits), `lid` its LID; `exists` false means not on WhatsApp."""
+
+    number: str
+    exists: bool
+    jid: str | None = None
+    lid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumbersChecked:
+    numbers: tuple[NumberFound, ...]
+
+
 R = TypeVar("R")
 
 
@@ -191,6 +207,16 @@ class PhoneForLid(Command[PhoneFound]):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckNumbers(Command[NumbersChecked]):
+    """Ask WhatsApp (usync, what Baileys' onWhatsApp asks) which account each number is; each
+    number ``+`` and digits, one answer per number in the same order."""
+
+    TAG: ClassVar[str] = "check_numbers"
+    RESULT: ClassVar[type[Any]] = NumbersChecked
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ack(Command[Done]):
     """The `messages` batches up to `seq` are journaled: the sidecar may forget them."""
 
@@ -224,7 +250,8 @@ class Exit(Command[Done]):
 
 
 COMMANDS: Mapping[str, type[Command[Any]]] = {
-    c.TAG: c for c in (Connect, SendText, Presence, Read, LidForPhone, PhoneForLid, Ack, Logout, Ping, Close, Exit)
+    c.TAG: c
+    for c in (Connect, SendText, Presence, Read, LidForPhone, PhoneForLid, Ack, Logout, Ping, Close, Exit, CheckNumbers)
 }
 
 
@@ -622,5 +649,6 @@ def describe() -> dict[str, dict[str, dict[str, bool]]]:
             "sandbox": _shape(SandboxTarget),
             "messageKey": _shape(MessageKey),
             "receipt": _shape(Receipt),
+            "numberFound": _shape(NumberFound),
         },
     }

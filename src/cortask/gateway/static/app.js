@@ -463,7 +463,22 @@ function renderAccess() {
 }
 
 function contactSig(c, editing) {
-  return editing ? 'edit' : JSON.stringify([c.phone, c.name, c.permission]);
+  return editing ? 'edit' : JSON.stringify([c.phone, c.name, c.permission, c.written, c.whatsapp, c.note]);
+}
+
+// The number as the person wrote it, its E.164 form when that reads differently, and what
+// WhatsApp said about it (the server words the note).
+function contactPhoneCell(c) {
+  const written = c.written || c.phone;
+  const td = h('td', { class: 'phone', 'data-testid': 'contact-row-phone' }, h('span', { 'data-testid': 'contact-row-written', text: written }));
+  if (written !== c.phone) {
+    td.append(h('span', { class: 'phone-e164 muted', 'data-testid': 'contact-row-e164', text: c.phone }));
+  }
+  if (c.note) {
+    const tone = c.whatsapp === 'not_on_whatsapp' ? 'warn' : 'info';
+    td.append(h('span', { class: `contact-note contact-note-${tone}`, 'data-testid': 'contact-row-note', text: c.note }));
+  }
+  return td;
 }
 
 function permSelect(value, attrs) {
@@ -477,7 +492,7 @@ function contactRow(c) {
   const tr = h('tr', { 'data-phone': c.phone, 'data-testid': 'contact-row' });
   tr.dataset.sig = contactSig(c, editing);
   const who = c.name ? `${c.name} (${c.phone})` : c.phone;
-  tr.append(h('td', { class: 'phone', 'data-testid': 'contact-row-phone', text: c.phone }));
+  tr.append(contactPhoneCell(c));
   if (!editing) {
     tr.append(
       h('td', { 'data-testid': 'contact-row-name' }, c.name ? c.name : h('span', { class: 'muted', text: 'No name' })),
@@ -563,7 +578,7 @@ function describeChat(jid) {
   const s = String(jid || '');
   const [user, server = ''] = s.split('@');
   const num = digits(user.split(':')[0]);
-  const contact = (S.wa.contacts || []).find((c) => digits(c.phone) === num);
+  const contact = (S.wa.contacts || []).find((c) => digits(c.phone) === num || digits(c.whatsapp_address || '') === num);
   if (s === 'status@broadcast') return { title: 'Status updates', sub: s };
   if (server === 'g.us') return { title: 'Group chat', sub: user };
   if (server === 'lid') return { title: contact ? contact.name || contact.phone : 'Hidden number', sub: `LID ${user}` };

@@ -11,6 +11,7 @@
 //   send_text {jid, text, messageId?}                                  -> {id, remoteJid, timestamp}
 //   presence {type, jid?}   read {keys}   ack {seq}   logout   close    -> {}
 //   lid_for_phone {jid} -> {lid}   phone_for_lid {jid} -> {jid}   ping -> {connected}
+//   check_numbers {numbers} -> {numbers: [{number, exists, jid, lid}]}   which account each number is
 //   exit (close the socket keeping the link, spill, leave)            -> {}
 // sidecar -> Python, answers: {"re":N,"ok":true,"result":{...}} or {"re":N,"ok":false,"error":"..."}
 // sidecar -> Python, events {"event":...}:
@@ -30,7 +31,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
-  makeWASocket, initAuthCreds, BufferJSON, proto, WA_CERT_DETAILS, Browsers,
+  makeWASocket, initAuthCreds, BufferJSON, proto, WA_CERT_DETAILS, Browsers, USyncQuery, USyncUser,
 } from 'baileys';
 import pino from 'pino';
 import { format } from 'node:util';
@@ -287,6 +288,22 @@ const commands = {
   async phone_for_lid(cmd) {
     const pn = await requireSocket().signalRepository.lidMapping.getPNForLID(cmd.jid);
     return { jid: pn ?? null };
+  },
+  async check_numbers(cmd) {
+    // The usync query Baileys' onWhatsApp sends (contact protocol), with the LID protocol too, one
+    // number per query: onWhatsApp drops the numbers that are not on WhatsApp and its answers do
+    // not say which number each account was found for, which is the whole point here.
+    const s = requireSocket();
+    const numbers = [];
+    for (const number of cmd.numbers) {
+      const query = new USyncQuery().withContactProtocol().withLIDProtocol().withUser(new USyncUser().withPhone(number));
+      const found = (await s.executeUSyncQuery(query))?.list?.[0];
+      const exists = found?.contact === true;
+      numbers.push(checked('shapes', 'numberFound', {
+        number, exists, jid: exists ? found.id : null, lid: exists ? (found.lid ?? null) : null,
+      }));
+    }
+    return { numbers };
   },
   async logout() {
     const s = requireSocket();

@@ -89,6 +89,10 @@ const FIELDS = {
   ping: {},
   close: {},
   exit: {},
+  check_numbers: {
+    numbers: [true, (v) => Array.isArray(v) && v.length > 0 && v.length <= 50 && v.every((n) => typeof n === 'string' && /^\+[1-9][0-9]{1,14}$/.test(n)),
+      'a list of 1 to 50 phone numbers, each + and digits (E.164)'],
+  },
 };
 
 export const COMMANDS = Object.freeze(Object.keys(FIELDS));
@@ -135,6 +139,7 @@ const RESULTS = {
   ping: { connected: true },
   close: {},
   exit: {},
+  check_numbers: { numbers: true },
 };
 
 const EVENTS = {
@@ -170,10 +175,11 @@ const SHAPES = {
   sandbox: { url: true, rootKey: true },
   messageKey: { id: true, remoteJid: true, participant: false, fromMe: false },
   receipt: { id: true, remoteJid: true, status: true, error: false },
+  numberFound: { number: true, exists: true, jid: false, lid: false },
 };
 const SPILL = { batch: { type: true, messages: true } };
 
-const TABLES = { results: RESULTS, events: EVENTS, requests: REQUESTS, storeResults: STORE_RESULTS, spill: SPILL };
+const TABLES = { results: RESULTS, events: EVENTS, requests: REQUESTS, storeResults: STORE_RESULTS, spill: SPILL, shapes: SHAPES };
 
 // `body` with exactly the fields `TABLES[table][name]` lists (every required one set); throws
 // otherwise: a bug in this sidecar, to be seen at once.
