@@ -22,6 +22,7 @@ class ActivityLog:
         self._entries: collections.deque[Entry] = collections.deque(maxlen=capacity)
         self._changed = asyncio.Event()
         self._feed: Broadcast[Entry] = Broadcast()
+        self.listeners: list[Callable[[Entry], None]] = []  # called at once, in order (the metrics)
 
     @property
     def entries(self) -> list[Entry]:
@@ -34,6 +35,8 @@ class ActivityLog:
         self._changed.set()
         self._changed = asyncio.Event()
         self._feed.publish(entry)
+        for listener in self.listeners:
+            listener(entry)
 
     async def wait(self, predicate: Callable[[Entry], bool], timeout: float = 30) -> Entry:
         """The first entry (kept or coming) that `predicate` accepts."""
