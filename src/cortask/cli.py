@@ -135,7 +135,10 @@ def demo(
     agent: Annotated[str, typer.Option(help="agent for the demo")] = "echo",
 ) -> None:
     """Try it without a phone: wasim (the offline WhatsApp sandbox), the gateway and the echo agent."""
-    from cortask.demo import run_demo
+    try:
+        from cortask.demo import run_demo
+    except ModuleNotFoundError as exc:  # an installed wheel: the sandbox ships with the source only
+        raise typer.Exit(_fail(f"the demo needs wasim, the sandbox in Cortask's source checkout ({exc}).")) from None
 
     _needs_sidecar()
     _log_to_terminal()
