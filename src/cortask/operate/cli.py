@@ -30,16 +30,22 @@ def register(app: typer.Typer) -> None:
 
 
 def ensure_sidecar(home: Path) -> None:
-    """Install the sidecar if no usable one is found (the first command that needs it does this)."""
+    """Install the sidecar if no usable one is found (the first command that needs it does this).
+    A failure is said, not fatal: the command goes on, and its status says what is missing."""
+    import shutil
+
     from cortask.channels.whatsapp.sidecar import SidecarNotInstalled, locate_sidecar
 
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return  # the channel's status says Node is missing, with what to do
     try:
         locate_sidecar(home)
-    except SidecarNotInstalled as exc:
-        if "not installed" not in str(exc) and "has Baileys" not in str(exc):
-            return  # Node itself is missing or too old: the command that needs it says so
+    except SidecarNotInstalled:
         console.print("The WhatsApp sidecar is not installed yet: installing it now (once).")
-        _install(home)
+        try:
+            _install(home)
+        except typer.Exit:
+            console.print("Going on without it: WhatsApp cannot connect until `cortask sidecar install` succeeds.")
 
 
 def _install(home: Path) -> None:
@@ -97,6 +103,8 @@ def doctor(
     """Check Node, the sidecar, the database, the link, file modes, the gateway, disk, clock and Baileys' age."""
     import os
 
+    from rich.markup import escape
+
     from cortask.operate.doctor import Context, run_checks
 
     results = run_checks(Context(cortask_home(), os.environ, port=port))
@@ -106,7 +114,8 @@ def doctor(
     else:
         out = Console(soft_wrap=True)
         for r in results:
-            out.print(f"{_MARKS[r.level]} {r.name:<9} {r.detail}" + (f"\n           fix: {r.fix}" if r.fix else ""))
+            fix = f" [bold]fix:[/bold] {escape(r.fix)}" if r.fix else ""
+            out.print(f"{_MARKS[r.level]} {r.name:<9} {escape(r.detail)}{fix}")
     raise typer.Exit(1 if failed else 0)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from testkit.paths import ROOT
+from testkit.ports import free_port
 from testkit.served import ADA, served
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -74,3 +76,22 @@ def test_the_wheel_alone_installs_its_sidecar_links_and_answers(tmp_path: Path) 
         live.link()
         live.wasim("send", "--from", ADA, "--text", "hello from Ada")
         assert live.wait_replies(ADA, 1) == ["Echo: hello from Ada"]
+
+    # Without `cortask sidecar install`, the first command that needs the sidecar installs it.
+    shutil.rmtree(home / "sidecar")
+    port = str(free_port())
+    serve = subprocess.Popen(
+        [*cortask, "serve", "--port", port],
+        cwd=outside,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serve.stdout is not None and "Cortask is ready" in serve.stdout.readline()
+    finally:
+        serve.terminate()
+        _, said = serve.communicate(timeout=60)
+    assert "installing it now (once)" in said and "verified that it starts" in said, said
+    assert (Path(located.stdout.strip()) / "node_modules" / "baileys").is_dir()
