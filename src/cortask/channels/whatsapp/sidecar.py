@@ -180,11 +180,14 @@ class Sidecar:
             await self.stop()
             raise SidecarNotInstalled(
                 f"the installed sidecar speaks protocol {self.hello.protocol}, Python expects {PROTOCOL}: "
-                "reinstall it with scripts/setup."
+                "reinstall it with `cortask sidecar install` (in a checkout: scripts/setup)."
             )
         if self.hello.baileys != self._install.baileys_version:
             await self.stop()
-            raise SidecarNotInstalled(f"the sidecar runs Baileys {self.hello.baileys}; run scripts/setup.")
+            raise SidecarNotInstalled(
+                f"the sidecar runs Baileys {self.hello.baileys}; run `cortask sidecar install` "
+                "(in a checkout: scripts/setup)."
+            )
 
     async def request(self, command: wire.Command[R], timeout: float = 60.0) -> R:
         """Send a command and return its typed result; raises SidecarError on failure or exit."""
