@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -36,7 +37,10 @@ class ActivityLog:
         self._changed = asyncio.Event()
         self._feed.publish(entry)
         for listener in self.listeners:
-            listener(entry)
+            try:
+                listener(entry)
+            except Exception:  # counting must never stop a message being handled
+                logging.getLogger("cortask.whatsapp").exception("an activity listener failed")
 
     async def wait(self, predicate: Callable[[Entry], bool], timeout: float = 30) -> Entry:
         """The first entry (kept or coming) that `predicate` accepts."""
