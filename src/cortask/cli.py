@@ -24,6 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from cortask.home import cortask_home
+from cortask.operate.cli import ensure_sidecar
+from cortask.operate.cli import register as register_operations
 
 if TYPE_CHECKING:  # the models and clients are imported when a command runs, not for --help
     from pydantic import BaseModel
@@ -43,8 +45,34 @@ agent_app = typer.Typer(help="Which agent answers.", no_args_is_help=True)
 app.add_typer(whatsapp_app, name="whatsapp")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(agent_app, name="agent")
+register_operations(app)  # sidecar, doctor, service
 console = Console(stderr=True, soft_wrap=True)  # no hard wraps: sentences stay greppable
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+_log_format = "text"
+
+
+@app.callback()
+def _options(
+    log_format: Annotated[str, typer.Option(help="log lines as text or json (one object per line)")] = "text",
+) -> None:
+    global _log_format
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--log-format")
+    _log_format = log_format
+
+
+def _formatter(text_format: str) -> logging.Formatter:
+    from cortask.redact import JsonFormatter, MaskingFormatter
+
+    return JsonFormatter() if _log_format == "json" else MaskingFormatter(text_format)
+
+
+def _needs_sidecar(*, in_process: bool = True) -> None:
+    """The first command that runs the sidecar here installs it, when nothing installed it yet."""
+    if in_process:
+        ensure_sidecar(_home())
 
 
 def _home() -> Path:
@@ -96,6 +124,7 @@ def serve(
         service = CortaskService(_home(), agent_override=override)
     except (ConfigError, InsecureBind) as exc:  # e.g. half of the sandbox settings, an unreadable token file
         raise typer.Exit(_fail(str(exc))) from None
+    _needs_sidecar()
     _log_to_terminal()
     sys.exit(asyncio.run(run_gateway(service, host, port, supplied, allowed_hosts=allowed_host or ())))
 
@@ -106,8 +135,12 @@ def demo(
     agent: Annotated[str, typer.Option(help="agent for the demo")] = "echo",
 ) -> None:
     """Try it without a phone: wasim (the offline WhatsApp sandbox), the gateway and the echo agent."""
-    from cortask.demo import run_demo
+    try:
+        from cortask.demo import run_demo
+    except ModuleNotFoundError as exc:  # an installed wheel: the sandbox ships with the source only
+        raise typer.Exit(_fail(f"the demo needs wasim, the sandbox in Cortask's source checkout ({exc}).")) from None
 
+    _needs_sidecar()
     _log_to_terminal()
     sys.exit(asyncio.run(run_demo(_home(), port, agent)))
 
@@ -119,11 +152,9 @@ def _log_to_terminal() -> None:
     """What `serve` and `demo` log (warnings and worse, as before) goes through the one masker."""
     import logging
 
-    from cortask.redact import MaskingFormatter
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(MaskingFormatter("%(message)s"))
+    handler.setFormatter(_formatter("%(message)s"))
     logging.getLogger().addHandler(handler)
 
 
@@ -133,13 +164,12 @@ def _log_to_file(path: Path) -> None:
     import logging
 
     from cortask.home import private_file
-    from cortask.redact import MaskingFormatter
 
     backup = path.with_name(path.name + ".1")
     if backup.exists():
         private_file(backup)  # the rotated copy, should an older one be loose
     handler = _private_log_handler(path)
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(_formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -288,8 +318,10 @@ def whatsapp_logout(as_json: JsonFlag = False) -> None:
 @whatsapp_app.command("link")
 def whatsapp_link(as_json: JsonFlag = False) -> None:
     """Show the QR code to scan (live, with its countdown) until linked or expired."""
+    from cortask.app.client import gateway_address
     from cortask.terminal import QrPresenter
 
+    _needs_sidecar(in_process=gateway_address(_home()) is None)
     with QrPresenter(console, as_json) as view:
 
         async def follow(client: Client) -> LinkResult:

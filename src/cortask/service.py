@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -168,6 +169,10 @@ class CortaskService:
             self._agent = (key, build_agent(config, self.environ))
         return self._agent[1]
 
+    def _agent_timed(self, started: float, *, ok: bool) -> None:
+        if self.channel is not None:
+            self.channel.metrics.agent_run(time.monotonic() - started, ok)
+
     async def handle(self, message: InboundText) -> str:
         """The channel's handler: history, agent, history. (The channel's ledger has already
         journaled the message, and records the reply before it is sent.)"""
@@ -185,7 +190,13 @@ class CortaskService:
             sender_name=message.push_name,
             history=history,
         )
-        reply = await agent.reply(session, message.text)
+        started = time.monotonic()
+        try:
+            reply = await agent.reply(session, message.text)
+        except BaseException:
+            self._agent_timed(started, ok=False)
+            raise
+        self._agent_timed(started, ok=True)
 
         def keep(store: Store) -> None:
             # both turns together, and only once (an answer computed again after a crash)

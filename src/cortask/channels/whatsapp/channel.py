@@ -33,6 +33,7 @@ from cortask.channels.whatsapp.sidecar import Exited, SidecarError, SidecarEvent
 from cortask.channels.whatsapp.state import NOT_LINKED_ERROR, ChannelStatus, ConnectionState, from_decision
 from cortask.channels.whatsapp.supervisor import SidecarSupervisor
 from cortask.contacts.access import AccessPolicy
+from cortask.metrics import Metrics
 
 log = logging.getLogger("cortask.whatsapp")
 
@@ -51,10 +52,12 @@ class WhatsAppChannel:
     def __init__(self, config: WhatsAppConfig, handler: Handler | None = None, ledger: Journal | None = None) -> None:
         self.config = config
         self.account: dict[str, str] | None = None
+        self.metrics = Metrics(states=[s.value for s in ConnectionState])
         self._statuses: Broadcast[ChannelStatus] = Broadcast(replay_latest=True)
         self._status = ChannelStatus.unlinked(sandbox=self.sandbox)
         self._statuses.publish(self._status)
         self._activity = ActivityLog()
+        self._activity.listeners.append(self.metrics.on_activity)
         self._store: AuthStore | None = None
         self._qr: QrSession | None = None
         self._supervisor = SidecarSupervisor(
@@ -147,6 +150,11 @@ class WhatsAppChannel:
     def busy_chats(self) -> int:
         """Chats with a worker and queue held now (idle ones are released)."""
         return self._pipeline.busy_chats
+
+    @property
+    def queued_messages(self) -> int:
+        """Messages and replies waiting in the chats' queues."""
+        return self._pipeline.queued_messages
 
     @property
     def activity(self) -> list[dict[str, Any]]:
@@ -289,6 +297,8 @@ class WhatsAppChannel:
     def _on_decision(self, decision: Decision) -> None:
         """The reconnect policy answered a lost connection: say so, and end a QR session that
         can no longer succeed."""
+        if decision.reconnects:
+            self.metrics.reconnect(decision.reason.value)
         self._publish(from_decision(decision, sandbox=self.sandbox))
         if decision.action not in (Action.RECONNECT_NOW, Action.RETRY_AFTER):
             self._end_qr_session()
@@ -386,6 +396,7 @@ class WhatsAppChannel:
             inbound_at=self._status.last_inbound_at, outbound_at=self._status.last_outbound_at
         )
         self._status = status
+        self.metrics.state(status.state.value)
         log.info("WhatsApp: %s", status.sentence)
         self._statuses.publish(status)
 

@@ -173,6 +173,10 @@ class ReplyPipeline:
     def busy_chats(self) -> int:
         return len(self._chats)
 
+    @property
+    def queued_messages(self) -> int:
+        return sum(queue.qsize() for queue in self._chats.values())
+
     # -- a chat's turn -----------------------------------------------------------------------------
 
     async def _chat_worker(self, chat: str, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:

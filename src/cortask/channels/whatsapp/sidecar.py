@@ -23,7 +23,9 @@ from typing import Any, TypeVar
 
 from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
+from cortask.channels.whatsapp.sidecar_files import PACKAGE_DIR, candidate_dirs
 from cortask.childenv import child_environment
+from cortask.home import cortask_home
 
 log = logging.getLogger("cortask.whatsapp.sidecar")
 baileys_log = logging.getLogger("cortask.whatsapp.baileys")
@@ -32,7 +34,6 @@ PROTOCOL = wire.PROTOCOL
 # What Node itself reads (index.mjs reads only the CORTASK_SIDECAR_* variables launch() sets).
 NODE_VARIABLES = ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "NODE_PATH", "NODE_DEBUG", "UV_THREADPOOL_SIZE")
 MIN_NODE_MAJOR = 20
-PACKAGE_DIR = Path(__file__).resolve().parent / "sidecar"
 MAX_LINE = 64 * 1024 * 1024
 
 
@@ -77,7 +78,9 @@ def locate_sidecar(home: Path | None = None) -> SidecarInstall:
     """Find Node >= 20 and an installed sidecar whose Baileys matches the pinned version."""
     node = shutil.which("node")
     if node is None:
-        raise SidecarNotInstalled("Node.js is not installed: install Node 20 or newer, then run scripts/setup.")
+        raise SidecarNotInstalled(
+            "Node.js is not installed: install Node 20 or newer (with npm), then run `cortask sidecar install`."
+        )
     try:
         version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         major = int(version.lstrip("v").split(".")[0])
@@ -86,22 +89,20 @@ def locate_sidecar(home: Path | None = None) -> SidecarInstall:
     if major < MIN_NODE_MAJOR:
         raise SidecarNotInstalled(f"Node {version} is too old: the sidecar needs Node {MIN_NODE_MAJOR} or newer.")
     pinned = pinned_baileys_version()
-    candidates = [Path(p) for p in [os.environ.get("CORTASK_SIDECAR_DIR")] if p]
-    candidates.append(PACKAGE_DIR)
-    if home is not None:
-        candidates.append(home / "sidecar" / pinned)
-    for directory in candidates:
+    # The rule (sidecar_files): CORTASK_SIDECAR_DIR, else the source tree once set up, else $CORTASK_HOME's.
+    for _, directory in candidate_dirs(home if home is not None else cortask_home()):
         installed = directory / "node_modules" / "baileys" / "package.json"
         if installed.exists():
             found = json.loads(installed.read_text())["version"]
             if found != pinned:
                 raise SidecarNotInstalled(
                     f"the sidecar in {directory} has Baileys {found}, but this version of Cortask needs {pinned}: "
-                    f"run `npm ci` in {directory} (or scripts/setup)."
+                    "run `cortask sidecar install` (in a checkout: scripts/setup)."
                 )
             return SidecarInstall(directory, node, found)
     raise SidecarNotInstalled(
-        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run scripts/setup, or `npm ci` in {PACKAGE_DIR}."
+        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run `cortask sidecar install` "
+        "(in a checkout: scripts/setup)."
     )
 
 
@@ -179,11 +180,14 @@ class Sidecar:
             await self.stop()
             raise SidecarNotInstalled(
                 f"the installed sidecar speaks protocol {self.hello.protocol}, Python expects {PROTOCOL}: "
-                "reinstall it with scripts/setup."
+                "reinstall it with `cortask sidecar install` (in a checkout: scripts/setup)."
             )
         if self.hello.baileys != self._install.baileys_version:
             await self.stop()
-            raise SidecarNotInstalled(f"the sidecar runs Baileys {self.hello.baileys}; run scripts/setup.")
+            raise SidecarNotInstalled(
+                f"the sidecar runs Baileys {self.hello.baileys}; run `cortask sidecar install` "
+                "(in a checkout: scripts/setup)."
+            )
 
     async def request(self, command: wire.Command[R], timeout: float = 60.0) -> R:
         """Send a command and return its typed result; raises SidecarError on failure or exit."""
