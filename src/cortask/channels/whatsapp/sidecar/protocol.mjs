@@ -89,6 +89,10 @@ const FIELDS = {
   ping: {},
   close: {},
   exit: {},
+  pairing_code: {
+    phone: [true, (v) => typeof v === 'string' && /^[1-9][0-9]{6,14}$/.test(v), 'the account\'s own phone number, digits only with the country code'],
+    code: [false, (v) => typeof v === 'string' && /^[0-9A-Za-z]{8}$/.test(v), 'eight letters and digits'],
+  },
 };
 
 export const COMMANDS = Object.freeze(Object.keys(FIELDS));
@@ -135,6 +139,7 @@ const RESULTS = {
   ping: { connected: true },
   close: {},
   exit: {},
+  pairing_code: { code: true },
 };
 
 const EVENTS = {
@@ -147,6 +152,7 @@ const EVENTS = {
   lid: { mapping: true },
   fatal: { code: true, message: true },
   protocol_error: { message: true },
+  code_refused: { message: true },
 };
 
 // Requests to Python's auth store ({"req": N, "op": ..., fields}), and what each answer carries.
