@@ -14,7 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from testkit.gateway import bearer
 from testkit.paths import ROOT
+from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +119,25 @@ def test_a_number_that_is_not_a_phone_number_or_not_on_whatsapp_says_what_to_do(
     )
     assert done.returncode == 1
     assert "no account for +49301234567" in done.stderr and "QR code instead" in done.stderr
+
+
+def test_link_by_code_through_a_running_gateway(env: dict[str, str], sim: Sim) -> None:
+    # With `cortask serve` running, the CLI asks it (the HTTP client) and follows its event stream.
+    port = free_port()
+    serve = popen(env, "serve", "--port", str(port))
+    assert serve.stdout is not None
+    assert "Cortask is ready" in serve.stdout.readline()
+    try:
+        link = popen(env, "whatsapp", "link", "--phone", "+4915112345678", "--json")
+        assert link.stdout is not None
+        first = json.loads(link.stdout.readline())
+        assert re.fullmatch(r"[0-9A-Z]{4}-[0-9A-Z]{4}", first["code"]) and 50 < first["expires_in"] <= 60
+        api = httpx.Client(base_url=f"http://127.0.0.1:{port}/api", headers=bearer(Path(env["CORTASK_HOME"])))
+        shown = api.get("/whatsapp", timeout=30).json()["code"]
+        assert shown["grouped"] == first["code"] and shown["phone"] == "+4915112345678"
+        assert sim.pair(first["code"]).status_code == 200
+        assert json.loads(link.stdout.readline()) == {"state": "linked"}
+        assert link.wait(60) == 0
+    finally:
+        serve.terminate()
+        assert serve.wait(30) == 0
