@@ -63,6 +63,10 @@ def test_link_by_code_through_the_ui_and_the_phone_page(demo: tuple[str, str]) -
         settings.get_by_test_id("code-phone").fill("12345")
         settings.get_by_test_id("code-request").click()
         expect(settings.get_by_test_id("code-error")).to_contain_text("too short", timeout=10_000)
+        settings.get_by_test_id("code-phone").fill("+49 30 1234567")  # a real number, no WhatsApp account
+        settings.get_by_test_id("code-request").click()
+        expect(settings.get_by_test_id("code-error")).to_contain_text("no account for +49301234567", timeout=30_000)
+        expect(settings.get_by_test_id("code-error")).to_contain_text("QR code instead")
         settings.get_by_test_id("code-phone").fill("+49 151 12345678")
         settings.get_by_test_id("code-request").click()
         code = settings.get_by_test_id("code-value")
@@ -76,6 +80,9 @@ def test_link_by_code_through_the_ui_and_the_phone_page(demo: tuple[str, str]) -
         expect(code).to_have_text(CODE, timeout=30_000)
         first = code.inner_text()
         settings.screenshot(path=str(SHOTS / "15-code-shown.png"))
+        settings.reload()  # a page opened again shows the code waiting to be typed, with its countdown
+        expect(code).to_have_text(first, timeout=20_000)
+        expect(settings.get_by_test_id("code-countdown")).to_contain_text("expires in")
 
         # A wrong code typed on the phone: refused there, and the page says what to do.
         phone = browser.new_page(viewport={"width": 480, "height": 900})

@@ -732,6 +732,12 @@ async function loadAll() {
   ]);
   const prev = S.wa;
   if (!prev && wa.qr && wa.status && wa.status.state === 'linking') S.linkFlow = true;
+  // Reopened while a code is waiting to be typed: show the code, not the QR.
+  if (!prev && wa.code && wa.status && wa.status.state === 'linking') {
+    S.codeMode = true;
+    S.codeAsked = true;
+    if (!$('code-phone').value) $('code-phone').value = wa.code.phone; // for "Get a new code" later
+  }
   // Keep a code we are showing when the snapshot has none, so that "expired" stays on screen
   // instead of the code silently vanishing.
   if (!wa.qr && prev && prev.qr && S.linkFlow && wa.enabled && wa.status && needsLink(wa.status)) {
