@@ -125,7 +125,7 @@ class CodePresenter(QrPresenter):
         data, expires_at = self.code
         left = max(0, int(expires_at - time.time() + 0.5))
         return Group(
-            Text(f"\n    {'  '.join(data)}    \n", style="bold reverse"),
+            Text(f"    {data}    ", style="bold reverse"),
             Text(f"Type it within {left} s.", style="bold"),
             Text(CODE_HINT),
             Text(self.note, style="dim"),

@@ -141,3 +141,43 @@ def test_link_by_code_through_a_running_gateway(env: dict[str, str], sim: Sim) -
     finally:
         serve.terminate()
         assert serve.wait(30) == 0
+
+
+def test_link_by_code_on_a_terminal_shows_the_live_code_and_its_countdown(env: dict[str, str], sim: Sim) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    link = subprocess.Popen(
+        [*CORTASK, "whatsapp", "link", "--phone", "+4915112345678"], env={**env, "TERM": "xterm"},
+        stdin=follower, stdout=follower, stderr=follower, cwd=ROOT,
+    )  # fmt: skip
+    os.close(follower)
+    seen = b""
+    try:
+        while not re.search(rb"Type it within \d+ s", seen):
+            chunk = os.read(leader, 65536)
+            assert chunk, seen
+            seen += chunk
+        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+        code = re.search(r"\b([0-9A-Z]{4}-[0-9A-Z]{4})\b", text)
+        assert code, text
+        assert "Link with phone number instead" in text
+        assert sim.pair(code.group(1)).status_code == 200
+        while True:  # read to the end, so the live display's writes never block
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert link.wait(60) == 0
+    finally:
+        if link.poll() is None:
+            link.kill()
+            link.wait()
+    assert b"Linked." in seen
