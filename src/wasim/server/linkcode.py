@@ -164,7 +164,7 @@ class CodeLinking:
         if request is None:
             raise PairingError(NO_CODE)
         if time.time() > request.expires_at or request.conn not in list(self._connections):
-            del self._requests[number]
+            self._forget(request)
             self._events.emit("linkcode.expired", phone="+" + number, conn=request.conn.id)
             raise PairingError(EXPIRED_CODE)
         account = self._state.account(number) or self._state.add_account(new_account(number, name))
@@ -179,18 +179,20 @@ class CodeLinking:
             raise PairingError("Couldn't link device: the other device did not answer. Get a new code there.") from exc
         except LinkCodeError as exc:
             # The typed code is spent, as on WhatsApp: the companion must show a new one.
-            del self._requests[number]
+            self._forget(request)
             self._events.emit("linkcode.wrong", phone="+" + number, conn=request.conn.id, why=str(exc))
             self._spawn(request.conn.send_node(self._refresh()), "tell the companion its code was refused")
             raise PairingError(WRONG_CODE) from exc
         finally:
             request.hello = None
-        del self._requests[number]
+        self._forget(request)
         self._events.emit("linkcode.accepted", phone="+" + number, conn=request.conn.id)
         return await self._phone.link(request.conn, request.companion_identity, secret, request.platform, number, name)
 
-    def pending(self, phone: str | None = None) -> CodeRequest | None:
-        return self._requests.get((phone or self._default_phone).lstrip("+"))
+    def _forget(self, request: CodeRequest) -> None:
+        """Drop `request`, but not a newer one the companion made meanwhile."""
+        if self._requests.get(request.phone) is request:
+            del self._requests[request.phone]
 
     def _primary_hello(self, request: CodeRequest, hello: PrimaryHello, identity: bytes) -> Node:
         return self._notification(
