@@ -273,7 +273,8 @@ class CortaskApp:
         custom = body.code.replace("-", "").strip().upper() if body.code else None
         if custom is not None and (len(custom) != 8 or not custom.isalnum() or not custom.isascii()):
             raise AppError("a code of your own has 8 letters and digits, like CORT-ASK1.")
-        await self.begin_link()
+        if self._qr_session is None or self._qr_session.done():
+            await self.begin_link()  # (joining a live session is not a switch back to its QR)
         try:
             issued = await self._live().request_pairing_code(e164.lstrip("+"), custom)
         except ChannelError as exc:

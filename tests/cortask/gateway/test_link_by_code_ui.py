@@ -100,6 +100,10 @@ def test_link_by_code_through_the_ui_and_the_phone_page(demo: tuple[str, str]) -
         settings.get_by_test_id("code-request").click()
         expect(code).to_have_text(CODE, timeout=30_000)
         assert code.inner_text() != first, "a new code, not the refused one"
+        refused_next = code.inner_text()
+        settings.get_by_test_id("code-new").click()  # "Get a new code" in the same session
+        expect(code).not_to_have_text(refused_next, timeout=30_000)
+        expect(code).to_have_text(CODE)
         phone.get_by_test_id("phone-link-code").fill(code.inner_text().lower())
         phone.get_by_test_id("phone-pair").click()
         expect(phone.get_by_test_id("phone-pair-result")).to_contain_text("Linked as", timeout=30_000)

@@ -116,3 +116,16 @@ async def test_switching_from_qr_to_code_and_back_in_one_session(sim: Wasim, mak
     await sim.phone.scan(qr.data)  # the QR still links after a code was asked for
     await wait_state(channel, ConnectionState.OPEN)
     assert channel.is_linked()
+
+
+async def test_a_new_code_on_request_replaces_the_old_one_in_the_same_session(
+    sim: Wasim, make_channel: MakeChannel
+) -> None:
+    channel = await make_channel(sim)
+    old = await channel.request_pairing_code(sim.default_phone)
+    new = await channel.request_pairing_code(sim.default_phone)
+    assert new.code != old.code
+    registrations = [c for c in sim.connections if c.kind.value == "registration"]
+    assert len(registrations) == 1, "a new code, not a new connection"
+    await sim.pair(new.code)
+    await wait_state(channel, ConnectionState.OPEN)
