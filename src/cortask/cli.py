@@ -32,11 +32,12 @@ if TYPE_CHECKING:  # the models and clients are imported when a command runs, no
     from rich.status import Status as RichStatus
 
     from cortask.app.client import Client
-    from cortask.app.models import Contact, LinkResult, Status
+    from cortask.app.models import CodeIn, Contact, LinkResult, Status
     from cortask.terminal import QrPresenter
 
 T = TypeVar("T")
 EXPIRED = "The QR code expired before it was scanned. Run `cortask whatsapp link` again."
+CODE_EXPIRED = "The code expired before it was typed on the phone. Run `cortask whatsapp link --phone …` again."
 
 app = typer.Typer(help="Cortask: talk to your agent from WhatsApp.", no_args_is_help=True, add_completion=False)
 whatsapp_app = typer.Typer(help="Link, start, stop and inspect the WhatsApp channel.", no_args_is_help=True)
@@ -316,12 +317,29 @@ def whatsapp_logout(as_json: JsonFlag = False) -> None:
 
 
 @whatsapp_app.command("link")
-def whatsapp_link(as_json: JsonFlag = False) -> None:
-    """Show the QR code to scan (live, with its countdown) until linked or expired."""
+def whatsapp_link(
+    as_json: JsonFlag = False,
+    phone: Annotated[
+        str | None,
+        typer.Option("--phone", help="link with phone number instead of a QR: your phone's own number, e.g. +49…"),
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option("--code", help="with --phone: a code of your own (8 letters and digits)")
+    ] = None,
+) -> None:
+    """Show the QR code to scan (live, with its countdown) until linked or expired; with --phone,
+    a code to type on the phone instead."""
     from cortask.app.client import gateway_address
+    from cortask.app.models import CodeIn
     from cortask.terminal import QrPresenter
 
     _needs_sidecar(in_process=gateway_address(_home()) is None)
+    if phone is not None:
+        _link_by_code(CodeIn(phone=phone, code=code), as_json)
+        return
+    if code is not None:
+        raise typer.Exit(_fail("--code needs --phone: a code links the account of that phone number."))
+
     with QrPresenter(console, as_json) as view:
 
         async def follow(client: Client) -> LinkResult:
@@ -345,14 +363,39 @@ def whatsapp_link(as_json: JsonFlag = False) -> None:
         _finish_link(view, result)
 
 
-def _finish_link(view: QrPresenter, result: LinkResult) -> None:
+def _link_by_code(body: CodeIn, as_json: bool) -> None:
+    from cortask.terminal import CodePresenter
+
+    with CodePresenter(console, as_json) as view:
+
+        async def follow(client: Client) -> LinkResult:
+            async for step in client.link_by_code(body):
+                if step.event == "code":
+                    view.show(step.data.grouped, step.data.expires_at)
+                elif step.event == "status":
+                    view.state(step.data.sentence)
+                else:
+                    return step.data
+            raise AssertionError("a linking session always ends with its result")
+
+        try:
+            result = _run(
+                follow, interrupted_with_gateway="interrupted; the code stays in the web UI until it expires."
+            )
+        except typer.Exit:
+            view.__exit__()
+            raise
+        _finish_link(view, result, CODE_EXPIRED)
+
+
+def _finish_link(view: QrPresenter, result: LinkResult, expired: str = EXPIRED) -> None:
     status = result.status
     if result.outcome == "linked":
         after = "The channel is running." if status.running else "The link is kept: `cortask serve` connects."
         view.finish("linked", f"[green]Linked.[/green] {status.sentence}\n{after}")
         return
     if result.outcome == "expired":
-        view.finish("expired", EXPIRED)
+        view.finish("expired", expired)
     else:
         reason = f"[red]Not linked:[/red] {result.reason or status.sentence}"
         view.finish("failed", reason)

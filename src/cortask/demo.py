@@ -19,11 +19,13 @@ from wasim.server.app import Wasim
 from wasim.server.control import start_control
 
 DEMO_CONTACT = "+4915123456789"
+# The simulated phone's own number: a valid one, so "Link with phone number instead" accepts it.
+DEMO_OWN_PHONE = "+4915112345678"
 
 
 async def run_demo(home: Path, port: int, agent: str = "echo") -> int:
     demo_home = home / "demo"
-    sim = Wasim(demo_home / "wasim")
+    sim = Wasim(demo_home / "wasim", default_phone=DEMO_OWN_PHONE[1:])
     await sim.start()
     runner, control_url = await start_control(sim)
     if sim.state.contacts.get(DEMO_CONTACT[1:]) is None:
@@ -40,6 +42,7 @@ async def run_demo(home: Path, port: int, agent: str = "echo") -> int:
         await setup.add_contact(ContactIn(phone=DEMO_CONTACT, name="Ada", permission="write"))
     announce = (
         f"\nSimulated phone (scan the QR, chat as Ada or a stranger): {control_url}/phone"
+        f"\nTo link without a camera, use the phone's own number {DEMO_OWN_PHONE} and type the code on that page."
         f"\nSandbox (wasim) control API: {control_url}  — scan with: "
         f'.venv/bin/python -m wasim scan --control {control_url} "<QR string>"'
     )

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     c = control("scan", "the simulated phone scans a QR code")
     c.add_argument("qr", help="the QR string the client produced")
     c.add_argument("--phone", default=None, help="link to this account (default: the phone's own)")
+    c = control("pair", "the simulated phone types a linking code (Link with phone number instead)")
+    c.add_argument("code", help="the eight-character code the client shows, e.g. ABCD-EFGH")
+    c.add_argument("--phone", default=None, help="the phone of this account types it (default: the phone's own)")
     control("devices", "list accounts and their linked devices")
     c = control("fault", "inject a fault into logged-in connections")
     g = c.add_mutually_exclusive_group(required=True)
@@ -170,6 +173,7 @@ def _fault_request(args: argparse.Namespace) -> _Request:
 # Every command but `serve`, as the request it makes.
 _REQUESTS: dict[str, Callable[[argparse.Namespace], _Request]] = {
     "scan": lambda args: ("POST", "/scan", {"qr": args.qr, "phone": args.phone}),
+    "pair": lambda args: ("POST", "/pair", {"code": args.code, "phone": args.phone}),
     "devices": lambda _: ("GET", "/devices", None),
     "contact": _contact_request,
     "group": lambda args: ("POST", "/groups", {"subject": args.subject, "members": args.member}),

@@ -32,6 +32,9 @@ from cortask.app.models import (
     ActivityEvent,
     Agent,
     AgentIn,
+    CodeEvent,
+    CodeIn,
+    CodeLinkStep,
     Contact,
     ContactIn,
     ContactPatch,
@@ -42,6 +45,7 @@ from cortask.app.models import (
     LinkResult,
     Origin,
     Overview,
+    PairingCode,
     PhoneCheck,
     PhoneIn,
     QrCode,
@@ -51,13 +55,14 @@ from cortask.app.models import (
     SettingsPatch,
     Status,
     StatusEvent,
+    code_link_steps,
     link_steps,
 )
 from cortask.app.status import channel_status, link_outcome, stored_status
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
-from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.channel import ChannelError, WhatsAppChannel
 from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
 from cortask.contacts.access import TrustedContact, WhatsAppState
@@ -97,6 +102,7 @@ class CortaskApp:
         self.serving = serving
         self.events: Broadcast[Event] = Broadcast()
         self._qr: QrCode | None = None
+        self._code: PairingCode | None = None
         self._qr_session: asyncio.Task[None] | None = None
         self._followers: list[asyncio.Task[None]] = []
         service.on_contacts_checked = self._contacts_checked
@@ -155,6 +161,7 @@ class CortaskApp:
             access=AccessSummary(sentence=policy.status, problems=list(policy.problems)),
             account=account,
             qr=self._qr,
+            code=self._code,
         )
 
     # -- the channel: settings kept for `serve`, applied at once when serving ---------------------
@@ -224,6 +231,9 @@ class CortaskApp:
         and the session's end come as events. Adds the channel and unpauses it: the person wants
         it to run once linked."""
         if self._qr is not None and self._qr_session is not None and not self._qr_session.done():
+            if self._code is not None:  # back from the code to the QR, in the same session
+                self._code = None
+                self._live().back_to_qr()
             return self._qr
         channel = self._live()
         info = await self._peek(await self._settings())
@@ -254,6 +264,35 @@ class CortaskApp:
                 async for step in link_steps(await self.begin_link(), events):
                     yield step
 
+    async def request_code(self, body: CodeIn) -> PairingCode:
+        """Link by phone number instead of a QR: a code for the account `body.phone` to type on the
+        phone, in the linking session (started, or joined). Asking again gives a new code."""
+        region = (await self._settings()).default_region
+        try:
+            e164 = normalize_phone(body.phone, region)
+        except InvalidPhoneNumber as exc:
+            raise AppError(f"{exc} Give the number of the phone that has WhatsApp.") from None
+        custom = body.code.replace("-", "").strip().upper() if body.code else None
+        if custom is not None and (len(custom) != 8 or not custom.isalnum() or not custom.isascii()):
+            raise AppError("a code of your own has 8 letters and digits, like CORT-ASK1.")
+        if self._qr_session is None or self._qr_session.done():
+            await self.begin_link()  # (joining a live session is not a switch back to its QR)
+        try:
+            issued = await self._live().request_pairing_code(e164.lstrip("+"), custom)
+        except ChannelError as exc:
+            raise AppError(str(exc)) from None
+        self._code = PairingCode(code=issued.code, grouped=issued.grouped, phone=e164, expires_at=issued.expires_at)
+        self.events.publish(CodeEvent(data=self._code))
+        return self._code
+
+    async def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]:
+        """The whole linking session by code as events: the code, state changes, and last the
+        result. With no gateway running, the channel runs here until then, keeping the link."""
+        async with self._channel():
+            with self.events.subscribe() as events:
+                async for step in code_link_steps(await self.request_code(body), events):
+                    yield step
+
     async def _run_qr_session(self, channel: WhatsAppChannel, first: asyncio.Future[QrCode]) -> None:
         problems: list[ChannelStatus] = []  # why no link came, if none does
 
@@ -275,7 +314,7 @@ class CortaskApp:
             if not first.done():
                 first.set_exception(AppError(f"could not start linking: {exc}"))
         finally:
-            self._qr = None
+            self._qr = self._code = None
             watcher.cancel()
         final = channel.status
         if not first.done():  # the session ended before any code (it failed, or was already over)

@@ -26,15 +26,19 @@ from cortask.app.errors import EXPECTED, AppError, Kind, classify
 from cortask.app.models import (
     Agent,
     AgentIn,
+    CodeIn,
+    CodeLinkStep,
     Contact,
     ContactIn,
     ContactPatch,
     Event,
     LinkStep,
     Origin,
+    PairingCode,
     QrCode,
     Status,
     StatusEvent,
+    code_link_steps,
     link_steps,
 )
 from cortask.home import gateway_token_file
@@ -55,6 +59,7 @@ class Client(Protocol):
     async def stop(self, on_status: OnStatus | None = None) -> Status: ...
     async def logout(self) -> Status: ...
     def link(self) -> AsyncIterator[LinkStep]: ...
+    def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]: ...
     async def contacts(self) -> list[Contact]: ...
     async def add_contact(self, body: ContactIn) -> Contact: ...
     async def update_contact(self, phone: str, body: ContactPatch) -> Contact: ...
@@ -139,6 +144,11 @@ class LocalClient:
             async for step in self.app.link():
                 yield step
 
+    async def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]:
+        with _as_app_errors():
+            async for step in self.app.link_by_code(body):
+                yield step
+
     async def contacts(self) -> list[Contact]:
         with _as_app_errors():
             return await self.app.contacts()
@@ -216,6 +226,17 @@ class HttpClient:
                 yield first
             qr = await self._send("POST", "/whatsapp/qr")
             async for step in link_steps(QrCode.model_validate(qr), _events(lines)):
+                yield step
+
+    async def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]:
+        """As `link`, by phone number: follow the event stream, then ask for a code."""
+        async with self._http.stream("GET", "/events", timeout=None) as stream:
+            lines = stream.aiter_lines()
+            first = await _next_event(lines)
+            if isinstance(first, StatusEvent):
+                yield first
+            code = await self._send("POST", "/whatsapp/code", body)
+            async for step in code_link_steps(PairingCode.model_validate(code), _events(lines)):
                 yield step
 
     async def contacts(self) -> list[Contact]:

@@ -138,6 +138,20 @@ class QrCode(BaseModel):
     expires_at: float
 
 
+class CodeIn(BaseModel):
+    """Link by phone number: the account's own number, and optionally a code of one's own."""
+
+    phone: str
+    code: str | None = None
+
+
+class PairingCode(BaseModel):
+    code: str  # eight characters, as WhatsApp issued it
+    grouped: str  # as shown and typed: ABCD-EFGH
+    phone: str  # E.164, the account's own number
+    expires_at: float
+
+
 class Overview(BaseModel):
     """Everything the channel page shows."""
 
@@ -150,6 +164,7 @@ class Overview(BaseModel):
     access: AccessSummary
     account: Account | None
     qr: QrCode | None
+    code: PairingCode | None = None  # linking by phone number: the code to type on the phone
 
 
 class ActivityEntry(BaseModel):
@@ -222,6 +237,11 @@ class QrEvent(BaseModel):
     data: QrCode
 
 
+class CodeEvent(BaseModel):
+    event: Literal["code"] = "code"
+    data: PairingCode
+
+
 class LinkEvent(BaseModel):
     event: Literal["link"] = "link"
     data: LinkResult
@@ -237,7 +257,9 @@ class ContactsEvent(BaseModel):
     data: list[Contact]
 
 
-Event = Annotated[StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent, Field(discriminator="event")]
+Event = Annotated[
+    StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent | CodeEvent, Field(discriminator="event")
+]
 LinkStep = StatusEvent | QrEvent | LinkEvent  # what a person follows while linking
 
 
@@ -255,3 +277,21 @@ async def link_steps(first: QrCode, events: AsyncIterator[Event]) -> AsyncIterat
         elif isinstance(event, LinkEvent):
             yield event
             return
+
+
+CodeLinkStep = StatusEvent | CodeEvent | LinkEvent  # what a person follows while linking by code
+
+
+async def code_link_steps(first: PairingCode, events: AsyncIterator[Event]) -> AsyncIterator[CodeLinkStep]:
+    """A linking session by code as a person follows it: the code, each new code, each state
+    change, and last the result (the session's QR codes are not shown)."""
+    last = first
+    yield CodeEvent(data=first)
+    async for event in events:
+        if isinstance(event, CodeEvent) and event.data != last:
+            last = event.data
+            yield event
+        elif isinstance(event, StatusEvent | LinkEvent):
+            yield event
+            if isinstance(event, LinkEvent):
+                return

@@ -17,6 +17,7 @@ from wasim.protocol.pairing import PairingError
 from wasim.server.directory import AccountView, ContactView, Directory
 from wasim.server.events import EventLog
 from wasim.server.faults import Fault, Faults
+from wasim.server.linkcode import CodeLinking
 from wasim.server.messaging import Messaging
 from wasim.server.phone import SimulatedPhone
 
@@ -43,6 +44,7 @@ class ControlParts:
     messaging: Messaging
     faults: Faults
     snapshot: Callable[[], Snapshot]
+    link_codes: CodeLinking | None = None
 
 
 class Controlled(Protocol):
@@ -121,6 +123,19 @@ async def _scan(request: web.Request) -> web.Response:
         phone=_field(data, "phone", str, False),
         name=data.get("name") or "Sim User",
     )
+    return web.json_response(
+        {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
+    )
+
+
+@_routes.post("/pair")
+async def _pair(request: web.Request) -> web.Response:
+    """The phone's "Link with phone number instead": the person types the code shown."""
+    parts = request.app[_PARTS]
+    if parts.link_codes is None:
+        raise BadRequest("this wasim does not link by code")
+    data = await _body(request)
+    result = await parts.link_codes.pair(_field(data, "code", str), phone=_field(data, "phone", str, False))
     return web.json_response(
         {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
     )

@@ -127,6 +127,8 @@ const handlers = {
   },
   async sendNode(cmd) { await sock.sendNode(toNode(cmd.node)); },
   async echo(cmd) { echo = Boolean(cmd.enabled); },
+  // Link by phone number instead of a QR: the code the phone must type.
+  async pairingCode(cmd) { return { code: await sock.requestPairingCode(cmd.phone, cmd.code ?? undefined) }; },
   async creds() { return { creds: authState?.creds ?? null }; },
   async exit() {
     sock?.end(undefined);

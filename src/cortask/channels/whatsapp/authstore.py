@@ -308,7 +308,10 @@ def _open_db(path: Path) -> sqlite3.Connection:
 
 def account_in_creds(creds_json: str | None) -> dict[str, str] | None:
     """The paired device in Baileys' stored credentials (`creds.me`), or None before pairing."""
-    me = json.loads(creds_json).get("me") if creds_json else None
+    creds = json.loads(creds_json) if creds_json else {}
+    if creds.get("pairingCode") and not creds.get("account"):
+        return None  # a pairing code was requested (which sets `me`), but no phone linked with it
+    me = creds.get("me")
     return dict(me) if isinstance(me, dict) and me else None
 
 

@@ -25,7 +25,7 @@ from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.journal import Journal, MemoryJournal
-from cortask.channels.whatsapp.linking import QrSession
+from cortask.channels.whatsapp.linking import PairingCode, QrSession
 from cortask.channels.whatsapp.pipeline import ERROR_REPLY, Handler, ReplyPipeline, new_message_id
 from cortask.channels.whatsapp.qr import QrCode
 from cortask.channels.whatsapp.reconnect import Action, Decision
@@ -92,6 +92,7 @@ class WhatsAppChannel:
             wire.Lid: self._on_lid,
             wire.Fatal: self._on_fatal,
             Exited: self._on_exited,
+            wire.CodeRefused: self._on_code_refused,
         }
 
     # -- public API ------------------------------------------------------------------------------
@@ -201,6 +202,38 @@ class WhatsAppChannel:
         async for qr in session.follow():
             yield qr
 
+    async def request_pairing_code(self, phone: str, code: str | None = None) -> PairingCode:
+        """Link by phone number instead of a QR: within the linking session (started if none runs),
+        ask WhatsApp for a code that the phone of account `phone` (E.164 digits) types. Asking
+        again gives a new code. The session's 60 seconds start again from the code.
+
+        Raises ChannelError with a sentence saying what to do when no code can be had."""
+        if self._qr is None:
+            await self._begin_linking()
+        session = self._qr
+        if session is None or not await session.ready():
+            raise ChannelError(f"linking ended before a code could be asked for: {self._status.sentence}")
+        try:
+            issued = await self._supervisor.request(wire.RequestPairingCode(phone, code), timeout=30)
+        except SidecarError as exc:
+            if "refused a code" in str(exc):
+                raise ChannelError(
+                    f"WhatsApp has no account for +{phone} to link: check that it is your phone's own number, "
+                    "with its country code, or link with a QR code instead."
+                ) from exc
+            raise ChannelError(f"could not get a code from WhatsApp: {exc}") from exc
+        if self._qr is not session:
+            raise ChannelError(f"linking ended while the code was asked for: {self._status.sentence}")
+        shown = session.show_code(issued.code, phone)
+        self._publish(ChannelStatus.code_linking(shown.grouped, shown.expires_at, time.time(), sandbox=self.sandbox))
+        return shown
+
+    def back_to_qr(self) -> None:
+        """The person switched back from the code to the QR: the live session's QR links as before."""
+        if self._qr is not None and self._qr.code is not None:
+            self._qr.code = None
+            self._publish(ChannelStatus.linking(self._qr.expires_at, time.time(), sandbox=self.sandbox))
+
     async def stop(self) -> None:
         """Close the socket and log the device out on the server: the link is void afterwards."""
         self._supervisor.unwant()
@@ -279,10 +312,12 @@ class WhatsAppChannel:
         if self._qr is None:
             return
         log.info("QR session expired after %.0f s", self.config.qr_session_seconds)
+        by_code = self._qr.code is not None
         self._end_qr_session()
         self._supervisor.wanted = False
         self._supervisor.background(self._supervisor.shutdown(), "end QR session")
-        self._publish(ChannelStatus.qr_expired(sandbox=self.sandbox))
+        expired = ChannelStatus.code_expired if by_code else ChannelStatus.qr_expired
+        self._publish(expired(sandbox=self.sandbox))
 
     def _end_qr_session(self) -> None:
         session, self._qr = self._qr, None
@@ -311,7 +346,19 @@ class WhatsAppChannel:
     async def _on_qr(self, event: wire.Qr) -> None:
         if self._qr is not None:
             self._qr.show(event.qr)
-            self._publish(ChannelStatus.linking(self._qr.expires_at, time.time(), sandbox=self.sandbox))
+            if self._qr.code is None:  # linking by code: the status keeps speaking of the code
+                self._publish(ChannelStatus.linking(self._qr.expires_at, time.time(), sandbox=self.sandbox))
+
+    async def _on_code_refused(self, event: wire.CodeRefused) -> None:
+        """The phone refused our pairing code: WhatsApp spent it, and Baileys' pairing secret is
+        now one no phone shares, so this linking session cannot succeed any more."""
+        if self._qr is None:
+            return
+        log.info("the pairing code was refused: %s", event.message)
+        self._end_qr_session()
+        self._supervisor.wanted = False
+        self._supervisor.background(self._supervisor.shutdown(), "end linking after a refused code")
+        self._publish(ChannelStatus.code_refused(sandbox=self.sandbox))
 
     async def _on_connection(self, event: wire.Connection) -> None:
         if event.connection == "open":

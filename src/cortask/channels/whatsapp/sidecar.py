@@ -59,7 +59,9 @@ class Exited:
 
 
 # What `Sidecar.events` yields: the sidecar's events for the channel, then one Exited.
-SidecarEvent = wire.Qr | wire.Connection | wire.Messages | wire.Creds | wire.Receipts | wire.Lid | wire.Fatal | Exited
+SidecarEvent = (
+    wire.Qr | wire.Connection | wire.Messages | wire.Creds | wire.Receipts | wire.Lid | wire.Fatal | Exited
+) | wire.CodeRefused
 R = TypeVar("R")
 
 

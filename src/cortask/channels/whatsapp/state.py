@@ -35,6 +35,11 @@ __all__ = [
 NOT_LINKED_ERROR = "WhatsApp is not linked: generate a QR code and scan it first."
 SANDBOX_NOTE = "Sandbox: this is wasim, not the real WhatsApp."
 _RELINK_ACTION = "Generate a new QR code and scan it."
+CODE_STEPS = (
+    "On your phone open WhatsApp → Settings → Linked Devices → Link a device → "
+    "Link with phone number instead, and type the code."
+)
+CODE_REFUSED_DETAIL = "The phone refused the code; it cannot be used again."
 _SCAN_ACTION = "Open WhatsApp on your phone, go to Settings → Linked Devices → Link a device, and scan the code."
 
 
@@ -225,6 +230,39 @@ class ChannelStatus:
             "The QR code expired before it was scanned.",
             "Generate a new QR code and scan it within 60 seconds.",
             sandbox=sandbox,
+        )
+
+    @classmethod
+    def code_linking(cls, grouped_code: str, expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
+        """Linking by phone number: waiting for the code to be typed on the phone."""
+        left = max(0, math.ceil(expires_at - now))
+        return cls._make(
+            ConnectionState.LINKING,
+            f"Waiting for the code {grouped_code} to be typed on the phone; it expires in {left} s.",
+            CODE_STEPS,
+            qr_expires_at=expires_at,
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def code_expired(cls, *, sandbox: bool = False) -> ChannelStatus:
+        """Back to unlinked because nobody typed the code in time."""
+        return cls._make(
+            ConnectionState.UNLINKED,
+            "The code expired before it was typed on the phone.",
+            "Ask for a new code and type it on the phone within 60 seconds.",
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def code_refused(cls, *, sandbox: bool = False) -> ChannelStatus:
+        """The phone refused the code (it was typed wrong): it is spent, linking ended."""
+        return cls._make(
+            ConnectionState.UNLINKED,
+            "WhatsApp refused the code: it was not typed on the phone exactly as shown.",
+            "Ask for a new code and type it exactly as shown, or link with a QR code instead.",
+            sandbox=sandbox,
+            detail=CODE_REFUSED_DETAIL,
         )
 
     @classmethod

@@ -249,10 +249,27 @@ class Exit(Command[Done]):
     RESULT: ClassVar[type[Any]] = Done
 
 
+@dataclass(frozen=True, slots=True)
+class PairingCodeIssued:
+    code: str  # eight characters, as the phone's person types them
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPairingCode(Command[PairingCodeIssued]):
+    """Link by phone number instead of a QR: on a linking connection, ask WhatsApp for a code
+    that the phone of account `phone` (digits only) types. `code`: a custom one, 8 characters."""
+
+    TAG: ClassVar[str] = "pairing_code"
+    RESULT: ClassVar[type[Any]] = PairingCodeIssued
+    phone: str
+    code: str | None = None
+
+
 COMMANDS: Mapping[str, type[Command[Any]]] = {
     c.TAG: c
     for c in (Connect, SendText, Presence, Read, LidForPhone, PhoneForLid, Ack, Logout, Ping, Close, Exit, CheckNumbers)
 }
+COMMANDS = {**COMMANDS, RequestPairingCode.TAG: RequestPairingCode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,10 +351,20 @@ class ProtocolError:
     message: str
 
 
-Event = Hello | Qr | Connection | Messages | Creds | Receipts | Lid | Fatal | ProtocolError
+@dataclass(frozen=True, slots=True)
+class CodeRefused:
+    """WhatsApp told the companion its pairing code was refused on the phone (typed wrong): the
+    code is spent, and linking needs a new one."""
+
+    TAG: ClassVar[str] = "code_refused"
+    message: str
+
+
+Event = Hello | Qr | Connection | Messages | Creds | Receipts | Lid | Fatal | ProtocolError | CodeRefused
 EVENTS: Mapping[str, type[Event]] = {
     c.TAG: c for c in (Hello, Qr, Connection, Messages, Creds, Receipts, Lid, Fatal, ProtocolError)
 }
+EVENTS = {**EVENTS, CodeRefused.TAG: CodeRefused}
 
 # -- store requests: sidecar -> Python, each answered with {"re": req, "ok", "result" | "error"} --
 

@@ -423,6 +423,7 @@ function renderQr() {
   }
   if (mode !== 'intro' && mode !== 'expired') setText('qr-error', '');
   renderCountdown();
+  renderCode();
 }
 
 function renderCountdown() {
@@ -445,6 +446,85 @@ function setQr(qr) {
   S.qrDead = false;
   S.linkFlow = true;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rendering: link with phone number instead (a code typed on the phone, no camera)
+
+function codeRemaining() {
+  const code = S.wa && S.wa.code;
+  return code && code.expires_at ? code.expires_at - nowSec() : 0;
+}
+
+function renderCode() {
+  if (!S.wa) return;
+  const linking = needsLink() && !(S.linkFlow && status().state === 'connecting');
+  const on = Boolean(S.codeMode) && linking;
+  const code = S.wa.code;
+  const live = on && Boolean(code) && status().state === 'linking' && codeRemaining() > 0;
+  show('code-link', linking);
+  show('code-toggle', linking && !on);
+  show('code-form', on && !live);
+  show('code-shown', live);
+  show('code-back', on);
+  if (on) {
+    // The QR and its instructions make way for the code.
+    for (const id of ['qr-intro', 'qr-waiting', 'qr-figure', 'qr-expired', 'qr-instructions', 'generate-qr', 'qr-copy']) show(id, false);
+  }
+  setText('code-value', live ? code.grouped : '');
+  const st = status();
+  if (on && S.codeAsked && !live && st.state === 'unlinked') {
+    // The session ended: a wrong code or no time left; the server's sentence says what to do.
+    setText('code-error', [st.sentence, st.action].filter(Boolean).join(' '));
+  }
+  renderCodeCountdown();
+}
+
+function renderCodeCountdown() {
+  const el = $('code-countdown');
+  if (!el || $('code-shown').hidden) return;
+  const left = codeRemaining();
+  const secs = Math.max(0, Math.ceil(left));
+  if (el.dataset.seconds !== String(secs)) {
+    el.dataset.seconds = String(secs);
+    el.textContent = `This code expires in ${secondsText(secs)}`;
+    el.classList.toggle('urgent', secs <= 10);
+  }
+  $('code-countdown-fill').style.transform = `scaleX(${Math.max(0, Math.min(1, left / QR_LIFETIME))})`;
+}
+
+async function requestCode() {
+  setText('code-error', '');
+  const phone = $('code-phone').value.trim();
+  if (!phone) { setText('code-error', 'Type the number of your phone, with its country code, e.g. +49 151 23456789.'); return; }
+  try {
+    const code = await api('POST', '/api/whatsapp/code', { phone });
+    S.wa.code = code;
+    S.codeAsked = true;
+    S.linkFlow = true;
+  } catch (err) {
+    setText('code-error', err.message);
+  }
+  render();
+}
+
+$('code-toggle').addEventListener('click', () => {
+  S.codeMode = true;
+  setText('code-error', '');
+  render();
+  $('code-phone').focus();
+});
+$('code-form').addEventListener('submit', (e) => { e.preventDefault(); withBusy('code-request', requestCode); });
+$('code-new').addEventListener('click', () => withBusy('code-new', requestCode));
+$('code-back').addEventListener('click', () => withBusy('code-back', async () => {
+  S.codeMode = false;
+  S.codeAsked = false;
+  S.wa.code = null;
+  setText('code-error', '');
+  if (status().state === 'linking') {
+    try { const qr = await api('POST', '/api/whatsapp/qr'); if (qr && qr.png) setQr(qr); } catch (err) { setText('qr-error', err.message); }
+  }
+  render();
+}));
 
 // ---------------------------------------------------------------------------------------------
 // Rendering: access, contacts, legacy list, options
@@ -642,6 +722,7 @@ function tick() {
   if (!S.wa || !S.wa.enabled) return;
   if (lastQrMode === 'qr' && qrRemaining() <= 0) renderQr();
   else renderCountdown();
+  renderCodeCountdown();
   renderRetry();
 }
 
@@ -666,6 +747,12 @@ async function loadAll() {
   ]);
   const prev = S.wa;
   if (!prev && wa.qr && wa.status && wa.status.state === 'linking') S.linkFlow = true;
+  // Reopened while a code is waiting to be typed: show the code, not the QR.
+  if (!prev && wa.code && wa.status && wa.status.state === 'linking') {
+    S.codeMode = true;
+    S.codeAsked = true;
+    if (!$('code-phone').value) $('code-phone').value = wa.code.phone; // for "Get a new code" later
+  }
   // Keep a code we are showing when the snapshot has none, so that "expired" stays on screen
   // instead of the code silently vanishing.
   if (!wa.qr && prev && prev.qr && S.linkFlow && wa.enabled && wa.status && needsLink(wa.status)) {
@@ -755,6 +842,7 @@ function connectEvents() {
   });
   es.addEventListener('status', (e) => { const d = parse(e); if (d) onStatus(d); });
   es.addEventListener('qr', (e) => { const d = parse(e); if (d) onQr(d); });
+  es.addEventListener('code', (e) => { const d = parse(e); if (d && S.wa) { S.wa.code = d; render(); } });
   es.addEventListener('activity', (e) => { const d = parse(e); if (d) onActivity(d); });
   es.addEventListener('contacts', (e) => { const d = parse(e); if (Array.isArray(d)) onContacts(d); });
 }

@@ -13,6 +13,7 @@
 //   lid_for_phone {jid} -> {lid}   phone_for_lid {jid} -> {jid}   ping -> {connected}
 //   check_numbers {numbers} -> {numbers: [{number, exists, jid, lid}]}   which account each number is
 //   exit (close the socket keeping the link, spill, leave)            -> {}
+//   pairing_code {phone, code?} (link by phone number, on a linking socket) -> {code}
 // sidecar -> Python, answers: {"re":N,"ok":true,"result":{...}} or {"re":N,"ok":false,"error":"..."}
 // sidecar -> Python, events {"event":...}:
 //   hello {protocol, baileys, node}         first line, once
@@ -24,6 +25,7 @@
 //   lid {mapping}                           Baileys learned a LID <-> phone number pair
 //   fatal {code, message}                   a durable write failed: the sidecar exits (code 3)
 //   protocol_error {message}                a line from Python it could not use (protocol.mjs)
+//   code_refused {message}                  the phone refused our pairing code (typed wrong)
 // sidecar -> Python, auth store requests {"req":N,"op":...}, answered {"re":N,"ok",...}:
 //   keys.get {type, ids} -> {values}   keys.set {items: [[type, id, value|null]]} -> {}
 //   creds.get -> {creds}   creds.set {creds} -> {}   sent.get {id, jid} -> {text}
@@ -99,7 +101,10 @@ function keyCache() {
 
 async function loadAuthState() {
   const stored = await ask('creds.get');
-  const creds = stored.creds ? revive(stored.creds) : initAuthCreds();
+  let creds = stored.creds ? revive(stored.creds) : initAuthCreds();
+  // A pairing code that never linked leaves `me` set without a signed account identity: such
+  // credentials would try to log in as a device that does not exist. Start linking afresh.
+  if (creds.me && !creds.account && creds.pairingCode) creds = initAuthCreds();
   const cache = keyCache();
   const keys = {
     async get(type, ids) {
@@ -221,7 +226,10 @@ async function connect(cmd) {
   const current = () => gen === generation;
   s.ev.on('creds.update', async () => {
     await saveCreds();
-    if (current()) emitEvent('creds', { registered: Boolean(state.creds.me), me: state.creds.me ?? null });
+    // Registered once the phone paired (pair-success sets the signed `account`); a pairing code
+    // request alone sets `me` already, before anyone typed the code.
+    const registered = Boolean(state.creds.me && (state.creds.account || !state.creds.pairingCode));
+    if (current()) emitEvent('creds', { registered, me: registered ? state.creds.me : null });
   });
   s.ev.on('connection.update', (u) => {
     if (!current()) return;
@@ -259,6 +267,14 @@ async function connect(cmd) {
         error: u.update.status === 0 ? (u.update.messageStubParameters?.[0] ?? null) : null,
       }));
     if (receipts.length) emitEvent('receipts', { receipts });
+  });
+  // WhatsApp tells a companion its code was refused on the phone with a link_code_companion_reg
+  // notification at stage refresh_code (Baileys itself ignores the stage): the code is spent.
+  s.ws.on('CB:notification,type:link_code_companion_reg', (node) => {
+    const reg = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'link_code_companion_reg') : null;
+    if (current() && reg?.attrs?.stage === 'refresh_code') {
+      emitEvent('code_refused', { message: 'the code was refused on the phone: it was not typed as shown' });
+    }
   });
   s.ev.on('lid-mapping.update', (mapping) => {
     if (current()) emitEvent('lid', { mapping });
@@ -311,10 +327,39 @@ const commands = {
     return {};
   },
   async ping() { return { connected: Boolean(sock) }; },
+  pairing_code: requestPairingCode,
   async ack(cmd) { acknowledge(Number(cmd.seq)); return {}; },
   async close() { if (sock) { sock.end(undefined); sock = null; } return {}; },
   async exit() { if (sock) sock.end(undefined); spillUnacknowledged(); setTimeout(() => process.exit(0), 20); return {}; },
 };
+
+// Baileys sends the code request without waiting for WhatsApp's answer; the answer says whether
+// the number has a WhatsApp account (an iq result with a pairing ref, or an error), so we wait.
+const CODE_ANSWER_MS = 20_000;
+async function requestPairingCode(cmd) {
+  const s = requireSocket();
+  if (s.authState.creds.account) throw new Error('this device is already linked: log out first to link another phone');
+  const answered = new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      s.ws.off('CB:iq,type:result,link_code_companion_reg', onResult);
+      s.ws.off('CB:iq,type:error', onError);
+    };
+    const onResult = () => { done(); resolve(); };
+    const onError = (node) => {
+      done();
+      const err = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'error') : null;
+      reject(new Error(`WhatsApp refused a code for +${cmd.phone} (${err?.attrs?.code ?? '?'} ${err?.attrs?.text ?? 'error'})`));
+    };
+    const timer = setTimeout(() => { done(); reject(new Error('WhatsApp did not answer the pairing code request')); }, CODE_ANSWER_MS);
+    s.ws.on('CB:iq,type:result,link_code_companion_reg', onResult);
+    s.ws.on('CB:iq,type:error', onError);
+  });
+  answered.catch(() => {}); // awaited below; never an unhandled rejection if the request throws first
+  const code = await s.requestPairingCode(cmd.phone, cmd.code ? cmd.code.toUpperCase() : undefined);
+  await answered;
+  return { code };
+}
 
 async function onLine(line) {
   if (!line.trim()) return; // a blank line carries nothing to answer

@@ -93,6 +93,10 @@ const FIELDS = {
     numbers: [true, (v) => Array.isArray(v) && v.length > 0 && v.length <= 50 && v.every((n) => typeof n === 'string' && /^\+[1-9][0-9]{1,14}$/.test(n)),
       'a list of 1 to 50 phone numbers, each + and digits (E.164)'],
   },
+  pairing_code: {
+    phone: [true, (v) => typeof v === 'string' && /^[1-9][0-9]{6,14}$/.test(v), 'the account\'s own phone number, digits only with the country code'],
+    code: [false, (v) => typeof v === 'string' && /^[0-9A-Za-z]{8}$/.test(v), 'eight letters and digits'],
+  },
 };
 
 export const COMMANDS = Object.freeze(Object.keys(FIELDS));
@@ -140,6 +144,7 @@ const RESULTS = {
   close: {},
   exit: {},
   check_numbers: { numbers: true },
+  pairing_code: { code: true },
 };
 
 const EVENTS = {
@@ -152,6 +157,7 @@ const EVENTS = {
   lid: { mapping: true },
   fatal: { code: true, message: true },
   protocol_error: { message: true },
+  code_refused: { message: true },
 };
 
 // Requests to Python's auth store ({"req": N, "op": ..., fields}), and what each answer carries.
