@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
+from cortask.channels.whatsapp.authpeek import peek_link
+from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
@@ -27,6 +29,14 @@ log = logging.getLogger("cortask.service")
 
 HISTORY_TURNS = 20
 DEFAULT_AGENT = AgentConfig("echo", {})
+
+
+def forget_unused_link(auth_dir: Path) -> None:
+    """Remove a link folder this process made only to hold its lock, if nothing was linked in it:
+    a folder left behind would say "linked" to `scripts/run` and to people (issue #17)."""
+    info = peek_link(auth_dir)
+    if not info.linked and info.problem is None and info.in_use_by is None:
+        AuthStore.remove(auth_dir)
 
 
 class CortaskService:
@@ -50,6 +60,8 @@ class CortaskService:
         # One agent per configuration, reused across messages (an LLM client holds a connection
         # pool); replaced and closed when the configuration changes.
         self._agent: tuple[str, Agent] | None = None
+        self._auth_dir_made = False  # this process made the link's folder (to hold its lock)
+        self.phone_url: str | None = None  # the demo's simulated phone page, shown by the UI
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -81,6 +93,7 @@ class CortaskService:
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
+        self._auth_dir_made = not config.auth_dir.exists()
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
         try:
             linked = channel.is_linked()  # takes the auth directory's lock: one owner at a time
@@ -102,6 +115,8 @@ class CortaskService:
         if self.channel is not None:
             channel, self.channel = self.channel, None
             await channel.close()
+            if self._auth_dir_made:
+                forget_unused_link(channel.config.auth_dir)
 
     async def close(self) -> None:
         await self.close_channel()

@@ -158,7 +158,26 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+# Issue #17's migration: numbered 7 in the session's plan (after #13, #15 and #16's), 4 here so
+# this branch's migrations stay contiguous; the lead renumbers on merge.
+_V7 = Migration(
+    4,
+    "activity: what the channel did, kept across restarts (the newest 500 per workspace)",
+    (
+        """
+        CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX activity_by_workspace ON activity (workspace_id, id)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V7)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

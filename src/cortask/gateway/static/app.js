@@ -294,7 +294,9 @@ function render() {
 function renderStatus() {
   if (!S.wa) return;
   const st = status();
-  setText('status-state', st.state);
+  // The state in words (the code stays in data-state for scripts and styles).
+  setText('status-state', st.label || st.state);
+  $('status-state').dataset.state = st.state;
   $('status-state').dataset.tone = st.tone || 'idle';
   $('status-state').title = `Connection state: ${st.label || st.state}`;
   $('status-dot').dataset.tone = st.tone || 'idle';
@@ -308,17 +310,19 @@ function renderStatus() {
   const acct = needsLink() ? null : S.wa.account;
   show('fact-account', Boolean(acct));
   if (acct) {
-    const num = digits(String(acct.id || '').split(/[:@]/)[0]);
+    // The server writes our own number for people (+1 555-000-1111); digits are the fallback.
+    const num = S.wa.account_number || digits(String(acct.id || '').split(/[:@]/)[0]);
     const el = $('status-account');
     const key = JSON.stringify([acct.name, acct.id]);
     if (el.dataset.key !== key) {
       el.dataset.key = key;
-      el.replaceChildren(...[acct.name, num ? `+${num}` : acct.id].filter(Boolean)
+      el.replaceChildren(...[acct.name, num ? (num.startsWith('+') ? num : `+${num}`) : acct.id].filter(Boolean)
         .flatMap((t, i) => [i ? h('br') : null, h('span', { class: 'nowrap', text: t })]).filter(Boolean));
     }
   }
   renderRetry();
   renderLastTimes();
+  renderPhoneLink();
 
   // Buttons: as the server offers them
   for (const id of ['start', 'pause', 'stop', 'logout']) {
@@ -330,6 +334,14 @@ function renderStatus() {
     if (o.label && b.lastChild && b.lastChild.textContent !== o.label) b.lastChild.textContent = o.label;
   }
   renderBusy();
+}
+
+// The demo's simulated phone, when the server names one (sandbox mode only).
+function renderPhoneLink() {
+  const url = S.wa && S.wa.phone_url;
+  const a = $('phone-link');
+  show('phone-link', Boolean(url));
+  if (url && a.getAttribute('href') !== url) a.setAttribute('href', url);
 }
 
 function renderRetry() {
@@ -870,9 +882,9 @@ statusAction('stop', '/api/whatsapp/stop', {
   ok: 'Stop and unlink',
 });
 statusAction('logout', '/api/whatsapp/logout', {
-  title: 'Log out and delete the link?',
-  text: 'Logging out unlinks your phone and deletes the stored credentials from this computer. You will need to scan a new QR code to use the channel again.',
-  ok: 'Log out',
+  title: 'Forget the link on this computer?',
+  text: 'This deletes the stored link from this computer without telling WhatsApp: your phone still lists the device under Linked Devices until you remove it there. To log the device out of WhatsApp too, use Stop and unlink instead.',
+  ok: 'Forget link here',
 });
 
 $('remove-channel').addEventListener('click', async () => {
@@ -969,6 +981,8 @@ $('contact-form').addEventListener('submit', (e) => {
     setFieldError('name', '');
     setFieldError('permission', '');
     if (!phone) {
+      clearTimeout(validateTimer); // a pending inline check of an emptied field would wipe this error
+      S.validateSeq += 1;
       setFieldError('phone', 'Enter the phone number with its country code, for example +49 151 23456789.');
       phoneInput.focus();
       return;
