@@ -262,6 +262,7 @@ def whatsapp_status(as_json: JsonFlag = False) -> None:
 @whatsapp_app.command("start")
 def whatsapp_start(as_json: JsonFlag = False) -> None:
     """Connect with the stored link (without a running Cortask: `cortask serve` will)."""
+
     async def start(client: Client) -> tuple[Status, Status]:
         return await client.status(), await client.start()
 

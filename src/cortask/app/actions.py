@@ -146,7 +146,7 @@ class CortaskApp:
         return await self._with_stored_traffic(status)
 
     async def _with_stored_traffic(self, status: Status) -> Status:
-        """"Last message in/out" from the kept activity when this process has seen none yet, so
+        """Our JIDs in words, and "last message in/out" from the kept activity when this process has seen none, so
         a restart does not blank them (issue #17)."""
         status = status.model_copy(update={"sentence": humanize_jids(status.sentence)})
         if status.last_inbound_at is not None and status.last_outbound_at is not None:

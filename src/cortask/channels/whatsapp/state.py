@@ -150,9 +150,7 @@ def offers(state: ConnectionState) -> tuple[Offer, ...]:
         ),
         # Stop tells WhatsApp (the phone's Linked Devices drops this device); Log out forgets the link
         # here only: the words on the buttons say which (issue #17).
-        Offer(
-            UserAction.STOP, not nothing_to_stop, "Stop and unlink", "Nothing to stop." if nothing_to_stop else None
-        ),
+        Offer(UserAction.STOP, not nothing_to_stop, "Stop and unlink", "Nothing to stop." if nothing_to_stop else None),
         # Allowed whenever something may be stored (a link, or what a failed one left behind).
         Offer(UserAction.LOGOUT, not no_link, "Forget link here", "Nothing is linked." if no_link else None),
         Offer(UserAction.QR, unlinked, "Generate QR code", None if unlinked else "WhatsApp is already linked."),

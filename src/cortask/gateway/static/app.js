@@ -713,7 +713,20 @@ let sourceRetry = 0;
 let sourceTimer = null;
 let sourceWatchdog = null;
 
+// While the gateway does not answer, say so plainly and switch the buttons off (they could not work);
+// they come back as the status describes them once the stream is live again.
+function setOffline(offline) {
+  show('server-gone', offline);
+  for (const b of document.querySelectorAll('main button, main input, main select')) {
+    if (b.id === 'retry-load') continue;
+    if (offline && !b.disabled) { b.disabled = true; b.dataset.offline = '1'; }
+    if (!offline && b.dataset.offline) { b.disabled = false; delete b.dataset.offline; }
+  }
+  if (!offline && S.wa) renderStatus();
+}
+
 function setLive(state) {
+  setOffline(state === 'down');
   const el = $('live-indicator');
   el.dataset.live = state;
   setText(el.querySelector('.live-text'), { live: 'Live', connecting: 'Connecting…', down: 'Reconnecting…' }[state]);
