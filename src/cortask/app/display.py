@@ -32,5 +32,6 @@ _JID = re.compile(r"\b\d{5,20}(?::\d+)?@s\.whatsapp\.net\b")
 
 
 def humanize_jids(text: str) -> str:
-    """Every phone JID in a sentence written as a number for people."""
-    return _JID.sub(lambda m: human_number(m.group(0)), text)
+    """Every phone JID in a sentence written as a number for people, kept on one line (no-break
+    spaces between its groups)."""
+    return _JID.sub(lambda m: human_number(m.group(0)).replace(" ", "\u00a0"), text)

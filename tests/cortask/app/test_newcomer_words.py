@@ -13,7 +13,7 @@ def test_our_own_number_is_written_for_people() -> None:
     assert human_number("15550001111:2@s.whatsapp.net") == "+1 555-000-1111"
     assert human_number("4915123456789@s.whatsapp.net") == "+49 1512 3456789"  # as phonenumbers groups it
     assert humanize_jids("Connected to WhatsApp as 15550001111:2@s.whatsapp.net.") == (
-        "Connected to WhatsApp as +1 555-000-1111."
+        "Connected to WhatsApp as +1\u00a0555-000-1111."
     )
 
 

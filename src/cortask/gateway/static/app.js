@@ -334,6 +334,7 @@ function renderStatus() {
     if (o.label && b.lastChild && b.lastChild.textContent !== o.label) b.lastChild.textContent = o.label;
   }
   renderBusy();
+  if (!$('server-gone').hidden) setOffline(true); // a late render must not bring stale buttons back
 }
 
 // The demo's simulated phone, when the server names one (sandbox mode only).
@@ -441,7 +442,7 @@ function renderCountdown() {
   if (lastQrMode !== 'qr') return;
   const left = qrRemaining();
   const el = $('qr-countdown');
-  const secs = Math.max(0, Math.ceil(left));
+  const secs = Math.max(0, Math.min(QR_LIFETIME, Math.ceil(left)));  // never "61 s" for a 60 s code
   if (el.dataset.seconds !== String(secs)) {
     el.dataset.seconds = String(secs);
     el.textContent = `This code expires in ${secondsText(secs)}`;
@@ -722,7 +723,13 @@ function setOffline(offline) {
     if (offline && !b.disabled) { b.disabled = true; b.dataset.offline = '1'; }
     if (!offline && b.dataset.offline) { b.disabled = false; delete b.dataset.offline; }
   }
-  if (!offline && S.wa) renderStatus();
+  if (offline) {
+    // What the card last heard may no longer be true: do not show it as the state.
+    setText('status-state', 'Not answering');
+    $('status-state').dataset.tone = 'error';
+  } else if (S.wa) {
+    renderStatus();
+  }
 }
 
 function setLive(state) {
