@@ -12,10 +12,10 @@ import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 
+from cortask.app.actions import CortaskApp
 from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.gateway.app import create_app
 from cortask.gateway.security import InsecureBind, check_bind, check_token
@@ -102,7 +102,7 @@ def port_in_use(host: str, port: int) -> str | None:
     return None
 
 
-def _stopper(server: uvicorn.Server, cortask: Any) -> Callable[[], None]:
+def _stopper(server: uvicorn.Server, cortask: CortaskApp) -> Callable[[], None]:
     """The signal handler: the first signal stops gracefully, ending the event streams (an open
     page would otherwise hold the shutdown until its tab closes); a second one stops at once."""
 

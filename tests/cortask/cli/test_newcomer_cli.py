@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from testkit.gateway import bearer
+from testkit.lines import first_lines
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -172,9 +173,9 @@ def test_a_second_demo_says_who_holds_it_in_one_line(tmp_path: Path) -> None:
     )
     try:
         assert first.stdout is not None
-        assert "Cortask is ready" in first.stdout.readline()
+        said = first_lines(first.stdout, 4)
+        assert said and "Cortask is ready" in said[0], said
         # 4. where the demo's data lives, said where it starts
-        said = [first.stdout.readline() for _ in range(3)]
         assert any(str(home / "demo") in line for line in said), said
         same_port = cli(home, "demo", "--port", str(port))
         other_port = cli(home, "demo", "--port", str(free_port()))

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from testkit.gateway import bearer, printed_url
+from testkit.lines import first_lines
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -164,6 +165,16 @@ def test_newcomer_states_in_the_page(product: Product, browser: Browser) -> None
     expect(page.get_by_test_id("logout")).to_contain_text("Forget link here")
     expect(page.get_by_test_id("actions-hint")).to_contain_text("without telling WhatsApp")
 
+    # 15: an empty contact form says what is missing, and keeps saying it (a pending inline
+    # check of the field just emptied must not wipe the error).
+    page.get_by_test_id("contact-phone").fill("+4")
+    page.get_by_test_id("contact-phone").fill("")
+    page.get_by_test_id("contact-add").click()
+    error = page.get_by_test_id("contact-phone-error")
+    expect(error).to_contain_text("Enter the phone number")
+    page.wait_for_timeout(1200)
+    expect(error).to_contain_text("Enter the phone number")
+
     # 6: one countdown, in the QR panel; the headline stays still.
     page.get_by_test_id("generate-qr").click()
     expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=30_000)
@@ -257,8 +268,8 @@ def test_demo_points_to_its_phone_and_the_phone_page_says_what_is_true(tmp_path:
     demo = subprocess.Popen([CORTASK, "demo", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert demo.stdout is not None
-        lines = [demo.stdout.readline() for _ in range(4)]
-        assert "Cortask is ready" in lines[0], lines
+        lines = first_lines(demo.stdout, 4)
+        assert len(lines) == 4 and "Cortask is ready" in lines[0], lines
         phone_url = f"http://127.0.0.1:{port + 1}/phone"
         assert phone_url in lines[1], lines  # 7: a stable address: the gateway's port plus one
         assert str(home / "demo") in lines[3], lines  # 4: where the demo's data lives
