@@ -39,16 +39,30 @@ T = TypeVar("T")
 EXPIRED = "The QR code expired before it was scanned. Run `cortask whatsapp link` again."
 CODE_EXPIRED = "The code expired before it was typed on the phone. Run `cortask whatsapp link --phone …` again."
 
-app = typer.Typer(help="Cortask: talk to your agent from WhatsApp.", no_args_is_help=True, add_completion=False)
-whatsapp_app = typer.Typer(help="Link, start, stop and inspect the WhatsApp channel.", no_args_is_help=True)
-contacts_app = typer.Typer(help="The trusted contacts who may talk to the agent.", no_args_is_help=True)
-agent_app = typer.Typer(help="Which agent answers.", no_args_is_help=True)
+# Plain help screens: typer's rich ones label every flag with its type (`--help <bool>`).
+PLAIN: Any = {"rich_markup_mode": None}
+app = typer.Typer(
+    help="Cortask: talk to your agent from WhatsApp.", no_args_is_help=True, add_completion=False, **PLAIN
+)
+whatsapp_app = typer.Typer(help="Link, start, stop and inspect the WhatsApp channel.", no_args_is_help=True, **PLAIN)
+contacts_app = typer.Typer(help="The trusted contacts who may talk to the agent.", no_args_is_help=True, **PLAIN)
+agent_app = typer.Typer(help="Which agent answers.", no_args_is_help=True, **PLAIN)
 app.add_typer(whatsapp_app, name="whatsapp")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(agent_app, name="agent")
 register_operations(app)  # sidecar, doctor, service
 console = Console(stderr=True, soft_wrap=True)  # no hard wraps: sentences stay greppable
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+# A number as people write it, spaces and all: `contacts add +33 6 12 34 56 78` needs no quotes
+# (the words after the first arrive as the context's extra arguments).
+PhoneArg = Annotated[
+    str, typer.Argument(metavar="PHONE", help="the phone number, e.g. +4915123456789 or +49 151 23456789")
+]
+SPACED: Any = {"context_settings": {"allow_extra_args": True}}
+
+
+def _phone(first: str, ctx: typer.Context) -> str:
+    return " ".join([first, *ctx.args])
 
 
 _log_format = "text"
@@ -120,6 +134,8 @@ def serve(
     from cortask.service import CortaskService
 
     override = AgentConfig(agent, {}) if agent else None
+    if override is not None:
+        _check_agent(override)
     try:
         supplied = read_token_source(os.environ, token_file)
         service = CortaskService(_home(), agent_override=override)
@@ -136,14 +152,27 @@ def demo(
     agent: Annotated[str, typer.Option(help="agent for the demo")] = "echo",
 ) -> None:
     """Try it without a phone: wasim (the offline WhatsApp sandbox), the gateway and the echo agent."""
+    from cortask.agents import AgentConfig
+
     try:
         from cortask.demo import run_demo
     except ModuleNotFoundError as exc:  # an installed wheel: the sandbox ships with the source only
         raise typer.Exit(_fail(f"the demo needs wasim, the sandbox in Cortask's source checkout ({exc}).")) from None
 
+    _check_agent(AgentConfig(agent, {}))
     _needs_sidecar()
     _log_to_terminal()
     sys.exit(asyncio.run(run_demo(_home(), port, agent)))
+
+
+def _check_agent(config: Any) -> None:
+    """`--agent` is checked before anything starts, the way `agent set` checks it (issue #17)."""
+    from cortask.app.actions import check_agent
+
+    try:
+        asyncio.run(check_agent(config, os.environ))
+    except ValueError as exc:
+        raise typer.Exit(_fail(f"--agent {config.provider}: {exc}")) from None
 
 
 # -- one client, through the gateway or in this process ------------------------------------------
@@ -234,7 +263,7 @@ def _print_model(data: BaseModel | list[Any], as_json: bool, human: str) -> None
 
 def _show_status(status: Status, as_json: bool, done: str = "") -> None:
     lines = [done] if done else []
-    lines.append(f"[bold]{status.state.value}[/bold]: {status.sentence}")
+    lines.append(f"[bold]{status.label}[/bold]: {status.sentence}")
     if status.action:
         lines.append(status.action)
     seen = [
@@ -265,11 +294,17 @@ def whatsapp_status(as_json: JsonFlag = False) -> None:
 @whatsapp_app.command("start")
 def whatsapp_start(as_json: JsonFlag = False) -> None:
     """Connect with the stored link (without a running Cortask: `cortask serve` will)."""
+
+    async def start(client: Client) -> tuple[Status, Status]:
+        return await client.status(), await client.start()
+
     with _waiting("Asking Cortask to start WhatsApp…", as_json):
-        status = _run(lambda c: c.start())
-    _show_status(
-        status, as_json, "" if status.running else "Started: saved, so `cortask serve` connects with the stored link."
-    )
+        before, status = _run(start)
+    if before.running and before.state.running:
+        done = "Already connected: nothing to do."
+    else:
+        done = "" if status.running else "Started: saved, so `cortask serve` connects with the stored link."
+    _show_status(status, as_json, done)
 
 
 @whatsapp_app.command("pause")
@@ -277,8 +312,13 @@ def whatsapp_pause(as_json: JsonFlag = False) -> None:
     """Disconnect but keep the link (saved: `cortask serve` stays paused until started)."""
     with _waiting("Asking Cortask to pause WhatsApp…", as_json):
         status = _run(lambda c: c.pause())
-    done = "Paused: saved; the link is kept and nothing connects until `cortask whatsapp start`."
-    _show_status(status, as_json, "" if status.running else done)
+    if not status.linked and status.state != "credentials_unreadable":
+        done = "Nothing to pause: WhatsApp is not linked."
+    elif status.running:
+        done = ""
+    else:
+        done = "Paused: saved; the link is kept and nothing connects until `cortask whatsapp start`."
+    _show_status(status, as_json, done)
 
 
 @whatsapp_app.command("stop")
@@ -450,9 +490,10 @@ def _added(verb: str, contact: Contact) -> str:
     return f"{verb} {written} ({contact.permission}).{note}"
 
 
-@contacts_app.command("add")
+@contacts_app.command("add", **SPACED)
 def contacts_add(
-    phone: str,
+    ctx: typer.Context,
+    words: PhoneArg,
     name: Annotated[str | None, typer.Option(help="a name to show")] = None,
     permission: Annotated[str, typer.Option(help="read, write or admin")] = "write",
     as_json: JsonFlag = False,
@@ -460,19 +501,22 @@ def contacts_add(
     """Trust a phone number, written any way people write it (+4915123456789, +52 1 55 1234 5678, …)."""
     from cortask.app.models import ContactIn
 
+    phone = _phone(words, ctx)
     body = ContactIn(phone=phone, name=name, permission=permission)
     contact = _run(lambda c: c.add_contact(body))
     _print_model(contact, as_json, _added("Added", contact))
 
 
-@contacts_app.command("set")
+@contacts_app.command("set", **SPACED)
 def contacts_set(
-    phone: str,
+    ctx: typer.Context,
+    words: PhoneArg,
     name: Annotated[str | None, typer.Option(help="a name to show")] = None,
     permission: Annotated[str | None, typer.Option(help="read, write or admin")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change a trusted contact's name or permission."""
+    phone = _phone(words, ctx)
     changes = {k: v for k, v in {"name": name, "permission": permission}.items() if v is not None}
     from cortask.app.models import ContactPatch
 
@@ -481,9 +525,10 @@ def contacts_set(
     _print_model(contact, as_json, _added("Updated", contact))
 
 
-@contacts_app.command("remove")
-def contacts_remove(phone: str, as_json: JsonFlag = False) -> None:
+@contacts_app.command("remove", **SPACED)
+def contacts_remove(ctx: typer.Context, words: PhoneArg, as_json: JsonFlag = False) -> None:
     """Stop trusting a phone number."""
+    phone = _phone(words, ctx)
     _run(lambda c: c.remove_contact(phone))
     if as_json:
         print(json.dumps({"removed": phone}))
@@ -498,7 +543,7 @@ def contacts_remove(phone: str, as_json: JsonFlag = False) -> None:
 def agent_show(as_json: JsonFlag = False) -> None:
     """The configured agent (secrets masked)."""
     data = _run(lambda c: c.agent())
-    _print_model(data, as_json, f"agent: [bold]{data.active}[/bold] {data.settings}")
+    _print_model(data, as_json, _agent_words(data))
 
 
 @agent_app.command("set")
@@ -525,7 +570,17 @@ def agent_set(
     # service reads the agent's settings from the store for each message.
     dangerous = bool(machine_only(AgentConfig(provider, dict(settings))))
     data = _run(lambda c: c.set_agent(body), in_process=dangerous)
-    _print_model(data, as_json, f"agent: [bold]{data.active}[/bold]")
+    _print_model(data, as_json, "Saved. " + _agent_words(data))
+
+
+def _agent_words(data: Any) -> str:
+    """Which agent is stored and which runs now: they differ while `--agent` overrides it."""
+    settings = f" {data.settings}" if data.settings else ""
+    stored = f"Stored agent: [bold]{data.provider}[/bold]{settings}."
+    if data.override:
+        why = "this run's --agent; the stored one is used without it"
+        return f"{stored}\nRunning now: [bold]{data.active}[/bold] ({why})."
+    return stored
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
+from cortask.channels.whatsapp.authpeek import peek_link
+from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
@@ -30,6 +32,14 @@ log = logging.getLogger("cortask.service")
 
 HISTORY_TURNS = 20
 DEFAULT_AGENT = AgentConfig("echo", {})
+
+
+def forget_unused_link(auth_dir: Path) -> None:
+    """Remove a link folder this process made only to hold its lock, if nothing was linked in it:
+    a folder left behind would say "linked" to `scripts/run` and to people (issue #17)."""
+    info = peek_link(auth_dir)
+    if not info.linked and info.problem is None and info.in_use_by is None:
+        AuthStore.remove(auth_dir)
 
 
 class CortaskService:
@@ -55,6 +65,8 @@ class CortaskService:
         self._agent: tuple[str, Agent] | None = None
         # Told when WhatsApp's answers about contacts' numbers were stored (the app streams them).
         self.on_contacts_checked: Callable[[], Awaitable[None]] | None = None
+        self._auth_dir_made = False  # this process made the link's folder (to hold its lock)
+        self.phone_url: str | None = None  # the demo's simulated phone page, shown by the UI
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -86,6 +98,7 @@ class CortaskService:
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
+        self._auth_dir_made = not config.auth_dir.exists()
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
         channel.on_open(self._check_all_contacts)  # after each link: which account is each contact now
         try:
@@ -108,6 +121,8 @@ class CortaskService:
         if self.channel is not None:
             channel, self.channel = self.channel, None
             await channel.close()
+            if self._auth_dir_made:
+                forget_unused_link(channel.config.auth_dir)
 
     async def close(self) -> None:
         await self.close_channel()

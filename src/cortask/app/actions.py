@@ -23,7 +23,9 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from cortask.agents import AgentConfig
 from cortask.app import activity as describe
+from cortask.app.display import human_number, humanize_jids
 from cortask.app.errors import AppError, Kind
 from cortask.app.models import (
     AccessSummary,
@@ -96,6 +98,14 @@ def _value(config: object, what: str) -> object:
     return config.provider if what == "provider" else config.settings.get(what.removeprefix("settings."))
 
 
+async def check_agent(config: AgentConfig, environ: Mapping[str, str]) -> None:
+    """Validate an agent configuration the one way (`agent set` and `serve`/`demo --agent` alike):
+    building it says what is unknown or missing (a ValueError); it is not kept."""
+    from cortask.agents import build_agent
+
+    await build_agent(config, environ).aclose()
+
+
 class CortaskApp:
     def __init__(self, service: CortaskService, *, serving: bool) -> None:
         self.service = service
@@ -138,8 +148,21 @@ class CortaskApp:
         settings = await self._settings()
         info = await self._peek(settings)
         if self.service.channel is not None:
-            return channel_status(self.service.channel.status, info, settings, running=self.serving)
-        return stored_status(info, settings, sandbox=self.service.sandbox is not None)
+            status = channel_status(self.service.channel.status, info, settings, running=self.serving)
+        else:
+            status = stored_status(info, settings, sandbox=self.service.sandbox is not None)
+        return await self._with_stored_traffic(status)
+
+    async def _with_stored_traffic(self, status: Status) -> Status:
+        """Our JIDs in words, and "last message in/out" from the kept activity when this process has seen none, so
+        a restart does not blank them (issue #17)."""
+        status = status.model_copy(update={"sentence": humanize_jids(status.sentence)})
+        if status.last_inbound_at is not None and status.last_outbound_at is not None:
+            return status
+        store, ws = self._ws()
+        inbound = status.last_inbound_at or await store.activity.last_at(ws, ("received",))
+        outbound = status.last_outbound_at or await store.activity.last_at(ws, ("replied", "failed"))
+        return status.model_copy(update={"last_inbound_at": inbound, "last_outbound_at": outbound})
 
     async def overview(self) -> Overview:
         settings = await self._settings()
@@ -162,6 +185,8 @@ class CortaskApp:
             account=account,
             qr=self._qr,
             code=self._code,
+            phone_url=self.service.phone_url if status.sandbox else None,
+            account_number=human_number(account.id) if account else None,
         )
 
     # -- the channel: settings kept for `serve`, applied at once when serving ---------------------
@@ -172,7 +197,8 @@ class CortaskApp:
         return await self.overview()
 
     async def remove_channel(self) -> Overview:
-        await self.logout()
+        # Serving: the device is logged out on WhatsApp too (stop); otherwise forgotten here.
+        await (self.stop() if self.serving else self.logout())
         store, ws = self._ws()
         await store.whatsapp.set_enabled(ws, False)
         return await self.overview()
@@ -185,7 +211,7 @@ class CortaskApp:
             raise AppError(info.problem + ". Restore that folder, or `cortask whatsapp logout` and link again.")
         if not info.linked:
             raise AppError("WhatsApp is not linked: link it first (`cortask whatsapp link`, or scan a QR code).")
-        if self.serving:
+        if self.serving and not self._live().status.state.running:  # connected already: nothing to redo
             await self._live().start()
         store, ws = self._ws()
         await store.whatsapp.set_enabled(ws, True)
@@ -193,7 +219,11 @@ class CortaskApp:
         return await self.status()
 
     async def pause(self) -> Status:
-        """Disconnect but keep the link; saved, so the next `cortask serve` stays paused."""
+        """Disconnect but keep the link; saved, so the next `cortask serve` stays paused. With no
+        link there is nothing to pause, and nothing is changed."""
+        info = await self._peek(await self._settings())
+        if not info.linked and not info.problem:
+            return await self.status()
         if self.serving:
             await self._live().pause()
         store, ws = self._ws()
@@ -416,7 +446,7 @@ class CortaskApp:
     async def set_agent(self, body: AgentIn, *, origin: Origin) -> Agent:
         """Choose the agent. From `Origin.NETWORK` (the HTTP API), what runs a program or reads the
         environment (`machine_only`) is refused unless it is unchanged: only the machine sets it."""
-        from cortask.agents import AgentConfig, build_agent
+        from cortask.agents import AgentConfig
         from cortask.agents.factory import machine_only
         from cortask.store.masking import merge_masked
 
@@ -433,18 +463,17 @@ class CortaskApp:
             changed = [what for what in machine_only(config) if _value(config, what) != _value(before, what)]
             if changed:
                 raise AppError(machine_only_sentence(changed), Kind.FORBIDDEN)
-        # Building it validates the settings and says what is missing; it is not kept.
-        await build_agent(config, self.service.environ).aclose()
+        await check_agent(config, self.service.environ)
         await store.agents.set(ws, body.provider, dict(body.settings))
         return await self.agent()
 
     # -- what happened ---------------------------------------------------------------------------
 
     async def activity(self) -> list[ActivityEntry]:
-        if self.service.channel is None:
-            return []  # kept in memory by the running channel only
+        """The newest entries, kept in the store: the same after a restart (issue #17)."""
+        store, ws = self._ws()
         names = await self._contact_names()
-        return [_entry(e, names) for e in self.service.channel.activity]
+        return [_entry(e, names) for e in await store.activity.recent(ws)]
 
     async def sessions(self) -> list[SessionInfo]:
         store, _ = self._ws()
@@ -472,7 +501,8 @@ class CortaskApp:
 
     async def _status_of(self, channel: ChannelStatus) -> Status:
         settings = await self._settings()
-        return channel_status(channel, await self._peek(settings), settings, running=self.serving)
+        status = channel_status(channel, await self._peek(settings), settings, running=self.serving)
+        return await self._with_stored_traffic(status)
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
@@ -515,7 +545,9 @@ class CortaskApp:
                 self.events.publish(StatusEvent(data=await self._status_of(status)))
 
         async def activities() -> None:
+            store, ws = self._ws()
             async for entry in channel.activities():
+                await store.activity.add(ws, entry)
                 self.events.publish(ActivityEvent(data=_entry(entry, await self._contact_names())))
 
         self._followers = [asyncio.create_task(_logged(statuses())), asyncio.create_task(_logged(activities()))]

@@ -20,7 +20,7 @@ _LABELS = {
     "received": "Received",
     "ignored": "Ignored",
     "replied": "Replied",
-    "failed": "Failed",
+    "failed": "Agent failed",
     "duplicate": "Duplicate",
     "skipped": "Skipped",
     "queued": "Queued",
@@ -77,11 +77,14 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
         bits.append("Handled before: not answered again.")
     if isinstance(reason, str):
         bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason}.")
+    agent_error = entry.get("agent_error")
+    if isinstance(agent_error, str):
+        bits.append(f"The agent failed: {agent_error.rstrip('.')}. The sender got “Sorry, an error occurred.”")
     if kind == "watchdog":
         bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
     if kind == "queued":
         bits.append("The reply is sent after reconnecting.")
-    if isinstance(chars, int):
+    if isinstance(chars, int) and not isinstance(agent_error, str):
         bits.append(f"The reply has {chars} character{'' if chars == 1 else 's'}.")
     error = entry.get("error")
     if isinstance(error, str):

@@ -165,6 +165,10 @@ class Overview(BaseModel):
     account: Account | None
     qr: QrCode | None
     code: PairingCode | None = None  # linking by phone number: the code to type on the phone
+    # The demo's simulated phone page (sandbox mode only): the page links to it.
+    phone_url: str | None = None
+    # Our own account's number written for people (e.g. "+1 555-000-1111"), when linked.
+    account_number: str | None = None
 
 
 class ActivityEntry(BaseModel):

@@ -187,7 +187,16 @@ def _parse(shown: str, digits: str, text: str, region: str | None) -> PhoneNumbe
 
 def _bare_digits(shown: str, digits: str, region: str | None) -> str:
     if region is None:
-        return _finish(shown, _parse_international(shown, digits))
+        try:
+            return _finish(shown, _parse_international(shown, digits))
+        except InvalidPhoneNumber as exc:
+            # Without a +, naming the country its first digits happen to spell ("12345" → the
+            # United States) misleads: say what is missing instead (issue #17).
+            what = {PhoneProblem.TOO_SHORT: "is too short for a phone number", PhoneProblem.TOO_LONG: "is too long "
+                    "for a phone number"}.get(exc.problem, "is not a phone number we can read")  # fmt: skip
+            raise InvalidPhoneNumber(
+                shown, exc.problem, f"“{shown}” {what}: write it with a + and the country code, for example {EXAMPLE}."
+            ) from None
     readings: list[PhoneNumber] = []
     for text, reading_region in (("+" + digits, None), (digits, region)):
         try:

@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from cortask.store.activity import ActivityRepository
 from cortask.store.agents import AgentRepository
 from cortask.store.base import Sync
 from cortask.store.db import Clock, Database, connect, default_database_path, utcnow
@@ -44,6 +45,7 @@ class Store(Database):
         self.sessions = SessionRepository[Sync](self)
         self.journal = JournalRepository[Sync](self)
         self.outbox = OutboxRepository[Sync](self)
+        self.activity = ActivityRepository[Sync](self)
 
     @classmethod
     def open(

@@ -252,8 +252,17 @@ class WhatsAppChannel:
         self._publish(ChannelStatus.unlinked(sandbox=self.sandbox, detail="Stopped: the device was logged out."))
 
     async def logout(self) -> None:
-        """Log out on the server if connected, then remove the auth directory entirely."""
-        await self.stop()
+        """Forget the link here without telling WhatsApp (the phone lists the device until it is
+        removed there): what `stop` does less the server logout, so the two differ (issue #17)."""
+        self._supervisor.unwant()
+        await self._supervisor.shutdown()
+        await self._supervisor.drain()
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        AuthStore.remove(self.config.auth_dir)
+        self.account = None
+        self._publish(ChannelStatus.unlinked(sandbox=self.sandbox, detail="Logged out here; WhatsApp was not told."))
 
     async def pause(self) -> None:
         """Disconnect but keep the link; resume() reconnects."""

@@ -9,6 +9,7 @@ or a lost connection left unfinished.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import secrets
@@ -26,11 +27,13 @@ from cortask.channels.whatsapp.journal import Journal, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
 from cortask.channels.whatsapp.sidecar import SidecarError
 from cortask.contacts.access import AccessPolicy
+from cortask.redact import mask_text
 
 log = logging.getLogger("cortask.whatsapp")
 
 Handler = Callable[[InboundText], Awaitable[str]]
 ERROR_REPLY = "Sorry, an error occurred."
+SENT_IDS_KEPT = 1000  # our own replies recognised when WhatsApp echoes them back
 R = TypeVar("R")
 
 
@@ -85,6 +88,8 @@ class ReplyPipeline:
         self._full_chats: set[str] = set()  # chats whose full queue was reported (once per flood)
         self._resume_wanted = False
         self._resuming: asyncio.Task[None] | None = None
+        self._agent_failures: dict[str, str] = {}  # reply id → why the agent failed (masked)
+        self._sent_ids: collections.OrderedDict[str, None] = collections.OrderedDict()  # our recent replies
 
     # -- arrival -----------------------------------------------------------------------------------
 
@@ -95,7 +100,8 @@ class ReplyPipeline:
         first = lifecycle.arrival(item, decision)
         if isinstance(first, lifecycle.Ignore):
             log.debug("ignored message %s: %s", item.message_id, first.reason)
-            self._activity.record("ignored", item.chat_jid, item.message_id, reason=first.reason)
+            if item.message_id not in self._sent_ids:  # our own reply coming back is not news (issue #17)
+                self._activity.record("ignored", item.chat_jid, item.message_id, reason=first.reason)
             return
         assert isinstance(item, InboundText) and decision is not None
         admitted = await self._journal.admit(self._account(), item)
@@ -231,13 +237,19 @@ class ReplyPipeline:
                 raise RuntimeError("no message handler is registered")
             reply = await self.handler(item)
         except Exception as exc:
-            log.exception("the agent failed on a message in %s", item.chat_jid)
-            reply, error = ERROR_REPLY, str(exc) or type(exc).__name__
+            error = mask_text(str(exc) or type(exc).__name__)
+            # One line that says why (an agent's errors are sentences); the traceback only at debug.
+            log.error("the agent failed on a message in %s: %s", item.chat_jid, error)
+            log.debug("the agent's failure", exc_info=True)
+            reply = ERROR_REPLY
         finally:
             if refresher is not None:
                 refresher.cancel()
         try:
-            await self._deliver(await self._plan(account, item, reply, error), remembered=True)
+            planned = await self._plan(account, item, reply, error)
+            if error is not None:  # the activity says the agent failed, not "replied" (issue #17)
+                self._agent_failures[planned.message_id] = error
+            await self._deliver(planned, remembered=True)
         finally:
             await self._presence(item.chat_jid, "paused")
 
@@ -290,8 +302,15 @@ class ReplyPipeline:
         message_id = message_id or new_message_id()
         if not remembered:
             await self._remember_sent(message_id, chat, text)
+        self._sent_ids[message_id] = None  # before sending: its echo may come back before the answer
+        while len(self._sent_ids) > SENT_IDS_KEPT:
+            self._sent_ids.popitem(last=False)
         await self._link.request(wire.SendText(chat, text, message_id))
-        self._activity.record("replied", chat, message_id, chars=len(text))
+        failure = self._agent_failures.pop(message_id, None)
+        if failure is not None:
+            self._activity.record("failed", chat, message_id, chars=len(text), agent_error=failure)
+        else:
+            self._activity.record("replied", chat, message_id, chars=len(text))
         self._on_traffic(False)
         return message_id
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
+from cortask.channels.whatsapp.baileys_log import classify as classify_baileys
 from cortask.channels.whatsapp.sidecar_files import PACKAGE_DIR, candidate_dirs
 from cortask.childenv import child_environment
 from cortask.home import cortask_home
@@ -315,11 +316,9 @@ class Sidecar:
         async for raw in self._proc.stderr:
             line = raw.decode(errors="replace").rstrip()
             try:
-                record = json.loads(line)
-                level = int(record.get("level", 30))
-                text = record.get("msg", "")
-                baileys_log.log(logging.WARNING if level >= 50 else logging.DEBUG, "%s %s", text, line[:2000])
-            except (json.JSONDecodeError, AttributeError, ValueError):
+                level, text = classify_baileys(json.loads(line))
+                baileys_log.log(level, "%s %s", text, line[:2000])
+            except (json.JSONDecodeError, AttributeError, ValueError, TypeError):
                 baileys_log.debug("%s", line[:2000])
 
     async def _serve(self, request: wire.StoreRequest) -> None:

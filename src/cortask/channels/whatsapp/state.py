@@ -12,7 +12,6 @@ time format it in `tz` (default: the machine's local zone).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -140,21 +139,25 @@ _LABELS: dict[ConnectionState, tuple[str, Tone]] = {
 
 
 def offers(state: ConnectionState) -> tuple[Offer, ...]:
-    """The actions a UI may offer in `state`, in button order. Logout is always allowed: it also
-    clears credentials left behind by a failed link."""
+    """The actions a UI may offer in `state`, in button order. Logout is allowed whenever something
+    may be stored: it also clears credentials left behind by a failed link."""
     unlinked = state.needs_relink or state in (ConnectionState.UNLINKED, ConnectionState.LINKING)
     start_blocked = "Already running." if state.running else None
     if unlinked:
         start_blocked = "Link your phone first: generate a QR code and scan it."
     resume = state in (ConnectionState.PAUSED, ConnectionState.GAVE_UP)
     nothing_to_stop = state in (ConnectionState.UNLINKED, ConnectionState.STOPPED, ConnectionState.LOGGED_OUT)
+    no_link = state in (ConnectionState.UNLINKED, ConnectionState.LINKING)
     return (
         Offer(UserAction.START, start_blocked is None, "Resume" if resume else "Start", start_blocked),
         Offer(
             UserAction.PAUSE, state.running, "Pause", None if state.running else "Only a running channel can be paused."
         ),
-        Offer(UserAction.STOP, not nothing_to_stop, "Stop", "Nothing to stop." if nothing_to_stop else None),
-        Offer(UserAction.LOGOUT, True, "Log out"),
+        # Stop tells WhatsApp (the phone's Linked Devices drops this device); Log out forgets the link
+        # here only: the words on the buttons say which (issue #17).
+        Offer(UserAction.STOP, not nothing_to_stop, "Stop and unlink", "Nothing to stop." if nothing_to_stop else None),
+        # Allowed whenever something may be stored (a link, or what a failed one left behind).
+        Offer(UserAction.LOGOUT, not no_link, "Forget link here", "Nothing is linked." if no_link else None),
         Offer(UserAction.QR, unlinked, "Generate QR code", None if unlinked else "WhatsApp is already linked."),
     )
 
@@ -235,10 +238,10 @@ class ChannelStatus:
     @classmethod
     def code_linking(cls, grouped_code: str, expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
         """Linking by phone number: waiting for the code to be typed on the phone."""
-        left = max(0, math.ceil(expires_at - now))
+        del now  # the time left is shown by the code panel's countdown alone (issue #17: one countdown)
         return cls._make(
             ConnectionState.LINKING,
-            f"Waiting for the code {grouped_code} to be typed on the phone; it expires in {left} s.",
+            f"Waiting for the code {grouped_code} to be typed on the phone.",
             CODE_STEPS,
             qr_expires_at=expires_at,
             sandbox=sandbox,
@@ -267,10 +270,11 @@ class ChannelStatus:
 
     @classmethod
     def linking(cls, qr_expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
-        left = max(0, math.ceil(qr_expires_at - now))
+        del now  # the time left is shown by the countdown, from qr_expires_at
         return cls._make(
             ConnectionState.LINKING,
-            f"Waiting for the QR code to be scanned; it expires in {left} s.",
+            # The countdown is the QR panel's (and the terminal's) alone: one countdown (issue #17).
+            "Waiting for the QR code to be scanned.",
             _SCAN_ACTION,
             qr_expires_at=qr_expires_at,
             sandbox=sandbox,

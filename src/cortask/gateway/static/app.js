@@ -294,7 +294,9 @@ function render() {
 function renderStatus() {
   if (!S.wa) return;
   const st = status();
-  setText('status-state', st.state);
+  // The state in words (the code stays in data-state for scripts and styles).
+  setText('status-state', st.label || st.state);
+  $('status-state').dataset.state = st.state;
   $('status-state').dataset.tone = st.tone || 'idle';
   $('status-state').title = `Connection state: ${st.label || st.state}`;
   $('status-dot').dataset.tone = st.tone || 'idle';
@@ -308,17 +310,19 @@ function renderStatus() {
   const acct = needsLink() ? null : S.wa.account;
   show('fact-account', Boolean(acct));
   if (acct) {
-    const num = digits(String(acct.id || '').split(/[:@]/)[0]);
+    // The server writes our own number for people (+1 555-000-1111); digits are the fallback.
+    const num = S.wa.account_number || digits(String(acct.id || '').split(/[:@]/)[0]);
     const el = $('status-account');
     const key = JSON.stringify([acct.name, acct.id]);
     if (el.dataset.key !== key) {
       el.dataset.key = key;
-      el.replaceChildren(...[acct.name, num ? `+${num}` : acct.id].filter(Boolean)
+      el.replaceChildren(...[acct.name, num ? (num.startsWith('+') ? num : `+${num}`) : acct.id].filter(Boolean)
         .flatMap((t, i) => [i ? h('br') : null, h('span', { class: 'nowrap', text: t })]).filter(Boolean));
     }
   }
   renderRetry();
   renderLastTimes();
+  renderPhoneLink();
 
   // Buttons: as the server offers them
   for (const id of ['start', 'pause', 'stop', 'logout']) {
@@ -330,6 +334,15 @@ function renderStatus() {
     if (o.label && b.lastChild && b.lastChild.textContent !== o.label) b.lastChild.textContent = o.label;
   }
   renderBusy();
+  if (!$('server-gone').hidden) setOffline(true); // a late render must not bring stale buttons back
+}
+
+// The demo's simulated phone, when the server names one (sandbox mode only).
+function renderPhoneLink() {
+  const url = S.wa && S.wa.phone_url;
+  const a = $('phone-link');
+  show('phone-link', Boolean(url));
+  if (url && a.getAttribute('href') !== url) a.setAttribute('href', url);
 }
 
 function renderRetry() {
@@ -430,7 +443,7 @@ function renderCountdown() {
   if (lastQrMode !== 'qr') return;
   const left = qrRemaining();
   const el = $('qr-countdown');
-  const secs = Math.max(0, Math.ceil(left));
+  const secs = Math.max(0, Math.min(QR_LIFETIME, Math.ceil(left)));  // never "61 s" for a 60 s code
   if (el.dataset.seconds !== String(secs)) {
     el.dataset.seconds = String(secs);
     el.textContent = `This code expires in ${secondsText(secs)}`;
@@ -803,7 +816,26 @@ let sourceRetry = 0;
 let sourceTimer = null;
 let sourceWatchdog = null;
 
+// While the gateway does not answer, say so plainly and switch the buttons off (they could not work);
+// they come back as the status describes them once the stream is live again.
+function setOffline(offline) {
+  show('server-gone', offline);
+  for (const b of document.querySelectorAll('main button, main input, main select')) {
+    if (b.id === 'retry-load') continue;
+    if (offline && !b.disabled) { b.disabled = true; b.dataset.offline = '1'; }
+    if (!offline && b.dataset.offline) { b.disabled = false; delete b.dataset.offline; }
+  }
+  if (offline) {
+    // What the card last heard may no longer be true: do not show it as the state.
+    setText('status-state', 'Not answering');
+    $('status-state').dataset.tone = 'error';
+  } else if (S.wa) {
+    renderStatus();
+  }
+}
+
 function setLive(state) {
+  setOffline(state === 'down');
   const el = $('live-indicator');
   el.dataset.live = state;
   setText(el.querySelector('.live-text'), { live: 'Live', connecting: 'Connecting…', down: 'Reconnecting…' }[state]);
@@ -973,9 +1005,9 @@ statusAction('stop', '/api/whatsapp/stop', {
   ok: 'Stop and unlink',
 });
 statusAction('logout', '/api/whatsapp/logout', {
-  title: 'Log out and delete the link?',
-  text: 'Logging out unlinks your phone and deletes the stored credentials from this computer. You will need to scan a new QR code to use the channel again.',
-  ok: 'Log out',
+  title: 'Forget the link on this computer?',
+  text: 'This deletes the stored link from this computer without telling WhatsApp: your phone still lists the device under Linked Devices until you remove it there. To log the device out of WhatsApp too, use Stop and unlink instead.',
+  ok: 'Forget link here',
 });
 
 $('remove-channel').addEventListener('click', async () => {
@@ -1072,6 +1104,8 @@ $('contact-form').addEventListener('submit', (e) => {
     setFieldError('name', '');
     setFieldError('permission', '');
     if (!phone) {
+      clearTimeout(validateTimer); // a pending inline check of an emptied field would wipe this error
+      S.validateSeq += 1;
       setFieldError('phone', 'Enter the phone number with its country code, for example +49 151 23456789.');
       phoneInput.focus();
       return;
