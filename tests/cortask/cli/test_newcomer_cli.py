@@ -173,7 +173,7 @@ def test_a_second_demo_says_who_holds_it_in_one_line(tmp_path: Path) -> None:
     )
     try:
         assert first.stdout is not None
-        said = first_lines(first.stdout, 4)
+        said = first_lines(first.stdout, 6)  # ready, the phone, linking by code, wasim, where the data lives
         assert said and "Cortask is ready" in said[0], said
         # 4. where the demo's data lives, said where it starts
         assert any(str(home / "demo") in line for line in said), said

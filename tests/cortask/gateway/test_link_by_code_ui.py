@@ -107,7 +107,7 @@ def test_link_by_code_through_the_ui_and_the_phone_page(demo: tuple[str, str]) -
         phone.get_by_test_id("phone-link-code").fill(code.inner_text().lower())
         phone.get_by_test_id("phone-pair").click()
         expect(phone.get_by_test_id("phone-pair-result")).to_contain_text("Linked as", timeout=30_000)
-        expect(settings.get_by_test_id("status-state")).to_have_text("open", timeout=30_000)
+        expect(settings.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
         expect(settings.get_by_test_id("code-link")).to_be_hidden()
         settings.screenshot(path=str(SHOTS / "15-code-linked.png"))
         phone.screenshot(path=str(SHOTS / "15-phone-page-code.png"))

@@ -268,11 +268,11 @@ def test_demo_points_to_its_phone_and_the_phone_page_says_what_is_true(tmp_path:
     demo = subprocess.Popen([CORTASK, "demo", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert demo.stdout is not None
-        lines = first_lines(demo.stdout, 4)
-        assert len(lines) == 4 and "Cortask is ready" in lines[0], lines
+        lines = first_lines(demo.stdout, 5)  # ready, the phone, linking by code, wasim, where the data lives
+        assert len(lines) == 5 and "Cortask is ready" in lines[0], lines
         phone_url = f"http://127.0.0.1:{port + 1}/phone"
         assert phone_url in lines[1], lines  # 7: a stable address: the gateway's port plus one
-        assert str(home / "demo") in lines[3], lines  # 4: where the demo's data lives
+        assert str(home / "demo") in lines[4], lines  # 4: where the demo's data lives
 
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(printed_url(lines[0]))

@@ -93,7 +93,7 @@ def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tu
         expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
         produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
         _control(control, "POST", "/scan", {"qr": produced})
-        expect(page.get_by_test_id("status-state")).to_have_text("open", timeout=30_000)
+        expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
 
         _add(page, "+52 1 55 1234 5678", "Lupita")
         row = page.locator(f'[data-testid="contacts-table"] [data-phone="{LUPITA}"]')
