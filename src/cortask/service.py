@@ -7,6 +7,8 @@ history, and the exchange is kept in the chat's session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -20,7 +22,10 @@ from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.home import cortask_home
 from cortask.store import AsyncStore, Store, WhatsAppSettings
+from cortask.store.db import utcnow
 from cortask.store.models import Workspace, session_id_for_chat
+from cortask.store.prune import Pruned, prune_batch
+from cortask.store.retention import Retention
 from cortask.store_journal import StoreJournal
 
 log = logging.getLogger("cortask.service")
@@ -38,6 +43,7 @@ class CortaskService:
         agent_override: AgentConfig | None = None,
         environ: Mapping[str, str] = os.environ,
         channel_options: Mapping[str, Any] | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.home = home or cortask_home(environ)
         self.environ = environ
@@ -50,6 +56,8 @@ class CortaskService:
         # One agent per configuration, reused across messages (an LLM client holds a connection
         # pool); replaced and closed when the configuration changes.
         self._agent: tuple[str, Agent] | None = None
+        self.retention = retention if retention is not None else Retention.from_env(environ)
+        self._pruner: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -88,7 +96,10 @@ class CortaskService:
             await channel.close()
             raise
         self.channel = channel
-        if not connect or not settings.enabled:
+        if not connect:
+            return
+        self.start_pruning()
+        if not settings.enabled:
             return
         if linked and settings.paused:
             await self.channel.pause()  # says so in the status; the link is kept
@@ -104,12 +115,49 @@ class CortaskService:
             await channel.close()
 
     async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         await self.close_channel()
         if self._agent is not None:
             await self._agent[1].aclose()
             self._agent = None
         if self.store is not None:
             await self.store.aclose()
+
+    # -- retention: data that does not grow forever ----------------------------------------------
+
+    def start_pruning(self) -> None:
+        """Prune now and then every `retention.interval_seconds`, while the service runs."""
+        if self._pruner is None:
+            self._pruner = asyncio.create_task(self._prune_forever(), name="cortask-retention")
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:  # a full disk or a locked database: the next round tries again
+                log.exception("pruning old records failed; trying again in %.0f s", self.retention.interval_seconds)
+            await asyncio.sleep(self.retention.interval_seconds)
+
+    async def prune(self) -> Pruned:
+        """Drop what the retention period lets go (cortask.store.retention says what), one batch
+        per store call so the channel's own writes run in between; and the sent texts kept for
+        retry receipts."""
+        assert self.store is not None
+        now = utcnow()
+        total = Pruned()
+        while (done := await self.store.run(prune_batch, self.retention, now)).total:
+            total += done
+        sent = await self.channel.prune_sent(self.retention.cutoff(now).timestamp()) if self.channel else 0
+        if total.total or sent:
+            log.info(
+                "retention (%g days): pruned %d journal entries, %d outbox items, %d session turns, %d sent texts",
+                self.retention.days, total.journal, total.outbox, total.turns, sent,
+            )  # fmt: skip
+        return total
 
     async def reload_policy(self) -> None:
         """Apply access changes (trusted contacts, allowedUsers, open, groups) to the running

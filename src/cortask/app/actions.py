@@ -54,6 +54,7 @@ from cortask.app.models import (
     link_steps,
 )
 from cortask.app.status import channel_status, link_outcome, stored_status
+from cortask.app.storage import describe_storage
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
@@ -64,6 +65,8 @@ from cortask.contacts.access import TrustedContact
 from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
+from cortask.store.db import utcnow
+from cortask.store.prune import footprint
 
 log = logging.getLogger("cortask.app")
 
@@ -130,8 +133,17 @@ class CortaskApp:
         settings = await self._settings()
         info = await self._peek(settings)
         if self.service.channel is not None:
-            return channel_status(self.service.channel.status, info, settings, running=self.serving)
-        return stored_status(info, settings, sandbox=self.service.sandbox is not None)
+            status = channel_status(self.service.channel.status, info, settings, running=self.serving)
+        else:
+            status = stored_status(info, settings, sandbox=self.service.sandbox is not None)
+        return await self._with_storage(status)
+
+    async def _with_storage(self, status: Status) -> Status:
+        """The status with the database's size, its oldest record and the retention period."""
+        store, _ = self._ws()
+        found = await store.run(footprint)
+        storage = describe_storage(found.bytes, found.oldest, self.service.retention.days, utcnow())
+        return status.model_copy(update={"storage": storage})
 
     async def overview(self) -> Overview:
         settings = await self._settings()
@@ -420,7 +432,9 @@ class CortaskApp:
 
     async def _status_of(self, channel: ChannelStatus) -> Status:
         settings = await self._settings()
-        return channel_status(channel, await self._peek(settings), settings, running=self.serving)
+        return await self._with_storage(
+            channel_status(channel, await self._peek(settings), settings, running=self.serving)
+        )
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
