@@ -235,7 +235,8 @@ class Writers:
         self.sending = True
         self.open = asyncio.Event()
         self.open.set()
-        self.idle = asyncio.Event()
+        self.idle = asyncio.Event()  # set between sends: a pause waits for the send under way
+        self.idle.set()
         self.texts: dict[str, str] = {}  # text -> the contact that sent it
         self.ids: dict[str, str] = {}  # wasim's message id -> text
 
