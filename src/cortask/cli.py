@@ -273,6 +273,8 @@ def _show_status(status: Status, as_json: bool, done: str = "") -> None:
     ]
     if seen:
         lines.append(", ".join(seen).capitalize())
+    if status.storage is not None:
+        lines.append(status.storage.sentence)
     _print_model(status, as_json, "\n".join(lines))
 
 

@@ -7,6 +7,8 @@ history, and the exchange is kept in the chat's session.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -25,7 +27,10 @@ from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.numbers import numbers_to_ask, registration_of
 from cortask.home import cortask_home
 from cortask.store import AsyncStore, Store, WhatsAppSettings
+from cortask.store.db import utcnow
 from cortask.store.models import Workspace, session_id_for_chat
+from cortask.store.prune import Pruned, prune_batch
+from cortask.store.retention import Retention
 from cortask.store_journal import StoreJournal
 
 log = logging.getLogger("cortask.service")
@@ -51,6 +56,7 @@ class CortaskService:
         agent_override: AgentConfig | None = None,
         environ: Mapping[str, str] = os.environ,
         channel_options: Mapping[str, Any] | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.home = home or cortask_home(environ)
         self.environ = environ
@@ -67,6 +73,8 @@ class CortaskService:
         self.on_contacts_checked: Callable[[], Awaitable[None]] | None = None
         self._auth_dir_made = False  # this process made the link's folder (to hold its lock)
         self.phone_url: str | None = None  # the demo's simulated phone page, shown by the UI
+        self.retention = retention if retention is not None else Retention.from_env(environ)
+        self._pruner: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -107,7 +115,10 @@ class CortaskService:
             await channel.close()
             raise
         self.channel = channel
-        if not connect or not settings.enabled:
+        if not connect:
+            return
+        self.start_pruning()
+        if not settings.enabled:
             return
         if linked and settings.paused:
             await self.channel.pause()  # says so in the status; the link is kept
@@ -125,12 +136,49 @@ class CortaskService:
                 forget_unused_link(channel.config.auth_dir)
 
     async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
         await self.close_channel()
         if self._agent is not None:
             await self._agent[1].aclose()
             self._agent = None
         if self.store is not None:
             await self.store.aclose()
+
+    # -- retention: data that does not grow forever ----------------------------------------------
+
+    def start_pruning(self) -> None:
+        """Prune now and then every `retention.interval_seconds`, while the service runs."""
+        if self._pruner is None:
+            self._pruner = asyncio.create_task(self._prune_forever(), name="cortask-retention")
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:  # a full disk or a locked database: the next round tries again
+                log.exception("pruning old records failed; trying again in %.0f s", self.retention.interval_seconds)
+            await asyncio.sleep(self.retention.interval_seconds)
+
+    async def prune(self) -> Pruned:
+        """Drop what the retention period lets go (cortask.store.retention says what), one batch
+        per store call so the channel's own writes run in between; and the sent texts kept for
+        retry receipts."""
+        assert self.store is not None
+        now = utcnow()
+        total = Pruned()
+        while (done := await self.store.run(prune_batch, self.retention, now)).total:
+            total += done
+        sent = await self.channel.prune_sent(self.retention.cutoff(now).timestamp()) if self.channel else 0
+        if total.total or sent:
+            log.info(
+                "retention (%g days): pruned %d journal entries, %d outbox items, %d session turns, %d sent texts",
+                self.retention.days, total.journal, total.outbox, total.turns, sent,
+            )  # fmt: skip
+        return total
 
     async def reload_policy(self) -> None:
         """Apply access changes (trusted contacts, allowedUsers, open, groups) to the running

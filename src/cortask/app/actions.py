@@ -61,6 +61,7 @@ from cortask.app.models import (
     link_steps,
 )
 from cortask.app.status import channel_status, link_outcome, stored_status
+from cortask.app.storage import describe_storage
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
@@ -72,6 +73,8 @@ from cortask.contacts.addresses import format_address, whatsapp_addresses
 from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
+from cortask.store.db import utcnow
+from cortask.store.prune import footprint
 
 log = logging.getLogger("cortask.app")
 
@@ -151,7 +154,7 @@ class CortaskApp:
             status = channel_status(self.service.channel.status, info, settings, running=self.serving)
         else:
             status = stored_status(info, settings, sandbox=self.service.sandbox is not None)
-        return await self._with_stored_traffic(status)
+        return await self._with_storage(await self._with_stored_traffic(status))
 
     async def _with_stored_traffic(self, status: Status) -> Status:
         """Our JIDs in words, and "last message in/out" from the kept activity when this process has seen none, so
@@ -163,6 +166,13 @@ class CortaskApp:
         inbound = status.last_inbound_at or await store.activity.last_at(ws, ("received",))
         outbound = status.last_outbound_at or await store.activity.last_at(ws, ("replied", "failed"))
         return status.model_copy(update={"last_inbound_at": inbound, "last_outbound_at": outbound})
+
+    async def _with_storage(self, status: Status) -> Status:
+        """The status with the database's size, its oldest record and the retention period."""
+        store, _ = self._ws()
+        found = await store.run(footprint)
+        storage = describe_storage(found.bytes, found.oldest, self.service.retention.days, utcnow())
+        return status.model_copy(update={"storage": storage})
 
     async def overview(self) -> Overview:
         settings = await self._settings()
@@ -502,7 +512,7 @@ class CortaskApp:
     async def _status_of(self, channel: ChannelStatus) -> Status:
         settings = await self._settings()
         status = channel_status(channel, await self._peek(settings), settings, running=self.serving)
-        return await self._with_stored_traffic(status)
+        return await self._with_storage(await self._with_stored_traffic(status))
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()

@@ -75,6 +75,15 @@ class ActionOffer(BaseModel):
     why_not: str | None = None
 
 
+class Storage(BaseModel):
+    """What Cortask keeps on disk: the database's size and how far back its records go."""
+
+    database_bytes: int  # cortask.db with its write-ahead log
+    oldest_record_at: float | None  # Unix time of the oldest journal entry, reply or session turn kept
+    retention_days: float  # older records are pruned (pending ones and each session's last turns stay)
+    sentence: str
+
+
 class Status(BaseModel):
     """The WhatsApp channel as a person should see it, with Cortask running or not."""
 
@@ -100,6 +109,7 @@ class Status(BaseModel):
     detail: str | None = None
     terminal: bool
     needs_relink: bool
+    storage: Storage | None = None  # the database (issue #13): size, oldest record, retention
 
 
 WhatsAppStateName = Literal["unchecked", "registered", "not_on_whatsapp"]

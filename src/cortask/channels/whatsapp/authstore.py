@@ -31,7 +31,6 @@ log = logging.getLogger("cortask.whatsapp")
 
 DB_FILE = "auth.db"
 LOCK_FILE = "owner.lock"
-SENT_RETENTION_SECONDS = 14 * 24 * 3600
 
 # Numbered like the main database's (cortask.store.schema), with the same cortask.migrations:
 # append, never edit one that shipped.
@@ -213,7 +212,12 @@ class AuthStore:
         now = time.time() if at is None else at
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?)", (message_id, jid, text, now))
-            db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
+
+    def prune_sent(self, before: float) -> int:
+        """Forget what we sent before `before` (Unix seconds): the service's retention schedule
+        calls this; a retry receipt for something that old gets no text. Returns how many."""
+        with self._write() as db:
+            return db.execute("DELETE FROM sent WHERE sent_at < ?", (before,)).rowcount
 
     def sent_text(self, message_id: str, chat: str | None) -> str | None:
         """What we sent under `message_id`, only when asked for by the chat we sent it to: a

@@ -178,6 +178,14 @@ class WhatsAppChannel:
     def is_linked(self) -> bool:
         return self._open_store().is_linked()
 
+    async def prune_sent(self, before: float) -> int:
+        """Forget the texts we sent before `before` (Unix seconds), kept for retry receipts: the
+        service's retention schedule calls this. Nothing to do while the link is not open here."""
+        store = self._store
+        if store is None:
+            return 0
+        return await asyncio.get_running_loop().run_in_executor(None, store.prune_sent, before)
+
     async def warm_up(self) -> None:
         """Start the sidecar (Node + Baileys) ahead of need, so a QR code appears at once when
         asked for; it stays idle, without a connection, until told to connect."""

@@ -323,6 +323,7 @@ function renderStatus() {
   renderRetry();
   renderLastTimes();
   renderPhoneLink();
+  renderStorage();
 
   // Buttons: as the server offers them
   for (const id of ['start', 'pause', 'stop', 'logout']) {
@@ -371,6 +372,23 @@ function renderLastTimes() {
       el.dataset.epoch = String(epoch);
     }
   }
+}
+
+// The database's size and its oldest record (the server's sentence says the rest, on hover).
+function renderStorage() {
+  const sto = status().storage;
+  show('fact-storage', Boolean(sto));
+  if (!sto) return;
+  const el = $('status-storage');
+  el.title = sto.sentence;
+  const size = sto.database_bytes < 1024 * 1024
+    ? `${Math.max(1, Math.round(sto.database_bytes / 1024))} KB`
+    : `${(sto.database_bytes / (1024 * 1024)).toFixed(1)} MB`;
+  const key = `${size} ${sto.oldest_record_at}`;
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
+  const since = sto.oldest_record_at ? [h('br'), h('span', { class: 'nowrap', text: 'since ' }), timeEl(sto.oldest_record_at)] : [];
+  el.replaceChildren(h('span', { class: 'nowrap', text: size }), ...since);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from cortask.channels.whatsapp.config import ConfigError, Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.flood import FloodPolicy
+from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.home import cortask_home
 
 KEY = "ab" * 32
@@ -48,3 +49,12 @@ def test_flood_limits_come_from_the_environment_or_default() -> None:
     for bad in ("0", "-3", "many"):
         with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT must be a whole number"):
             WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT": bad})
+
+
+def test_a_benchmark_can_pace_replies_faster_and_a_bad_rate_is_refused() -> None:
+    assert "pacing" not in WhatsAppConfig.tuning_from_env({})
+    tuned = WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_PACING_PER_SECOND": "4"})
+    assert tuned["pacing"] == PacingPolicy(rate_per_second=4.0)
+    for bad in ("fast", "0", "-1"):
+        with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_PACING_PER_SECOND must be a number"):
+            WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_PACING_PER_SECOND": bad})

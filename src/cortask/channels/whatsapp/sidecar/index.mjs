@@ -182,6 +182,11 @@ function spillUnacknowledged() {
 // ---- the one socket -------------------------------------------------------------------------
 let sock = null;
 let generation = 0;
+// Whether `sock` has finished its handshake and logged in (connection 'open'). Until then Baileys
+// must not be asked to write a stanza: its noise handler frames nodes unencrypted before the
+// handshake is done, and the server takes such a frame for a broken ClientFinish and closes the
+// connection (issue #13: a read receipt or typing state reaching a freshly restarted sidecar).
+let sockOpen = false;
 
 function describeMessage(m) {
   return {
@@ -197,6 +202,7 @@ function describeMessage(m) {
 
 async function connect(cmd) {
   if (sock) { sock.end(undefined); sock = null; }
+  sockOpen = false;
   const gen = ++generation;
   if (cmd.sandbox) {
     // The two test seams, only when Python explicitly configured a sandbox.
@@ -245,7 +251,8 @@ async function connect(cmd) {
         ms: Date.now() - started,
       });
     }
-    if (u.connection === 'close') sock = null;
+    if (u.connection === 'open') sockOpen = true;
+    if (u.connection === 'close') { sock = null; sockOpen = false; }
   });
   // Baileys has already sent the delivery receipt when it emits a message, and then holds the
   // event in its buffer (at least 100 ms, up to 20 s while the first sync runs) before listeners
@@ -287,16 +294,22 @@ function requireSocket() {
   return sock;
 }
 
+// For commands that make Baileys write to WhatsApp: only on a connection that is open.
+function requireOpenSocket() {
+  if (!sock || !sockOpen) throw new Error('not connected');
+  return sock;
+}
+
 const commands = {
   connect,
   async send_text(cmd) {
     // Python chooses the id and records the text durably first, so a retry receipt that
     // arrives at once can always be answered (getMessage).
-    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text }, cmd.messageId ? { messageId: cmd.messageId } : {});
+    const msg = await requireOpenSocket().sendMessage(cmd.jid, { text: cmd.text }, cmd.messageId ? { messageId: cmd.messageId } : {});
     return { id: msg.key.id, remoteJid: msg.key.remoteJid, timestamp: Number(msg.messageTimestamp ?? 0) };
   },
-  async presence(cmd) { await requireSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },
-  async read(cmd) { await requireSocket().readMessages(cmd.keys); return {}; },
+  async presence(cmd) { await requireOpenSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },
+  async read(cmd) { await requireOpenSocket().readMessages(cmd.keys); return {}; },
   async lid_for_phone(cmd) {
     const lid = await requireSocket().signalRepository.lidMapping.getLIDForPN(cmd.jid);
     return { lid: lid ?? null };
@@ -322,14 +335,14 @@ const commands = {
     return { numbers };
   },
   async logout() {
-    const s = requireSocket();
+    const s = requireOpenSocket();
     await s.logout();
     return {};
   },
   async ping() { return { connected: Boolean(sock) }; },
   pairing_code: requestPairingCode,
   async ack(cmd) { acknowledge(Number(cmd.seq)); return {}; },
-  async close() { if (sock) { sock.end(undefined); sock = null; } return {}; },
+  async close() { if (sock) { sock.end(undefined); sock = null; } sockOpen = false; return {}; },
   async exit() { if (sock) sock.end(undefined); spillUnacknowledged(); setTimeout(() => process.exit(0), 20); return {}; },
 };
 
