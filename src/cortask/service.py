@@ -20,6 +20,7 @@ from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.numbers import numbers_to_ask, registration_of
+from cortask.contacts.access import Permission
 from cortask.home import cortask_home
 from cortask.store import AsyncStore, Store, WhatsAppSettings
 from cortask.store.models import Workspace, session_id_for_chat
@@ -54,6 +55,10 @@ class CortaskService:
         self._agent: tuple[str, Agent] | None = None
         # Told when WhatsApp's answers about contacts' numbers were stored (the app streams them).
         self.on_contacts_checked: Callable[[], Awaitable[None]] | None = None
+        # Answers an admin's `/command` (the app's WhatsApp commands, issue #14); None: no commands.
+        self.on_command: Callable[[InboundText], Awaitable[str]] | None = None
+        self.answers_paused = False  # `/pause` from WhatsApp: only admin commands are answered
+        self.self_chat_prefix: str | None = None  # marks the agent's replies in the owner's chat
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -82,10 +87,13 @@ class CortaskService:
             allowed_users=settings.allowed_users,
             open_to_everyone=settings.open_to_everyone,
             answer_groups=settings.answer_groups,
+            self_chat=settings.self_chat,
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
+        self._owner_settings(settings)
+        channel.set_silent(self._silent)
         channel.on_open(self._check_all_contacts)  # after each link: which account is each contact now
         try:
             linked = channel.is_linked()  # takes the auth directory's lock: one owner at a time
@@ -121,7 +129,27 @@ class CortaskService:
         channel at once."""
         assert self.store and self.workspace and self.channel
         self.channel.set_policy(await self.store.whatsapp.access_policy(self.workspace.id))
-        self.channel.set_answer_groups((await self.store.whatsapp.settings(self.workspace.id)).answer_groups)
+        settings = await self.store.whatsapp.settings(self.workspace.id)
+        self.channel.set_answer_groups(settings.answer_groups)
+        self.channel.set_self_chat(settings.self_chat)
+        self._owner_settings(settings)
+
+    def _owner_settings(self, settings: WhatsAppSettings) -> None:
+        self.answers_paused = settings.answers_paused
+        self.self_chat_prefix = settings.self_chat_prefix
+
+    def is_command(self, message: InboundText) -> bool:
+        """An admin's (or the owner's, in self-chat) message that starts with `/`: a command for
+        the product, never for the agent. A `/word` from anyone else is ordinary text."""
+        if not message.text.lstrip().startswith("/") or self.on_command is None or self.channel is None:
+            return False
+        if message.from_owner or self.channel.is_owner_chat(message):
+            return True
+        contact = self.channel.policy.contact_for(message.sender_phone, message.sender_lid)
+        return contact is not None and contact.permission is Permission.ADMIN
+
+    def _silent(self, message: InboundText) -> bool:
+        return self.answers_paused and not self.is_command(message)
 
     async def check_contacts(self, phones: Collection[str] | None = None) -> bool:
         """Ask WhatsApp which account each trusted contact's number is (all, or those in `phones`,
@@ -171,6 +199,15 @@ class CortaskService:
     async def handle(self, message: InboundText) -> str:
         """The channel's handler: history, agent, history. (The channel's ledger has already
         journaled the message, and records the reply before it is sent.)"""
+        assert self.store and self.workspace
+        if self.on_command is not None and self.is_command(message):
+            return await self.on_command(message)  # answered by the product, not kept as conversation
+        reply = await self._agent_reply(message)
+        if self.self_chat_prefix and self.channel is not None and self.channel.is_owner_chat(message):
+            return self.self_chat_prefix + reply
+        return reply
+
+    async def _agent_reply(self, message: InboundText) -> str:
         assert self.store and self.workspace
         session_id = session_id_for_chat(message.chat_jid)
         await self.store.sessions.ensure(session_id)

@@ -58,6 +58,7 @@ from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
 from cortask.contacts.access import TrustedContact, WhatsAppState
@@ -65,6 +66,7 @@ from cortask.contacts.addresses import format_address, whatsapp_addresses
 from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
+from cortask.store.models import session_id_for_chat
 
 log = logging.getLogger("cortask.app")
 
@@ -100,6 +102,13 @@ class CortaskApp:
         self._qr_session: asyncio.Task[None] | None = None
         self._followers: list[asyncio.Task[None]] = []
         service.on_contacts_checked = self._contacts_checked
+        service.on_command = self._whatsapp_command
+
+    async def _whatsapp_command(self, message: InboundText) -> str:
+        """An admin's `/command` in WhatsApp, run through this class's own actions (issue #14)."""
+        from cortask.app.admin import run_command
+
+        return await run_command(self, message)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -347,6 +356,11 @@ class CortaskApp:
         await self._access_changed(contacts=False)
         return await self.overview()
 
+    async def forget_chat(self, chat_jid: str) -> int:
+        """Forget one chat's conversation history (`/reset`): the agent starts it afresh."""
+        store, _ = self._ws()
+        return await store.sessions.forget(session_id_for_chat(chat_jid))
+
     async def validate_phone(self, body: PhoneIn) -> PhoneCheck:
         region = (await self._settings()).default_region
         try:
@@ -524,6 +538,9 @@ def _settings_out(settings: WhatsAppSettings) -> Settings:
         answer_groups=settings.answer_groups,
         open_to_everyone=settings.open_to_everyone,
         default_region=settings.default_region,
+        self_chat=settings.self_chat,
+        self_chat_prefix=settings.self_chat_prefix,
+        answers_paused=settings.answers_paused,
     )
 
 

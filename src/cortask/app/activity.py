@@ -26,6 +26,7 @@ _LABELS = {
     "queued": "Queued",
     "refused": "Refused",
     "watchdog": "Restarted",
+    "command": "Command",
 }
 _TONES = {
     "replied": Tone.OK,
@@ -38,6 +39,7 @@ _TONES = {
 # Reasons the channel records that are not the inbound classifier's.
 _CHANNEL_REASONS = {
     "not_allowed": "Not a trusted contact: ignored silently.",
+    "paused": "Answers are paused (/pause): not answered.",
     "too_old": "Too old to answer: recorded and skipped.",
 }
 _VERDICTS = {
@@ -68,7 +70,12 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
     bits: list[str] = []
     tone = _TONES.get(kind, Tone.IDLE)
     sender, chat = entry.get("sender"), entry.get("chat")
-    if isinstance(sender, str) and sender and _digits(sender) != _digits(str(chat or "").split("@")[0]):
+    if (
+        isinstance(sender, str)
+        and sender
+        and sender != "owner"
+        and _digits(sender) != _digits(str(chat or "").split("@")[0])
+    ):
         bits.append(f"From {name_for(sender) or sender}.")
     if isinstance(verdict, str):
         sentence, tone = _VERDICTS.get(verdict, (verdict.replace("_", " ").capitalize() + ".", tone))
@@ -77,6 +84,8 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
         bits.append("Handled before: not answered again.")
     if isinstance(reason, str):
         bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason}.")
+    if kind == "command":
+        bits.extend(_command_bits(entry))
     if kind == "watchdog":
         bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
     if kind == "queued":
@@ -88,6 +97,16 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
         bits.append(f"WhatsApp refused it (error {error}); it is not sent again.")
     quiet = isinstance(reason, str) and reason in QUIET_REASONS
     return " ".join(bits), tone, quiet
+
+
+def _command_bits(entry: Mapping[str, object]) -> list[str]:
+    """An admin command from WhatsApp: who sent it (the owner, in self-chat) and how it went."""
+    bits = ["From you, in your own chat."] if entry.get("sender") == "owner" else []
+    command = entry.get("command")
+    shown = f"/{command}" if isinstance(command, str) and command != "unknown" else "An unknown command"
+    refused = entry.get("outcome") == "refused"
+    bits.append(f"{shown}: {'refused, with a sentence saying what to type' if refused else 'done'}.")
+    return bits
 
 
 def _digits(text: str) -> str:

@@ -43,6 +43,9 @@ class SettingsPatch(BaseModel):
     answer_groups: bool | None = None
     open_to_everyone: bool | None = None
     default_region: str | None = None
+    self_chat: bool | None = None  # the owner talks to the agent in their own chat (issue #14)
+    self_chat_prefix: str | None = None  # marks the agent's replies there; "" for none
+    answers_paused: bool | None = None  # connected, but only admin commands are answered
 
 
 class PhoneIn(BaseModel):
@@ -120,6 +123,9 @@ class Settings(BaseModel):
     answer_groups: bool
     open_to_everyone: bool
     default_region: str | None
+    self_chat: bool = False
+    self_chat_prefix: str | None = None
+    answers_paused: bool = False
 
 
 class AccessSummary(BaseModel):

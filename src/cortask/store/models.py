@@ -73,6 +73,9 @@ class WhatsAppSettings:
     open_to_everyone: bool = False
     default_region: str | None = None
     auth_dir: Path | None = None  # None: the default, $CORTASK_HOME/whatsapp-auth
+    self_chat: bool = False  # the owner talks to the agent in their own chat
+    self_chat_prefix: str | None = None  # marks the agent's replies in the owner's own chat
+    answers_paused: bool = False  # `/pause`: connected, but the agent answers nobody
 
     def access_policy(self) -> AccessPolicy:
         return AccessPolicy(

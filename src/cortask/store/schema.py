@@ -174,7 +174,23 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+# Issue #14's migration: numbered 8 in the session's plan, 5 here so this branch's migrations stay
+# contiguous; the lead renumbers on merge.
+_V8 = Migration(
+    5,
+    "whatsapp_settings: the owner's self-chat, answers paused from WhatsApp (issue #14)",
+    (
+        # The owner talks to the agent in their own chat ("Message yourself"); off by default.
+        "ALTER TABLE whatsapp_settings ADD COLUMN self_chat INTEGER NOT NULL DEFAULT 0 CHECK (self_chat IN (0, 1))",
+        # What marks the agent's replies in the owner's own chat, if anything.
+        "ALTER TABLE whatsapp_settings ADD COLUMN self_chat_prefix TEXT",
+        # `/pause` from WhatsApp: connected (so `/resume` can arrive) but nobody gets an agent answer.
+        "ALTER TABLE whatsapp_settings ADD COLUMN answers_paused INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (answers_paused IN (0, 1))",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V8)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

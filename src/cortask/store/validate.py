@@ -25,6 +25,7 @@ __all__ = [
     "permission",
     "phone",
     "region",
+    "reply_prefix",
     "required",
     "timestamp",
     "workspace_name",
@@ -108,6 +109,20 @@ def auth_dir(value: Path | str | None) -> str | None:
             f"The auth directory {str(value)!r} is relative: give an absolute path, such as {Path.home()}/wa."
         )
     return str(path)
+
+
+MAX_PREFIX_LENGTH = 40
+
+
+def reply_prefix(value: str | None) -> str | None:
+    """A reply prefix as typed ("🤖 " keeps its space); blank means none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("The reply prefix must be text, such as 🤖 or [agent].")
+    if len(value) > MAX_PREFIX_LENGTH or "\n" in value:
+        raise InvalidInput(f"The reply prefix must be one line of at most {MAX_PREFIX_LENGTH} characters.")
+    return value
 
 
 def boolean(name: str, value: object) -> bool:

@@ -54,9 +54,19 @@ class WhatsAppRepository(Repository[M]):
         open_to_everyone: bool | Unset = UNSET,
         default_region: str | Unset | None = UNSET,
         auth_dir: Path | str | Unset | None = UNSET,
+        self_chat: bool | Unset = UNSET,
+        self_chat_prefix: str | Unset | None = UNSET,
+        answers_paused: bool | Unset = UNSET,
     ) -> WhatsAppSettings:
-        """Change the given settings and keep the others. None clears `default_region` / `auth_dir`."""
+        """Change the given settings and keep the others. None clears `default_region` / `auth_dir`
+        / `self_chat_prefix`."""
         changes: dict[str, object] = {}
+        if self_chat is not UNSET:
+            changes["self_chat"] = int(validate.boolean("self_chat", self_chat))
+        if self_chat_prefix is not UNSET:
+            changes["self_chat_prefix"] = validate.reply_prefix(self_chat_prefix)
+        if answers_paused is not UNSET:
+            changes["answers_paused"] = int(validate.boolean("answers_paused", answers_paused))
         if answer_groups is not UNSET:
             changes["answer_groups"] = int(validate.boolean("answer_groups", answer_groups))
         if open_to_everyone is not UNSET:
@@ -225,6 +235,9 @@ def read_settings(db: sqlite3.Connection, workspace_id: int) -> WhatsAppSettings
         open_to_everyone=bool(row["open_to_everyone"]),
         default_region=row["default_region"],
         auth_dir=Path(row["auth_dir"]) if row["auth_dir"] is not None else None,
+        self_chat=bool(row["self_chat"]),
+        self_chat_prefix=row["self_chat_prefix"],
+        answers_paused=bool(row["answers_paused"]),
     )
 
 

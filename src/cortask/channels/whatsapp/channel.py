@@ -24,6 +24,7 @@ from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
+from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.journal import Journal, MemoryJournal
 from cortask.channels.whatsapp.linking import QrSession
 from cortask.channels.whatsapp.pipeline import ERROR_REPLY, Handler, ReplyPipeline, new_message_id
@@ -108,6 +109,22 @@ class WhatsAppChannel:
     @property
     def answer_groups(self) -> bool:
         return self._pipeline.answer_groups
+
+    def set_self_chat(self, on: bool) -> None:
+        """The owner talks to the agent in their own chat (or not), from the next message."""
+        self._pipeline.self_chat = on
+
+    def is_owner_chat(self, message: InboundText) -> bool:
+        """A message the owner wrote in their own chat, with self-chat on (replies there are theirs)."""
+        return self._pipeline.decide(message).reason == "owner"
+
+    def set_silent(self, silent: Callable[[InboundText], bool] | None) -> None:
+        """Which allowed messages get no answer at all (answers paused), asked at their turn."""
+        self._pipeline.silent = silent
+
+    def record(self, kind: str, chat: str | None, message_id: str | None, **detail: Any) -> None:
+        """Add an entry to the activity log (an admin command, who sent it)."""
+        self._activity.record(kind, chat, message_id, **detail)
 
     def set_answer_groups(self, on: bool) -> None:
         """Answer group messages (from allowed participants) or not, at once, without reconnecting."""

@@ -47,6 +47,7 @@ class WhatsAppConfig:
     allowed_users: tuple[str, ...] = ()
     open_to_everyone: bool = False
     answer_groups: bool = False
+    self_chat: bool = False  # the owner talks to the agent in their own chat (issue #14)
     default_region: str | None = None
     qr_session_seconds: float = 60.0
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)

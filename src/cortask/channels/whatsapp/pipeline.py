@@ -21,16 +21,17 @@ from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.flood import SenderLimiter
-from cortask.channels.whatsapp.inbound import InboundText, classify
+from cortask.channels.whatsapp.inbound import InboundText, SelfChat, classify
 from cortask.channels.whatsapp.journal import Journal, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
 from cortask.channels.whatsapp.sidecar import SidecarError
-from cortask.contacts.access import AccessPolicy
+from cortask.contacts.access import AccessDecision, AccessPolicy, Verdict
 
 log = logging.getLogger("cortask.whatsapp")
 
 Handler = Callable[[InboundText], Awaitable[str]]
 ERROR_REPLY = "Sorry, an error occurred."
+PAUSED = "paused"  # the activity reason of a message not answered while answers are paused
 R = TypeVar("R")
 
 
@@ -76,6 +77,11 @@ class ReplyPipeline:
         self.handler = handler
         self.policy: AccessPolicy = config.access_policy()
         self.answer_groups = config.answer_groups
+        self.self_chat = config.self_chat  # the owner talks to the agent in their own chat
+        self._own: tuple[str, frozenset[str]] | None = None  # (account, its own addresses)
+        # Says a message gets no answer at all (answers paused from WhatsApp, `/pause`); asked when
+        # its turn comes, before receipts and typing. None: every allowed message is answered.
+        self.silent: Callable[[InboundText], bool] | None = None
         self._pacer = TokenBucket(config.pacing) if config.pacing is not None else None
         self._chats: dict[str, asyncio.Queue[InboundText | PlannedReply]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -90,8 +96,11 @@ class ReplyPipeline:
 
     async def arrive(self, raw: wire.WAMessage, upsert_type: str) -> None:
         """Filter, access control, then the journal, before anything else happens to a message."""
-        item = classify(raw, upsert_type, answer_groups=self.answer_groups, lid_to_phone=self._phone_for_lid)
-        decision = self.policy.decide(item.sender_phone, item.sender_lid) if isinstance(item, InboundText) else None
+        item = classify(
+            raw, upsert_type, answer_groups=self.answer_groups, lid_to_phone=self._phone_for_lid,
+            self_chat=self._own_chat(),
+        )  # fmt: skip
+        decision = self.decide(item) if isinstance(item, InboundText) else None
         first = lifecycle.arrival(item, decision)
         if isinstance(first, lifecycle.Ignore):
             log.debug("ignored message %s: %s", item.message_id, first.reason)
@@ -124,10 +133,35 @@ class ReplyPipeline:
         self._keys[item.message_id] = wire.MessageKey.of(raw)
         self._enqueue(item)
 
+    def decide(self, item: InboundText) -> AccessDecision:
+        """Who the sender is to the rules: the owner in their own chat counts as admin (also for
+        a message resumed from the journal, which does not keep the flag: its chat says it)."""
+        own = self._own_chat()
+        if own is not None and (item.from_owner or (own.is_own_chat(item.chat_jid) and not item.is_group)):
+            return AccessDecision(Verdict.AGENT, "owner")
+        return self.policy.decide(item.sender_phone, item.sender_lid)
+
+    def _own_chat(self) -> SelfChat | None:
+        """The self-chat rule's view of this account, when the setting is on and we are linked."""
+        store = self._auth_store()
+        if not self.self_chat or store is None:
+            return None
+        account = self._account()
+        if self._own is None or self._own[0] != account:
+            me = store.linked_account() or {}
+            users = (jid.partition("@")[0].partition(":")[0] for jid in (me.get("id"), me.get("lid")) if jid)
+            self._own = (account, frozenset(users))
+        if not self._own[1]:
+            return None
+        # A reply of ours comes back from Baileys as our own message: its id is in the sent record.
+        return SelfChat(self._own[1], store.has_sent)
+
     def _throttle(self, item: InboundText, open_access: bool, now: float) -> lifecycle.Skip | lifecycle.Enqueue:
         """Flood control's verdict on a new message, reported once per flood."""
         sender = item.sender_phone or item.sender_jid
-        refused = self._flood.admit(sender, now, open_access)
+        # The owner writing to themselves is not a flood to guard against (loops are ruled out by
+        # the reserved ids); the chat's queue bound still holds.
+        refused = None if item.from_owner else self._flood.admit(sender, now, open_access)
         queue = self._chats.get(item.chat_jid)
         step = lifecycle.throttle(refused, queue.qsize() if queue else 0, self._config.flood.chat_queue)
         if isinstance(step, lifecycle.Enqueue):
@@ -208,10 +242,14 @@ class ReplyPipeline:
         key = self._keys.pop(item.message_id, None)
         # Decided again now, not at arrival: a sender removed or made read-only while this message
         # waited in the queue gets what the rules say now (nothing, or the read-only reply).
-        step = lifecycle.plan(self.policy.decide(item.sender_phone, item.sender_lid), key is not None)
+        step = lifecycle.plan(self.decide(item), key is not None)
         if isinstance(step, lifecycle.NoLongerAllowed):
             await self._journal.skip(account, item, step.note)
             self._activity.record("skipped", item.chat_jid, item.message_id, reason=lifecycle.NOT_ALLOWED)
+            return
+        if step.fixed_reply is None and self.silent is not None and self.silent(item):
+            await self._journal.skip(account, item, "answers are paused")
+            self._activity.record("skipped", item.chat_jid, item.message_id, reason=PAUSED)
             return
         if step.read_receipt and key is not None:
             await self._link.notify(wire.Read((key,)))

@@ -562,6 +562,10 @@ function renderOptions() {
   const s = S.wa.settings || {};
   $('setting-answer-groups').checked = Boolean(s.answer_groups);
   $('setting-open-to-everyone').checked = Boolean(s.open_to_everyone);
+  $('setting-self-chat').checked = Boolean(s.self_chat);
+  $('setting-answers-paused').checked = Boolean(s.answers_paused);
+  const prefix = $('setting-self-chat-prefix');
+  if (document.activeElement !== prefix && !prefix.dataset.dirty) prefix.value = s.self_chat_prefix || '';
   const region = $('setting-default-region');
   if (document.activeElement !== region && !region.dataset.dirty) region.value = s.default_region || '';
   if (!S.optionsOpened && s.open_to_everyone) { S.optionsOpened = true; $('options').open = true; }
@@ -1184,6 +1188,16 @@ async function saveSettings(patch) {
 }
 
 $('setting-answer-groups').addEventListener('change', (e) => saveSettings({ answer_groups: e.target.checked }));
+$('setting-self-chat').addEventListener('change', (e) => saveSettings({ self_chat: e.target.checked }));
+$('setting-answers-paused').addEventListener('change', (e) => saveSettings({ answers_paused: e.target.checked }));
+$('setting-self-chat-prefix').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });
+$('prefix-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $('setting-self-chat-prefix');
+  withBusy('prefix-save', async () => {
+    if (await saveSettings({ self_chat_prefix: input.value })) delete input.dataset.dirty;
+  });
+});
 
 $('setting-open-to-everyone').addEventListener('change', async (e) => {
   const box = e.target;

@@ -252,8 +252,10 @@ async function connect(cmd) {
   };
   s.ev.on('messages.update', (updates) => {
     if (!current()) return;
+    // A receipt for a message in the owner's own chat comes without a chat (Baileys leaves
+    // remoteJid out there); nothing waits for those, and one must not spoil the others' line.
     const receipts = updates
-      .filter((u) => u.update?.status != null)
+      .filter((u) => u.update?.status != null && typeof u.key?.remoteJid === 'string')
       .map((u) => ({
         id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status,
         error: u.update.status === 0 ? (u.update.messageStubParameters?.[0] ?? null) : null,
