@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,18 +19,37 @@ from typing import Any
 from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.groups import GroupMode, GroupRule
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.numbers import numbers_to_ask, registration_of
 from cortask.contacts.access import Permission
 from cortask.home import cortask_home
 from cortask.store import AsyncStore, Store, WhatsAppSettings
-from cortask.store.models import Workspace, session_id_for_chat
+from cortask.store.models import Approval, Workspace, session_id_for_chat
 from cortask.store_journal import StoreJournal
 
 log = logging.getLogger("cortask.service")
 
 HISTORY_TURNS = 20
 DEFAULT_AGENT = AgentConfig("echo", {})
+
+
+def approval_notice(approval: Approval, hours: float) -> str:
+    """What the owner's own chat says when a stranger writes (once per stranger)."""
+    first = approval.text.strip().splitlines()[0] if approval.text.strip() else ""
+    first = first if len(first) <= 120 else first[:119] + "…"
+    who = f"{approval.phone} ({approval.push_name})" if approval.push_name else approval.phone
+    valid = f"{hours:g} h"
+    return (
+        f"Someone new wrote: {who}: “{first}”\n"
+        f"Send /approve {approval.code} to let them in and answer it (or /approve {approval.code} read), "
+        f"or /reject {approval.code} to drop it and mute them. The code is valid for {valid}."
+    )
+
+
+def group_rule(settings: WhatsAppSettings) -> GroupRule:
+    mode: GroupMode = "always" if settings.group_mode == "always" else "mention"
+    return GroupRule(mode, frozenset(settings.groups_allowed))
 
 
 class CortaskService:
@@ -59,6 +79,10 @@ class CortaskService:
         self.on_command: Callable[[InboundText], Awaitable[str]] | None = None
         self.answers_paused = False  # `/pause` from WhatsApp: only admin commands are answered
         self.self_chat_prefix: str | None = None  # marks the agent's replies in the owner's chat
+        self.approvals = False  # a stranger's first message waits for the owner's approval
+        self.approval_hours = 24.0
+        # Told when a stranger's message is held (the app streams the waiting requests).
+        self.on_approvals_changed: Callable[[], Awaitable[None]] | None = None
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -88,12 +112,14 @@ class CortaskService:
             open_to_everyone=settings.open_to_everyone,
             answer_groups=settings.answer_groups,
             self_chat=settings.self_chat,
+            group_rule=group_rule(settings),
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
         self._owner_settings(settings)
         channel.set_silent(self._silent)
+        channel.set_hold(self._hold)
         channel.on_open(self._check_all_contacts)  # after each link: which account is each contact now
         try:
             linked = channel.is_linked()  # takes the auth directory's lock: one owner at a time
@@ -132,11 +158,37 @@ class CortaskService:
         settings = await self.store.whatsapp.settings(self.workspace.id)
         self.channel.set_answer_groups(settings.answer_groups)
         self.channel.set_self_chat(settings.self_chat)
+        self.channel.set_group_rule(group_rule(settings))
         self._owner_settings(settings)
 
     def _owner_settings(self, settings: WhatsAppSettings) -> None:
         self.answers_paused = settings.answers_paused
         self.self_chat_prefix = settings.self_chat_prefix
+        self.approvals = settings.approvals
+        self.approval_hours = settings.approval_hours
+
+    async def _hold(self, message: InboundText) -> bool:
+        """With approvals on, keep a stranger's first message and tell the owner once, in their
+        own chat (and the page, live). True when the message is kept (new, or already waiting)."""
+        if not self.approvals or self.store is None or self.workspace is None or message.sender_phone is None:
+            return False
+        held = await self.store.approvals.hold(
+            self.workspace.id, phone=message.sender_phone, chat_jid=message.chat_jid,
+            message_id=message.message_id, sender_jid=message.sender_jid, push_name=message.push_name,
+            text=message.text, message_ts=message.timestamp, now=time.time(), valid_hours=self.approval_hours,
+        )  # fmt: skip
+        if held.approval is None:
+            if held.reason != "waiting":
+                log.info("a stranger's message is not held for approval (%s)", held.reason)
+            return held.reason == "waiting"
+        if self.channel is not None:
+            try:
+                await self.channel.tell_owner(approval_notice(held.approval, self.approval_hours))
+            except Exception as exc:  # the page still shows it; the owner's chat gets it when connected
+                log.warning("could not tell the owner about a stranger's message: %s", exc)
+        if self.on_approvals_changed is not None:
+            await self.on_approvals_changed()
+        return True
 
     def is_command(self, message: InboundText) -> bool:
         """An admin's (or the owner's, in self-chat) message that starts with `/`: a command for

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from cortask.app import commands
 from cortask.app.errors import EXPECTED, classify
-from cortask.app.models import ContactIn, ContactPatch, SettingsPatch
+from cortask.app.models import ApprovalIn, ContactIn, ContactPatch, SettingsPatch
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.store.errors import Duplicate
 
@@ -68,7 +68,13 @@ async def _run(app: CortaskApp, parsed: commands.Command | commands.Problem, mes
     if name == "reset":
         forgotten = await app.forget_chat(message.chat_jid)
         return f"Forgotten: this chat's conversation history ({forgotten} messages). The agent starts afresh."
-    return "Approving strangers is switched off: turn it on in the settings first."
+    assert parsed.code is not None
+    if name == "approve":
+        contact = await app.approve(parsed.code, ApprovalIn(permission=parsed.permission or "write"))
+        who = f"{contact.name} ({contact.phone})" if contact.name else contact.phone
+        return f"Approved: {who} has {contact.permission} access, and their message is being answered."
+    await app.reject(parsed.code)
+    return f"Rejected: the message with code {parsed.code} is dropped and that number is muted."
 
 
 async def _allow(app: CortaskApp, command: commands.Command) -> str:

@@ -6,6 +6,8 @@ phone number) with a sentence saying what to fix.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,10 +18,13 @@ from cortask.store.errors import InvalidInput, InvalidPhone
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "approval_hours",
     "auth_dir",
     "aware",
     "boolean",
     "contact_name",
+    "group_jids",
+    "group_mode",
     "journal_key",
     "normalize_account",
     "permission",
@@ -123,6 +128,33 @@ def reply_prefix(value: str | None) -> str | None:
     if len(value) > MAX_PREFIX_LENGTH or "\n" in value:
         raise InvalidInput(f"The reply prefix must be one line of at most {MAX_PREFIX_LENGTH} characters.")
     return value
+
+
+def approval_hours(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 24 * 30:
+        raise InvalidInput(
+            f"{value!r} hours is not a validity for approval codes: use more than 0, up to 720 (30 days)."
+        )
+    return float(value)
+
+
+def group_mode(value: object) -> str:
+    if value not in ("mention", "always"):
+        raise InvalidInput(
+            f"{value!r} is not a group mode: use mention (answer when mentioned or replied to) or always."
+        )
+    return str(value)
+
+
+def group_jids(values: object) -> list[str]:
+    """Group JIDs as WhatsApp writes them (120363…@g.us), blank entries dropped."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidInput("The allowed groups must be a list of group ids such as 120363025246125486@g.us.")
+    clean = [str(v).strip() for v in values if str(v).strip()]
+    for jid in clean:
+        if not re.fullmatch(r"[0-9]+(-[0-9]+)?@g\.us", jid):
+            raise InvalidInput(f"{jid!r} is not a group id: use the form 120363025246125486@g.us.")
+    return clean
 
 
 def boolean(name: str, value: object) -> bool:

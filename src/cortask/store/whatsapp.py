@@ -57,6 +57,10 @@ class WhatsAppRepository(Repository[M]):
         self_chat: bool | Unset = UNSET,
         self_chat_prefix: str | Unset | None = UNSET,
         answers_paused: bool | Unset = UNSET,
+        group_mode: str | Unset = UNSET,
+        groups_allowed: Iterable[str] | Unset = UNSET,
+        approvals: bool | Unset = UNSET,
+        approval_hours: float | Unset = UNSET,
     ) -> WhatsAppSettings:
         """Change the given settings and keep the others. None clears `default_region` / `auth_dir`
         / `self_chat_prefix`."""
@@ -67,6 +71,14 @@ class WhatsAppRepository(Repository[M]):
             changes["self_chat_prefix"] = validate.reply_prefix(self_chat_prefix)
         if answers_paused is not UNSET:
             changes["answers_paused"] = int(validate.boolean("answers_paused", answers_paused))
+        if approvals is not UNSET:
+            changes["approvals"] = int(validate.boolean("approvals", approvals))
+        if approval_hours is not UNSET:
+            changes["approval_hours"] = validate.approval_hours(approval_hours)
+        if group_mode is not UNSET:
+            changes["group_mode"] = validate.group_mode(group_mode)
+        if groups_allowed is not UNSET:
+            changes["groups_allowed"] = "\n".join(validate.group_jids(groups_allowed))
         if answer_groups is not UNSET:
             changes["answer_groups"] = int(validate.boolean("answer_groups", answer_groups))
         if open_to_everyone is not UNSET:
@@ -238,6 +250,10 @@ def read_settings(db: sqlite3.Connection, workspace_id: int) -> WhatsAppSettings
         self_chat=bool(row["self_chat"]),
         self_chat_prefix=row["self_chat_prefix"],
         answers_paused=bool(row["answers_paused"]),
+        group_mode=row["group_mode"],
+        groups_allowed=tuple(line for line in row["groups_allowed"].splitlines() if line),
+        approvals=bool(row["approvals"]),
+        approval_hours=float(row["approval_hours"]),
     )
 
 

@@ -192,6 +192,10 @@ class InboundText:
     is_group: bool
     offline: bool  # delivered from the offline queue (upsert type "append")
     from_owner: bool = False  # the account's owner, in their own chat (self-chat)
+    # In groups: whom the text @-mentions (JIDs, as sent), and the message it replies to, if any.
+    mentions: tuple[str, ...] = ()
+    quoted_id: str | None = None
+    quoted_participant: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +265,8 @@ def classify(
         return Ignored(text_or_reason, message_id, chat)
 
     sender_jid, sender_phone, sender_lid = sender
+    in_group = _server(chat) == "g.us"
+    mentions, quoted_id, quoted_participant = _context(raw.get("message")) if in_group else ((), None, None)
     return InboundText(
         chat_jid=chat,
         message_id=message_id,
@@ -273,6 +279,9 @@ def classify(
         is_group=_server(chat) == "g.us",
         offline=upsert_type == "append",
         from_owner=from_owner,
+        mentions=mentions,
+        quoted_id=quoted_id,
+        quoted_participant=quoted_participant,
     )
 
 
@@ -441,6 +450,28 @@ def _text(message: object) -> str | IgnoreReason:
         if k in _KINDS:
             return _KINDS[k]
     return IgnoreReason.UNSUPPORTED_KIND
+
+
+def _context(message: object) -> tuple[tuple[str, ...], str | None, str | None]:
+    """(mentioned JIDs, quoted message id, quoted author) of a text, from its ``contextInfo``."""
+    content = message
+    for _ in range(_MAX_UNWRAP):
+        if not isinstance(content, Mapping):
+            return (), None, None
+        inner = next(
+            (content[k].get("message") for k in _CONTAINERS if isinstance(content.get(k), Mapping)),
+            None,
+        )
+        if not isinstance(inner, Mapping):
+            break
+        content = inner
+    extended = content.get("extendedTextMessage") if isinstance(content, Mapping) else None
+    context = extended.get("contextInfo") if isinstance(extended, Mapping) else None
+    if not isinstance(context, Mapping):
+        return (), None, None
+    mentioned = context.get("mentionedJid")
+    mentions = tuple(m for m in mentioned if isinstance(m, str)) if isinstance(mentioned, list) else ()
+    return mentions, _str_or_none(context.get("stanzaId")), _str_or_none(context.get("participant"))
 
 
 def _timestamp(value: object) -> int | None:

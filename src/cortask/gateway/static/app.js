@@ -563,6 +563,9 @@ function renderOptions() {
   $('setting-answer-groups').checked = Boolean(s.answer_groups);
   $('setting-open-to-everyone').checked = Boolean(s.open_to_everyone);
   $('setting-self-chat').checked = Boolean(s.self_chat);
+  $('setting-group-mode').value = s.group_mode === 'always' ? 'always' : 'mention';
+  const groups = $('setting-groups-allowed');
+  if (document.activeElement !== groups && !groups.dataset.dirty) groups.value = (s.groups_allowed || []).join('\n');
   $('setting-answers-paused').checked = Boolean(s.answers_paused);
   const prefix = $('setting-self-chat-prefix');
   if (document.activeElement !== prefix && !prefix.dataset.dirty) prefix.value = s.self_chat_prefix || '';
@@ -1188,6 +1191,16 @@ async function saveSettings(patch) {
 }
 
 $('setting-answer-groups').addEventListener('change', (e) => saveSettings({ answer_groups: e.target.checked }));
+$('setting-group-mode').addEventListener('change', (e) => saveSettings({ group_mode: e.target.value }));
+$('setting-groups-allowed').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });
+$('groups-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $('setting-groups-allowed');
+  withBusy('groups-save', async () => {
+    const ids = input.value.split(/[\s,]+/).filter(Boolean);
+    if (await saveSettings({ groups_allowed: ids })) delete input.dataset.dirty;
+  });
+});
 $('setting-self-chat').addEventListener('change', (e) => saveSettings({ self_chat: e.target.checked }));
 $('setting-answers-paused').addEventListener('change', (e) => saveSettings({ answers_paused: e.target.checked }));
 $('setting-self-chat-prefix').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });

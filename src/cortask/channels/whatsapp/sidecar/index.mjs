@@ -8,7 +8,7 @@
 //
 // Python -> sidecar, commands {"id":N,"cmd":...} (id 0: nobody waits for the answer):
 //   connect {sandbox?, qrTimeoutMs?, keepAliveMs?, connectTimeoutMs?}   -> {generation}
-//   send_text {jid, text, messageId?}                                  -> {id, remoteJid, timestamp}
+//   send_text {jid, text, messageId?, quoted?}                         -> {id, remoteJid, timestamp}
 //   presence {type, jid?}   read {keys}   ack {seq}   logout   close    -> {}
 //   lid_for_phone {jid} -> {lid}   phone_for_lid {jid} -> {jid}   ping -> {connected}
 //   check_numbers {numbers} -> {numbers: [{number, exists, jid, lid}]}   which account each number is
@@ -278,7 +278,13 @@ const commands = {
   async send_text(cmd) {
     // Python chooses the id and records the text durably first, so a retry receipt that
     // arrives at once can always be answered (getMessage).
-    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text }, cmd.messageId ? { messageId: cmd.messageId } : {});
+    const options = cmd.messageId ? { messageId: cmd.messageId } : {};
+    if (cmd.quoted) {
+      // A reply in a group quotes the message it answers (Baileys builds the contextInfo from it).
+      const { id, remoteJid, participant, text } = cmd.quoted;
+      options.quoted = { key: { id, remoteJid, participant, fromMe: false }, message: { conversation: text ?? '' } };
+    }
+    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text }, options);
     return { id: msg.key.id, remoteJid: msg.key.remoteJid, timestamp: Number(msg.messageTimestamp ?? 0) };
   },
   async presence(cmd) { await requireSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },
