@@ -27,6 +27,7 @@ _LABELS = {
     "refused": "Refused",
     "watchdog": "Restarted",
     "command": "Command",
+    "held": "Waiting",
 }
 _TONES = {
     "replied": Tone.OK,
@@ -40,6 +41,8 @@ _TONES = {
 _CHANNEL_REASONS = {
     "not_allowed": "Not a trusted contact: ignored silently.",
     "paused": "Answers are paused (/pause): not answered.",
+    "not_mentioned": "In a group, without a mention of this account or a reply to the agent: not answered.",
+    "group_not_listed": "Not one of the groups the agent answers in.",
     "too_old": "Too old to answer: recorded and skipped.",
 }
 _VERDICTS = {
@@ -86,6 +89,8 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
         bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason}.")
     if kind == "command":
         bits.extend(_command_bits(entry))
+    if kind == "held":
+        bits.append("Not a trusted contact: waiting for your approval (they see nothing until then).")
     if kind == "watchdog":
         bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
     if kind == "queued":

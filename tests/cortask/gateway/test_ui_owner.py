@@ -25,6 +25,8 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 ADA = "+4915123456789"
+EVE = "+4915100000666"
+MAL = "+4915100000777"
 OWN = "15550001111"  # wasim's default account
 
 
@@ -157,6 +159,36 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
             time.sleep(0.1)
         assert settings["group_mode"] == "always" and settings["answer_groups"] and settings["self_chat"]
         _shot(page, "owner-switches")
+
+        # Strangers: with "Ask me about strangers" on, a stranger's message waits on the page (live),
+        # and Approve / Reject do what /approve and /reject do.
+        for phone, name in ((EVE, "Eve"), (MAL, "Mal")):
+            _control(control, "POST", "/contacts", {"phone": phone, "name": name})
+        page.get_by_test_id("setting-approvals").check()
+        expect(page.get_by_test_id("setting-approvals")).to_be_checked()
+        time.sleep(0.5)
+        _control(control, "POST", "/send", {"from": EVE, "text": "hello, it's Eve"})
+        _control(control, "POST", "/send", {"from": MAL, "text": "cheap stuff"})
+        card = page.get_by_test_id("approvals-card")
+        expect(card).to_be_visible(timeout=20_000)
+        eve = card.locator('[data-testid="approval"]', has_text=EVE)
+        mal = card.locator('[data-testid="approval"]', has_text=MAL)
+        expect(eve).to_contain_text("hello, it's Eve", timeout=20_000)
+        expect(mal).to_contain_text("cheap stuff")
+        _shot(page, "owner-approvals")
+        assert _texts(control, EVE) == [] and _texts(control, MAL) == []
+        eve.get_by_test_id("approval-approve").click()
+        expect(eve).to_have_count(0)
+        assert _wait_texts(control, EVE, 1) == ["Echo: hello, it's Eve"]
+        mal.get_by_test_id("approval-reject").click()
+        expect(card).to_be_hidden()
+        _control(control, "POST", "/send", {"from": MAL, "text": "hello??"})
+        time.sleep(1.5)
+        assert _texts(control, MAL) == []
+        contacts = {
+            c["phone"]: c["permission"] for c in httpx.get(url + "api/whatsapp/contacts", headers=bearer(home)).json()
+        }
+        assert contacts.get(EVE) == "write" and MAL not in contacts
         page.get_by_test_id("setting-groups-allowed").fill("not a group")
         page.get_by_test_id("groups-save").click()
         expect(page.get_by_test_id("settings-error")).to_contain_text("is not a group id")
