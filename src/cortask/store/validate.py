@@ -133,7 +133,7 @@ def reply_prefix(value: str | None) -> str | None:
 def approval_hours(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 24 * 30:
         raise InvalidInput(
-            f"{value!r} hours is not a validity for approval codes: use more than 0, up to 720 (30 days)."
+            f"{value!r} hours cannot be how long approval codes last: use more than 0, up to 720 (30 days)."
         )
     return float(value)
 
