@@ -34,8 +34,9 @@ HISTORY_TURNS = 20
 DEFAULT_AGENT = AgentConfig("echo", {})
 
 
-def approval_notice(approval: Approval, hours: float) -> str:
-    """What the owner's own chat says when a stranger writes (once per stranger)."""
+def approval_notice(approval: Approval, hours: float, self_chat: bool = True) -> str:
+    """What the owner's own chat says when a stranger writes (once per stranger). Without
+    self-chat the owner's commands are not read there: the notice says where to answer."""
     first = approval.text.strip().splitlines()[0] if approval.text.strip() else ""
     first = first if len(first) <= 120 else first[:119] + "…"
     who = f"{approval.phone} ({approval.push_name})" if approval.push_name else approval.phone
@@ -44,6 +45,7 @@ def approval_notice(approval: Approval, hours: float) -> str:
         f"Someone new wrote: {who}: “{first}”\n"
         f"Send /approve {approval.code} to let them in and answer it (or /approve {approval.code} read), "
         f"or /reject {approval.code} to drop it and mute them. The code is valid for {valid}."
+        + ("" if self_chat else "\n(Turn on “Talk to the agent in your own chat” to answer here, or use the page.)")
     )
 
 
@@ -81,6 +83,7 @@ class CortaskService:
         self.self_chat_prefix: str | None = None  # marks the agent's replies in the owner's chat
         self.approvals = False  # a stranger's first message waits for the owner's approval
         self.approval_hours = 24.0
+        self.self_chat = False
         # Told when a stranger's message is held (the app streams the waiting requests).
         self.on_approvals_changed: Callable[[], Awaitable[None]] | None = None
 
@@ -166,6 +169,7 @@ class CortaskService:
         self.self_chat_prefix = settings.self_chat_prefix
         self.approvals = settings.approvals
         self.approval_hours = settings.approval_hours
+        self.self_chat = settings.self_chat
 
     async def _hold(self, message: InboundText) -> bool:
         """With approvals on, keep a stranger's first message and tell the owner once, in their
@@ -183,7 +187,7 @@ class CortaskService:
             return held.reason == "waiting"
         if self.channel is not None:
             try:
-                await self.channel.tell_owner(approval_notice(held.approval, self.approval_hours))
+                await self.channel.tell_owner(approval_notice(held.approval, self.approval_hours, self.self_chat))
             except Exception as exc:  # the page still shows it; the owner's chat gets it when connected
                 log.warning("could not tell the owner about a stranger's message: %s", exc)
         if self.on_approvals_changed is not None:
@@ -194,6 +198,8 @@ class CortaskService:
         """An admin's (or the owner's, in self-chat) message that starts with `/`: a command for
         the product, never for the agent. A `/word` from anyone else is ordinary text."""
         if not message.text.lstrip().startswith("/") or self.on_command is None or self.channel is None:
+            return False
+        if message.is_group:  # never in a group: the answers (contacts, status) are the owner's business
             return False
         if message.from_owner or self.channel.is_owner_chat(message):
             return True

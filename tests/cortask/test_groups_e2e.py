@@ -21,7 +21,7 @@ import pytest
 from testkit.channel import link
 
 from cortask.app.actions import CortaskApp
-from cortask.app.models import ContactIn, SettingsPatch
+from cortask.app.models import ContactIn, ContactPatch, SettingsPatch
 from cortask.channels.whatsapp.config import Sandbox
 from cortask.service import CortaskService
 from wasim.server.app import DEFAULT_PHONE, Wasim
@@ -122,6 +122,11 @@ async def test_groups_answer_when_mentioned_or_replied_to_or_always(sim: Wasim, 
         assert entry["kind"] == "received"
         await one_reply(sim, group.jid, 3 + n, entry["id"], f"Echo: chatter {n}")
     assert (await post(sim, app, EVE, "me too"))["reason"] == "not_allowed"
+    # Commands are never read in a group, even an admin's: the contact list is nobody else's business.
+    await app.update_contact(ADA, ContactPatch(permission="admin"))
+    command = await post(sim, app, ADA, "/contacts")
+    await one_reply(sim, group.jid, 6, command["id"], "Echo: /contacts")
+    await app.update_contact(ADA, ContactPatch(permission="write"))
 
     # An allow-list: only the groups on it.
     await app.update_settings(SettingsPatch(groups_allowed=[other.jid]))
@@ -130,4 +135,4 @@ async def test_groups_answer_when_mentioned_or_replied_to_or_always(sim: Wasim, 
     assert elsewhere["kind"] == "received"
     await one_reply(sim, other.jid, 0, elsewhere["id"], "Echo: and here?")
     await asyncio.sleep(0.5)
-    assert len(posts(sim, group.jid)) == 6
+    assert len(posts(sim, group.jid)) == 7
