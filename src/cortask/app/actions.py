@@ -372,6 +372,11 @@ class CortaskApp:
         """Let a waiting stranger in (read or write) and answer their held message, once."""
         if body.permission not in ("read", "write"):
             raise AppError(f"{body.permission!r} cannot be given on approval: use read or write.", Kind.INVALID)
+        if self.service.channel is None:  # the code would be spent and their message never answered
+            raise AppError(
+                "Approving answers their message, which needs Cortask running: start `cortask serve`, "
+                "then approve (here, on the page, or with /approve in WhatsApp)."
+            )
         store, ws = self._ws()
         approval = await store.approvals.resolve(ws, code, "approved", time.time())
         try:

@@ -27,6 +27,7 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 ADA = "+4915123456789"
 EVE = "+4915100000666"
 MAL = "+4915100000777"
+CLI = "+4915100000888"
 OWN = "15550001111"  # wasim's default account
 
 
@@ -82,6 +83,26 @@ def _wait_texts(control: str, phone: str, count: int, chat_prefix: str | None = 
         assert time.monotonic() < deadline, texts
         time.sleep(0.2)
     return texts
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "cortask", *args], env={**os.environ, "CORTASK_HOME": str(home)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_approving_needs_cortask_running(tmp_path: Path) -> None:
+    """Without a gateway the CLI acts in-process, where nothing could answer the held message: it
+    says so rather than spending the code."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cortask", "whatsapp", "approve", "K7Q2M9"],
+        env={**os.environ, "CORTASK_HOME": str(tmp_path / "home")}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "Approving answers their message, which needs Cortask running: start `cortask serve`" in done.stderr
 
 
 def _shot(page: Page, name: str) -> None:
@@ -189,6 +210,17 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
             c["phone"]: c["permission"] for c in httpx.get(url + "api/whatsapp/contacts", headers=bearer(home)).json()
         }
         assert contacts.get(EVE) == "write" and MAL not in contacts
+
+        # The CLI acts through the running gateway: the same list and the same approval.
+        _control(control, "POST", "/contacts", {"phone": CLI, "name": "Cleo"})
+        _control(control, "POST", "/send", {"from": CLI, "text": "from the terminal?"})
+        expect(card.locator('[data-testid="approval"]', has_text=CLI)).to_be_visible(timeout=20_000)
+        listed = json.loads(_cli(home, "whatsapp", "approvals", "--json").stdout)
+        assert [(a["phone"], a["first_line"]) for a in listed] == [(CLI, "from the terminal?")]
+        done = _cli(home, "whatsapp", "approve", listed[0]["code"], "--read")
+        assert done.stderr.startswith(f"Approved {CLI} (read).")  # words for a person go to stderr
+        assert _wait_texts(control, CLI, 1) == ["You have read-only access."]
+        expect(card).to_be_hidden()
         page.get_by_test_id("setting-groups-allowed").fill("not a group")
         page.get_by_test_id("groups-save").click()
         expect(page.get_by_test_id("settings-error")).to_contain_text("is not a group id")
