@@ -132,6 +132,11 @@ async def test_self_chat_off_by_default_then_one_reply_per_message_and_never_to_
     assert overview.settings.self_chat and overview.settings.self_chat_prefix == "🤖 "
     assert await ask(sim, "hello me") == "🤖 Echo: hello me"
 
+    # From another of the owner's devices (WhatsApp Desktop, say): answered the same way.
+    before = own_chat(sim)
+    await sim.messaging.send("self", "from my laptop", chat=OWN, from_device=7)
+    assert await own_chat_reaches(sim, len(before) + 1) == [*before, "🤖 Echo: from my laptop"]
+
     # 50 messages in a burst: exactly 50 replies, one per message, and no reply to a reply.
     start = len(own_chat(sim))
     texts = [f"burst {i}" for i in range(50)]

@@ -241,6 +241,7 @@ async def _send(request: web.Request) -> web.Response:
             group=_field(data, "group", str, False),
             mentions=_mentions(data),
             reply_to=_field(data, "reply_to", str, False),
+            from_device=_field(data, "from_device", int, False) or 0,
         )
         for _ in range(count)
     ]

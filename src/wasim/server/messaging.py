@@ -56,6 +56,7 @@ class Outgoing:
     chat_jid: str = ""  # for the own phone's messages: the chat it wrote in
     group: str = ""  # subject of the group it was posted in
     group_jid: str = ""
+    from_device: int = 0  # the owner's message written on another of the account's devices
     garble_first: bool = False  # the first delivery to each device is undecryptable (a fault)
     delivered_to: set[int] = field(default_factory=set)
 
@@ -104,6 +105,7 @@ class Messaging:
         age: float = 0.0,
         mentions: Sequence[str] = (),
         reply_to: str | None = None,
+        from_device: int = 0,
     ) -> str:
         """A contact (`sender` phone, or 'self' for the account's own phone) sends a message to
         account `to` (default: the only/default account). Returns the message id. `age` stamps it
@@ -130,6 +132,8 @@ class Messaging:
             if contact.phone not in found.members:
                 raise ValueError(f"+{contact.phone} is not a member of {group!r}")
             group_jid = found.jid
+        if from_device and not from_self:
+            raise ValueError("from_device is for the account's own messages: send from 'self'")
         if from_self and not chat:
             raise ValueError("a message from the account's own phone needs the chat it was written in")
         chat_jid = chat if chat and "@" in chat else f"{(chat or '').lstrip('+')}@s.whatsapp.net"
@@ -154,6 +158,7 @@ class Messaging:
             chat_jid=chat_jid if from_self else "",
             group=group or "",
             group_jid=group_jid,
+            from_device=from_device,
             garble_first=garble_first,
         )
         self._sent[out.id] = out
@@ -217,7 +222,7 @@ class Messaging:
         assert account is not None and device is not None
         state = self._state
         contact = state.contacts[out.sender_phone]
-        cipher = self._cipher(contact, account, device)
+        cipher = self._cipher(contact, account, device, out.from_device)
         if not cipher.has_open_session:
             cipher.process_bundle(device_bundle(device))
         if out.garble_first and device.device_id not in out.delivered_to:
@@ -259,8 +264,9 @@ class Messaging:
         return encs
 
     @staticmethod
-    def _cipher(contact: Contact, account: Account, device: Device) -> SessionCipher:
-        address = f"{account.phone}.{device.device_id}"
+    def _cipher(contact: Contact, account: Account, device: Device, from_device: int = 0) -> SessionCipher:
+        # Another device of the account's own (from_device) has a session of its own with each companion.
+        address = f"{account.phone}.{device.device_id}" + (f"|{from_device}" if from_device else "")
         record = contact.sessions.setdefault(address, SessionRecord())
         return SessionCipher(contact.keys, record)
 
@@ -277,7 +283,8 @@ class Messaging:
         elif out.status:
             attrs = {"from": STATUS_JID, "participant": contact.jid, "participant_lid": contact.lid_jid}
         elif contact.own_phone:
-            attrs = {"from": account.jid, "recipient": out.chat_jid}
+            sender = f"{account.phone}:{out.from_device}@s.whatsapp.net" if out.from_device else account.jid
+            attrs = {"from": sender, "recipient": out.chat_jid}
         elif out.lid_addressed:
             attrs = {"from": contact.lid_jid, "addressing_mode": "lid"}
             if not out.withhold_phone:
