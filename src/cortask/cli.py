@@ -538,6 +538,40 @@ def contacts_remove(ctx: typer.Context, words: PhoneArg, as_json: JsonFlag = Fal
         console.print(f"Removed {phone}.")
 
 
+# -- strangers waiting for approval (issue #14) ---------------------------------------------------
+
+
+@whatsapp_app.command("approvals")
+def whatsapp_approvals(as_json: JsonFlag = False) -> None:
+    """Strangers waiting for your approval (with approvals on)."""
+    waiting = _run(lambda c: c.approvals())
+    lines = [f"{a.code}  {a.name + ' ' if a.name else ''}{a.phone}: “{a.first_line}”" for a in waiting]
+    _print_model(waiting, as_json, "\n".join(lines) if lines else "Nobody is waiting for your approval.")
+
+
+@whatsapp_app.command("approve")
+def whatsapp_approve(
+    code: str,
+    read: Annotated[bool, typer.Option("--read", help="Read-only access instead of write.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Let a waiting stranger in and answer their message (as /approve CODE in WhatsApp)."""
+    from cortask.app.models import ApprovalIn
+
+    contact = _run(lambda c: c.approve(code, ApprovalIn(permission="read" if read else "write")))
+    _print_model(contact, as_json, _added("Approved", contact))
+
+
+@whatsapp_app.command("reject")
+def whatsapp_reject(code: str, as_json: JsonFlag = False) -> None:
+    """Drop a waiting stranger's message and mute that number (as /reject CODE in WhatsApp)."""
+    _run(lambda c: c.reject(code))
+    if as_json:
+        print(json.dumps({"rejected": code.upper()}))
+    else:
+        console.print(f"Rejected {code.upper()}: dropped, and that number is muted.")
+
+
 # -- agent ----------------------------------------------------------------------------------------
 
 

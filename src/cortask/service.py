@@ -23,12 +23,14 @@ from cortask.channels.whatsapp.authpeek import peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.groups import GroupMode, GroupRule
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.numbers import numbers_to_ask, registration_of
+from cortask.contacts.access import Permission
 from cortask.home import cortask_home
 from cortask.store import AsyncStore, Store, WhatsAppSettings
 from cortask.store.db import utcnow
-from cortask.store.models import Workspace, session_id_for_chat
+from cortask.store.models import Approval, Workspace, session_id_for_chat
 from cortask.store.prune import Pruned, prune_batch
 from cortask.store.retention import Retention
 from cortask.store_journal import StoreJournal
@@ -45,6 +47,26 @@ def forget_unused_link(auth_dir: Path) -> None:
     info = peek_link(auth_dir)
     if not info.linked and info.problem is None and info.in_use_by is None:
         AuthStore.remove(auth_dir)
+
+
+def approval_notice(approval: Approval, hours: float, self_chat: bool = True) -> str:
+    """What the owner's own chat says when a stranger writes (once per stranger). Without
+    self-chat the owner's commands are not read there: the notice says where to answer."""
+    first = approval.text.strip().splitlines()[0] if approval.text.strip() else ""
+    first = first if len(first) <= 120 else first[:119] + "…"
+    who = f"{approval.phone} ({approval.push_name})" if approval.push_name else approval.phone
+    valid = f"{hours:g} h"
+    return (
+        f"Someone new wrote: {who}: “{first}”\n"
+        f"Send /approve {approval.code} to let them in and answer it (or /approve {approval.code} read), "
+        f"or /reject {approval.code} to drop it and mute them. The code is valid for {valid}."
+        + ("" if self_chat else "\n(Turn on “Talk to the agent in your own chat” to answer here, or use the page.)")
+    )
+
+
+def group_rule(settings: WhatsAppSettings) -> GroupRule:
+    mode: GroupMode = "always" if settings.group_mode == "always" else "mention"
+    return GroupRule(mode, frozenset(settings.groups_allowed))
 
 
 class CortaskService:
@@ -75,6 +97,15 @@ class CortaskService:
         self.phone_url: str | None = None  # the demo's simulated phone page, shown by the UI
         self.retention = retention if retention is not None else Retention.from_env(environ)
         self._pruner: asyncio.Task[None] | None = None
+        # Answers an admin's `/command` (the app's WhatsApp commands, issue #14); None: no commands.
+        self.on_command: Callable[[InboundText], Awaitable[str]] | None = None
+        self.answers_paused = False  # `/pause` from WhatsApp: only admin commands are answered
+        self.self_chat_prefix: str | None = None  # marks the agent's replies in the owner's chat
+        self.approvals = False  # a stranger's first message waits for the owner's approval
+        self.approval_hours = 24.0
+        self.self_chat = False
+        # Told when a stranger's message is held (the app streams the waiting requests).
+        self.on_approvals_changed: Callable[[], Awaitable[None]] | None = None
 
     async def open(self) -> None:
         """Open the store and the default workspace (once). Enough for everything that does not
@@ -103,11 +134,16 @@ class CortaskService:
             allowed_users=settings.allowed_users,
             open_to_everyone=settings.open_to_everyone,
             answer_groups=settings.answer_groups,
+            self_chat=settings.self_chat,
+            group_rule=group_rule(settings),
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
         self._auth_dir_made = not config.auth_dir.exists()
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
+        self._owner_settings(settings)
+        channel.set_silent(self._silent)
+        channel.set_hold(self._hold)
         channel.on_open(self._check_all_contacts)  # after each link: which account is each contact now
         try:
             linked = channel.is_linked()  # takes the auth directory's lock: one owner at a time
@@ -185,7 +221,56 @@ class CortaskService:
         channel at once."""
         assert self.store and self.workspace and self.channel
         self.channel.set_policy(await self.store.whatsapp.access_policy(self.workspace.id))
-        self.channel.set_answer_groups((await self.store.whatsapp.settings(self.workspace.id)).answer_groups)
+        settings = await self.store.whatsapp.settings(self.workspace.id)
+        self.channel.set_answer_groups(settings.answer_groups)
+        self.channel.set_self_chat(settings.self_chat)
+        self.channel.set_group_rule(group_rule(settings))
+        self._owner_settings(settings)
+
+    def _owner_settings(self, settings: WhatsAppSettings) -> None:
+        self.answers_paused = settings.answers_paused
+        self.self_chat_prefix = settings.self_chat_prefix
+        self.approvals = settings.approvals
+        self.approval_hours = settings.approval_hours
+        self.self_chat = settings.self_chat
+
+    async def _hold(self, message: InboundText) -> bool:
+        """With approvals on, keep a stranger's first message and tell the owner once, in their
+        own chat (and the page, live). True when the message is kept (new, or already waiting)."""
+        if not self.approvals or self.store is None or self.workspace is None or message.sender_phone is None:
+            return False
+        held = await self.store.approvals.hold(
+            self.workspace.id, phone=message.sender_phone, chat_jid=message.chat_jid,
+            message_id=message.message_id, sender_jid=message.sender_jid, push_name=message.push_name,
+            text=message.text, message_ts=message.timestamp, now=time.time(), valid_hours=self.approval_hours,
+        )  # fmt: skip
+        if held.approval is None:
+            if held.reason != "waiting":
+                log.info("a stranger's message is not held for approval (%s)", held.reason)
+            return held.reason == "waiting"
+        if self.channel is not None:
+            try:
+                await self.channel.tell_owner(approval_notice(held.approval, self.approval_hours, self.self_chat))
+            except Exception as exc:  # the page still shows it; the owner's chat gets it when connected
+                log.warning("could not tell the owner about a stranger's message: %s", exc)
+        if self.on_approvals_changed is not None:
+            await self.on_approvals_changed()
+        return True
+
+    def is_command(self, message: InboundText) -> bool:
+        """An admin's (or the owner's, in self-chat) message that starts with `/`: a command for
+        the product, never for the agent. A `/word` from anyone else is ordinary text."""
+        if not message.text.lstrip().startswith("/") or self.on_command is None or self.channel is None:
+            return False
+        if message.is_group:  # never in a group: the answers (contacts, status) are the owner's business
+            return False
+        if message.from_owner or self.channel.is_owner_chat(message):
+            return True
+        contact = self.channel.policy.contact_for(message.sender_phone, message.sender_lid)
+        return contact is not None and contact.permission is Permission.ADMIN
+
+    def _silent(self, message: InboundText) -> bool:
+        return self.answers_paused and not self.is_command(message)
 
     async def check_contacts(self, phones: Collection[str] | None = None) -> bool:
         """Ask WhatsApp which account each trusted contact's number is (all, or those in `phones`,
@@ -239,6 +324,15 @@ class CortaskService:
     async def handle(self, message: InboundText) -> str:
         """The channel's handler: history, agent, history. (The channel's ledger has already
         journaled the message, and records the reply before it is sent.)"""
+        assert self.store and self.workspace
+        if self.on_command is not None and self.is_command(message):
+            return await self.on_command(message)  # answered by the product, not kept as conversation
+        reply = await self._agent_reply(message)
+        if self.self_chat_prefix and self.channel is not None and self.channel.is_owner_chat(message):
+            return self.self_chat_prefix + reply
+        return reply
+
+    async def _agent_reply(self, message: InboundText) -> str:
         assert self.store and self.workspace
         session_id = session_id_for_chat(message.chat_jid)
         await self.store.sessions.ensure(session_id)

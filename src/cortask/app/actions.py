@@ -20,6 +20,7 @@ import base64
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -34,6 +35,9 @@ from cortask.app.models import (
     ActivityEvent,
     Agent,
     AgentIn,
+    ApprovalIn,
+    ApprovalRequest,
+    ApprovalsEvent,
     CodeEvent,
     CodeIn,
     CodeLinkStep,
@@ -66,6 +70,7 @@ from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.channel import ChannelError, WhatsAppChannel
+from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
 from cortask.contacts.access import TrustedContact, WhatsAppState
@@ -74,6 +79,8 @@ from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
 from cortask.store.db import utcnow
+from cortask.store.errors import Duplicate
+from cortask.store.models import Approval, session_id_for_chat
 from cortask.store.prune import footprint
 
 log = logging.getLogger("cortask.app")
@@ -119,6 +126,14 @@ class CortaskApp:
         self._qr_session: asyncio.Task[None] | None = None
         self._followers: list[asyncio.Task[None]] = []
         service.on_contacts_checked = self._contacts_checked
+        service.on_command = self._whatsapp_command
+        service.on_approvals_changed = self._approvals_changed
+
+    async def _whatsapp_command(self, message: InboundText) -> str:
+        """An admin's `/command` in WhatsApp, run through this class's own actions (issue #14)."""
+        from cortask.app.admin import run_command
+
+        return await run_command(self, message)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -426,6 +441,48 @@ class CortaskApp:
         await self._access_changed(contacts=False)
         return await self.overview()
 
+    # -- strangers waiting for approval (issue #14) --------------------------------------------------
+
+    async def approvals(self) -> list[ApprovalRequest]:
+        store, ws = self._ws()
+        return [_approval_out(a) for a in await store.approvals.pending(ws, time.time())]
+
+    async def approve(self, code: str, body: ApprovalIn) -> Contact:
+        """Let a waiting stranger in (read or write) and answer their held message, once."""
+        if body.permission not in ("read", "write"):
+            raise AppError(f"{body.permission!r} cannot be given on approval: use read or write.", Kind.INVALID)
+        if self.service.channel is None:  # the code would be spent and their message never answered
+            raise AppError(
+                "Approving answers their message, which needs Cortask running: start `cortask serve`, "
+                "then approve (here, on the page, or with /approve in WhatsApp)."
+            )
+        store, ws = self._ws()
+        approval = await store.approvals.resolve(ws, code, "approved", time.time())
+        try:
+            contact = await self.add_contact(
+                ContactIn(phone=approval.phone, permission=body.permission, name=approval.push_name)
+            )
+        except Duplicate:  # added meanwhile: their permission stays as it is
+            contact = next(c for c in await self.contacts() if c.phone == approval.phone)
+        if self.service.channel is not None:
+            await self.service.channel.answer_held(_held_message(approval))
+        await self._approvals_changed()
+        return contact
+
+    async def reject(self, code: str) -> None:
+        """Drop a waiting stranger's message and mute that number: nothing is ever sent to them."""
+        store, ws = self._ws()
+        await store.approvals.resolve(ws, code, "rejected", time.time())
+        await self._approvals_changed()
+
+    async def _approvals_changed(self) -> None:
+        self.events.publish(ApprovalsEvent(data=await self.approvals()))
+
+    async def forget_chat(self, chat_jid: str) -> int:
+        """Forget one chat's conversation history (`/reset`): the agent starts it afresh."""
+        store, _ = self._ws()
+        return await store.sessions.forget(session_id_for_chat(chat_jid))
+
     async def validate_phone(self, body: PhoneIn) -> PhoneCheck:
         region = (await self._settings()).default_region
         try:
@@ -605,6 +662,41 @@ def _settings_out(settings: WhatsAppSettings) -> Settings:
         answer_groups=settings.answer_groups,
         open_to_everyone=settings.open_to_everyone,
         default_region=settings.default_region,
+        self_chat=settings.self_chat,
+        self_chat_prefix=settings.self_chat_prefix,
+        answers_paused=settings.answers_paused,
+        group_mode=settings.group_mode,
+        groups_allowed=list(settings.groups_allowed),
+        approvals=settings.approvals,
+        approval_hours=settings.approval_hours,
+    )
+
+
+def _approval_out(approval: Approval) -> ApprovalRequest:
+    text = approval.text.strip()
+    return ApprovalRequest(
+        code=approval.code,
+        phone=approval.phone,
+        name=approval.push_name,
+        first_line=text.splitlines()[0] if text else "",
+        at=approval.created_at,
+        expires_at=approval.expires_at,
+    )
+
+
+def _held_message(approval: Approval) -> InboundText:
+    """The stranger's held message, as it arrived, to be answered now."""
+    return InboundText(
+        chat_jid=approval.chat_jid,
+        message_id=approval.message_id,
+        sender_jid=approval.sender_jid,
+        sender_phone=approval.phone,
+        sender_lid=None,
+        push_name=approval.push_name,
+        text=approval.text,
+        timestamp=approval.message_ts,
+        is_group=False,
+        offline=False,
     )
 
 

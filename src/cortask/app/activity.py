@@ -26,6 +26,8 @@ _LABELS = {
     "queued": "Queued",
     "refused": "Refused",
     "watchdog": "Restarted",
+    "command": "Command",
+    "held": "Waiting",
 }
 _TONES = {
     "replied": Tone.OK,
@@ -38,6 +40,9 @@ _TONES = {
 # Reasons the channel records that are not the inbound classifier's.
 _CHANNEL_REASONS = {
     "not_allowed": "Not a trusted contact: ignored silently.",
+    "paused": "Answers are paused (/pause): not answered.",
+    "not_mentioned": "In a group, without a mention of this account or a reply to the agent: not answered.",
+    "group_not_listed": "Not one of the groups the agent answers in.",
     "too_old": "Too old to answer: recorded and skipped.",
 }
 _VERDICTS = {
@@ -68,7 +73,12 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
     bits: list[str] = []
     tone = _TONES.get(kind, Tone.IDLE)
     sender, chat = entry.get("sender"), entry.get("chat")
-    if isinstance(sender, str) and sender and _digits(sender) != _digits(str(chat or "").split("@")[0]):
+    if (
+        isinstance(sender, str)
+        and sender
+        and sender != "owner"
+        and _digits(sender) != _digits(str(chat or "").split("@")[0])
+    ):
         bits.append(f"From {name_for(sender) or sender}.")
     if isinstance(verdict, str):
         sentence, tone = _VERDICTS.get(verdict, (verdict.replace("_", " ").capitalize() + ".", tone))
@@ -80,6 +90,10 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
     agent_error = entry.get("agent_error")
     if isinstance(agent_error, str):
         bits.append(f"The agent failed: {agent_error.rstrip('.')}. The sender got “Sorry, an error occurred.”")
+    if kind == "command":
+        bits.extend(_command_bits(entry))
+    if kind == "held":
+        bits.append("Not a trusted contact: waiting for your approval (they see nothing until then).")
     if kind == "watchdog":
         bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
     if kind == "queued":
@@ -91,6 +105,16 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
         bits.append(f"WhatsApp refused it (error {error}); it is not sent again.")
     quiet = isinstance(reason, str) and reason in QUIET_REASONS
     return " ".join(bits), tone, quiet
+
+
+def _command_bits(entry: Mapping[str, object]) -> list[str]:
+    """An admin command from WhatsApp: who sent it (the owner, in self-chat) and how it went."""
+    bits = ["From you, in your own chat."] if entry.get("sender") == "owner" else []
+    command = entry.get("command")
+    shown = f"/{command}" if isinstance(command, str) and command != "unknown" else "An unknown command"
+    refused = entry.get("outcome") == "refused"
+    bits.append(f"{shown}: {'refused, with a sentence saying what to type' if refused else 'done'}.")
+    return bits
 
 
 def _digits(text: str) -> str:

@@ -26,6 +26,8 @@ from cortask.app.errors import EXPECTED, AppError, Kind, classify
 from cortask.app.models import (
     Agent,
     AgentIn,
+    ApprovalIn,
+    ApprovalRequest,
     CodeIn,
     CodeLinkStep,
     Contact,
@@ -66,6 +68,9 @@ class Client(Protocol):
     async def remove_contact(self, phone: str) -> None: ...
     async def agent(self) -> Agent: ...
     async def set_agent(self, body: AgentIn) -> Agent: ...
+    async def approvals(self) -> list[ApprovalRequest]: ...
+    async def approve(self, code: str, body: ApprovalIn) -> Contact: ...
+    async def reject(self, code: str) -> None: ...
     async def aclose(self) -> None: ...
 
 
@@ -173,6 +178,18 @@ class LocalClient:
         with _as_app_errors():
             return await self.app.set_agent(body, origin=Origin.MACHINE)
 
+    async def approvals(self) -> list[ApprovalRequest]:
+        with _as_app_errors():
+            return await self.app.approvals()
+
+    async def approve(self, code: str, body: ApprovalIn) -> Contact:
+        with _as_app_errors():
+            return await self.app.approve(code, body)
+
+    async def reject(self, code: str) -> None:
+        with _as_app_errors():
+            await self.app.reject(code)
+
     async def aclose(self) -> None:
         await self.app.close()
 
@@ -257,11 +274,21 @@ class HttpClient:
     async def set_agent(self, body: AgentIn) -> Agent:
         return await self._call(Agent, "PUT", "/agent", body)
 
+    async def approvals(self) -> list[ApprovalRequest]:
+        return _APPROVALS.validate_python(await self._send("GET", "/whatsapp/approvals"))
+
+    async def approve(self, code: str, body: ApprovalIn) -> Contact:
+        return await self._call(Contact, "POST", f"/whatsapp/approvals/{quote(code)}/approve", body)
+
+    async def reject(self, code: str) -> None:
+        await self._send("POST", f"/whatsapp/approvals/{quote(code)}/reject")
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
 _CONTACTS = TypeAdapter(list[Contact])
+_APPROVALS = TypeAdapter(list[ApprovalRequest])
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 

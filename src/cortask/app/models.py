@@ -43,6 +43,13 @@ class SettingsPatch(BaseModel):
     answer_groups: bool | None = None
     open_to_everyone: bool | None = None
     default_region: str | None = None
+    self_chat: bool | None = None  # the owner talks to the agent in their own chat (issue #14)
+    self_chat_prefix: str | None = None  # marks the agent's replies there; "" for none
+    answers_paused: bool | None = None  # connected, but only admin commands are answered
+    group_mode: str | None = None  # with groups on: "mention" (the default) or "always"
+    groups_allowed: list[str] | None = None  # group JIDs answered in; [] for every group
+    approvals: bool | None = None  # a stranger's first message waits for the owner's approval
+    approval_hours: float | None = None  # how long an approval code is valid (default 24)
 
 
 class PhoneIn(BaseModel):
@@ -130,6 +137,13 @@ class Settings(BaseModel):
     answer_groups: bool
     open_to_everyone: bool
     default_region: str | None
+    self_chat: bool = False
+    self_chat_prefix: str | None = None
+    answers_paused: bool = False
+    group_mode: str = "mention"
+    groups_allowed: list[str] = []
+    approvals: bool = False
+    approval_hours: float = 24.0
 
 
 class AccessSummary(BaseModel):
@@ -238,6 +252,22 @@ class LinkResult(BaseModel):
     reason: str | None = None
 
 
+class ApprovalRequest(BaseModel):
+    """A stranger waiting for the owner's approval (issue #14)."""
+
+    code: str
+    phone: str
+    name: str | None  # what their WhatsApp profile says
+    first_line: str
+    at: float
+    expires_at: float
+
+
+class ApprovalIn(BaseModel):
+    model_config = STRICT
+    permission: str = "write"  # read or write
+
+
 # -- events (the gateway's stream, the clients' link) ---------------------------------------------
 
 
@@ -271,8 +301,14 @@ class ContactsEvent(BaseModel):
     data: list[Contact]
 
 
+class ApprovalsEvent(BaseModel):
+    event: Literal["approvals"] = "approvals"
+    data: list[ApprovalRequest]
+
+
 Event = Annotated[
-    StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent | CodeEvent, Field(discriminator="event")
+    StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent | CodeEvent | ApprovalsEvent,
+    Field(discriminator="event"),
 ]
 LinkStep = StatusEvent | QrEvent | LinkEvent  # what a person follows while linking
 

@@ -53,7 +53,7 @@ READ_ONLY_REPLY = "You have read-only access."
 class Permission(StrEnum):
     READ = "read"
     WRITE = "write"
-    ADMIN = "admin"  # same as write today; reserved for future administrative commands
+    ADMIN = "admin"  # write, plus the owner's /commands in WhatsApp (issue #14)
 
     @classmethod
     def parse(cls, text: str) -> Permission:

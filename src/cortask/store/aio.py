@@ -29,6 +29,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from cortask.store.activity import ActivityRepository
 from cortask.store.agents import AgentRepository
+from cortask.store.approvals import ApprovalRepository
 from cortask.store.base import Async
 from cortask.store.db import Clock, utcnow
 from cortask.store.errors import StoreClosed
@@ -60,6 +61,7 @@ class AsyncStore:
         self.journal = JournalRepository[Async](store, offload)
         self.outbox = OutboxRepository[Async](store, offload)
         self.activity = ActivityRepository[Async](store, offload)
+        self.approvals = ApprovalRepository[Async](store, offload)
 
     @classmethod
     async def open(

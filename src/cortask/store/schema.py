@@ -191,7 +191,50 @@ _V5 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+
+_V6 = Migration(
+    6,
+    "the owner in control (issue #14): self-chat, answers paused, mention-gated groups, approving strangers",
+    (
+        # The owner talks to the agent in their own chat ("Message yourself"); off by default.
+        "ALTER TABLE whatsapp_settings ADD COLUMN self_chat INTEGER NOT NULL DEFAULT 0 CHECK (self_chat IN (0, 1))",
+        # What marks the agent's replies in the owner's own chat, if anything.
+        "ALTER TABLE whatsapp_settings ADD COLUMN self_chat_prefix TEXT",
+        # `/pause` from WhatsApp: connected (so `/resume` can arrive) but nobody gets an agent answer.
+        "ALTER TABLE whatsapp_settings ADD COLUMN answers_paused INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (answers_paused IN (0, 1))",
+        # With groups on: answer only when @-mentioned or replied to (mention), or always.
+        "ALTER TABLE whatsapp_settings ADD COLUMN group_mode TEXT NOT NULL DEFAULT 'mention' "
+        "CHECK (group_mode IN ('mention', 'always'))",
+        # The groups answered in (JIDs, one a line); empty: every group.
+        "ALTER TABLE whatsapp_settings ADD COLUMN groups_allowed TEXT NOT NULL DEFAULT ''",
+        # A stranger's first message is held for the owner's approval (off: strangers are ignored).
+        "ALTER TABLE whatsapp_settings ADD COLUMN approvals INTEGER NOT NULL DEFAULT 0 CHECK (approvals IN (0, 1))",
+        "ALTER TABLE whatsapp_settings ADD COLUMN approval_hours REAL NOT NULL DEFAULT 24 CHECK (approval_hours > 0)",
+        # One row per stranger's held message; a rejected number stays here, muted.
+        """
+        CREATE TABLE whatsapp_approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            code TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            chat_jid TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            sender_jid TEXT NOT NULL,
+            push_name TEXT,
+            text TEXT NOT NULL,
+            message_ts INTEGER,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'rejected')),
+            UNIQUE (workspace_id, code)
+        )
+        """,
+        "CREATE INDEX whatsapp_approvals_by_phone ON whatsapp_approvals (workspace_id, phone, state)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

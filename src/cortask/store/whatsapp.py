@@ -54,9 +54,31 @@ class WhatsAppRepository(Repository[M]):
         open_to_everyone: bool | Unset = UNSET,
         default_region: str | Unset | None = UNSET,
         auth_dir: Path | str | Unset | None = UNSET,
+        self_chat: bool | Unset = UNSET,
+        self_chat_prefix: str | Unset | None = UNSET,
+        answers_paused: bool | Unset = UNSET,
+        group_mode: str | Unset = UNSET,
+        groups_allowed: Iterable[str] | Unset = UNSET,
+        approvals: bool | Unset = UNSET,
+        approval_hours: float | Unset = UNSET,
     ) -> WhatsAppSettings:
-        """Change the given settings and keep the others. None clears `default_region` / `auth_dir`."""
+        """Change the given settings and keep the others. None clears `default_region` / `auth_dir`
+        / `self_chat_prefix`."""
         changes: dict[str, object] = {}
+        if self_chat is not UNSET:
+            changes["self_chat"] = int(validate.boolean("self_chat", self_chat))
+        if self_chat_prefix is not UNSET:
+            changes["self_chat_prefix"] = validate.reply_prefix(self_chat_prefix)
+        if answers_paused is not UNSET:
+            changes["answers_paused"] = int(validate.boolean("answers_paused", answers_paused))
+        if approvals is not UNSET:
+            changes["approvals"] = int(validate.boolean("approvals", approvals))
+        if approval_hours is not UNSET:
+            changes["approval_hours"] = validate.approval_hours(approval_hours)
+        if group_mode is not UNSET:
+            changes["group_mode"] = validate.group_mode(group_mode)
+        if groups_allowed is not UNSET:
+            changes["groups_allowed"] = "\n".join(validate.group_jids(groups_allowed))
         if answer_groups is not UNSET:
             changes["answer_groups"] = int(validate.boolean("answer_groups", answer_groups))
         if open_to_everyone is not UNSET:
@@ -225,6 +247,13 @@ def read_settings(db: sqlite3.Connection, workspace_id: int) -> WhatsAppSettings
         open_to_everyone=bool(row["open_to_everyone"]),
         default_region=row["default_region"],
         auth_dir=Path(row["auth_dir"]) if row["auth_dir"] is not None else None,
+        self_chat=bool(row["self_chat"]),
+        self_chat_prefix=row["self_chat_prefix"],
+        answers_paused=bool(row["answers_paused"]),
+        group_mode=row["group_mode"],
+        groups_allowed=tuple(line for line in row["groups_allowed"].splitlines() if line),
+        approvals=bool(row["approvals"]),
+        approval_hours=float(row["approval_hours"]),
     )
 
 

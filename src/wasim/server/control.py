@@ -254,10 +254,20 @@ async def _send(request: web.Request) -> web.Response:
             status=bool(data.get("status")),
             chat=_field(data, "chat", str, False),
             group=_field(data, "group", str, False),
+            mentions=_mentions(data),
+            reply_to=_field(data, "reply_to", str, False),
+            from_device=_field(data, "from_device", int, False) or 0,
         )
         for _ in range(count)
     ]
     return web.json_response({"ok": True, "id": ids[0], "ids": ids})
+
+
+def _mentions(data: dict[str, Any]) -> list[str]:
+    mentions = data.get("mentions") or []
+    if not isinstance(mentions, list) or not all(isinstance(m, str) and m for m in mentions):
+        raise BadRequest("field 'mentions' must be a list of phone numbers or JIDs")
+    return mentions
 
 
 @_routes.post("/redeliver")

@@ -128,6 +128,23 @@ class Directory:
             ]
         return Node("devices", {}, [Node("device-list", {}, items), Node("key-index-list", {"ts": now_s()})])
 
+    def group_metadata(self, conn: Peer, node: Node) -> Node:
+        """A group's subject and members (``w:g2`` query): what a client asks before it posts."""
+        to = node.attrs.get("to", "")
+        group = next((g for g in self._state.groups.values() if g.jid == to), None)
+        if group is None or conn.account is None or conn.account.phone not in group.members:
+            return iq_error(node, 404, "item-not-found")
+        owner = conn.account.phone
+        members = [
+            Node("participant", {"jid": f"{m}@s.whatsapp.net", **({"type": "superadmin"} if m == owner else {})})
+            for m in group.members
+        ]
+        attrs = {
+            "id": group.jid.partition("@")[0], "subject": group.subject, "creation": "1700000000",
+            "creator": f"{owner}@s.whatsapp.net", "s_t": "1700000000", "addressing_mode": "pn",
+        }  # fmt: skip
+        return iq_result(node, [Node("group", attrs, members)])
+
     def key_bundles(self, conn: Peer, node: Node) -> Node:
         key = node.child("key")
         if key is None:

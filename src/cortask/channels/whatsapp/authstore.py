@@ -219,6 +219,10 @@ class AuthStore:
         with self._write() as db:
             return db.execute("DELETE FROM sent WHERE sent_at < ?", (before,)).rowcount
 
+    def has_sent(self, message_id: str) -> bool:
+        """Whether `message_id` is one we reserved for a message of ours (kept as long as the text)."""
+        return bool(self._query("SELECT 1 FROM sent WHERE id = ?", (message_id,)))
+
     def sent_text(self, message_id: str, chat: str | None) -> str | None:
         """What we sent under `message_id`, only when asked for by the chat we sent it to: a
         retry receipt makes Baileys re-encrypt the text to whoever asks, so an id alone (ids are

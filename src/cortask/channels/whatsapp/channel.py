@@ -24,6 +24,8 @@ from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
+from cortask.channels.whatsapp.groups import GroupRule
+from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.journal import Journal, MemoryJournal
 from cortask.channels.whatsapp.linking import PairingCode, QrSession
 from cortask.channels.whatsapp.pipeline import ERROR_REPLY, Handler, ReplyPipeline, new_message_id
@@ -112,6 +114,41 @@ class WhatsAppChannel:
     @property
     def answer_groups(self) -> bool:
         return self._pipeline.answer_groups
+
+    def set_self_chat(self, on: bool) -> None:
+        """The owner talks to the agent in their own chat (or not), from the next message."""
+        self._pipeline.self_chat = on
+
+    def is_owner_chat(self, message: InboundText) -> bool:
+        """A message the owner wrote in their own chat, with self-chat on (replies there are theirs)."""
+        return self._pipeline.decide(message).reason == "owner"
+
+    def set_group_rule(self, rule: GroupRule) -> None:
+        """With groups on: answer when mentioned or replied to, or always; in which groups."""
+        self._pipeline.group_rule = rule
+
+    def set_hold(self, hold: Callable[[InboundText], Awaitable[bool]] | None) -> None:
+        """Who keeps strangers' messages for the owner's approval (None: they are ignored)."""
+        self._pipeline.hold = hold
+
+    async def answer_held(self, message: InboundText) -> bool:
+        """Answer a message that waited for the owner's approval (once)."""
+        return await self._pipeline.answer_held(message)
+
+    async def tell_owner(self, text: str) -> str:
+        """Send `text` to the owner's own chat ("Message yourself"); returns its id. Raises
+        NotConnected when not connected; our id is reserved first, so it is never taken as input."""
+        me = (self.account or {}).get("id") or self._account_id()
+        user = me.partition("@")[0].partition(":")[0]
+        return await self._pipeline.send(f"{user}@s.whatsapp.net", text)
+
+    def set_silent(self, silent: Callable[[InboundText], bool] | None) -> None:
+        """Which allowed messages get no answer at all (answers paused), asked at their turn."""
+        self._pipeline.silent = silent
+
+    def record(self, kind: str, chat: str | None, message_id: str | None, **detail: Any) -> None:
+        """Add an entry to the activity log (an admin command, who sent it)."""
+        self._activity.record(kind, chat, message_id, **detail)
 
     def set_answer_groups(self, on: bool) -> None:
         """Answer group messages (from allowed participants) or not, at once, without reconnecting."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cortask.channels.whatsapp.flood import FloodPolicy
+from cortask.channels.whatsapp.groups import GroupRule
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
 from cortask.contacts.access import AccessPolicy, TrustedContact
@@ -47,6 +48,8 @@ class WhatsAppConfig:
     allowed_users: tuple[str, ...] = ()
     open_to_everyone: bool = False
     answer_groups: bool = False
+    self_chat: bool = False  # the owner talks to the agent in their own chat (issue #14)
+    group_rule: GroupRule = field(default_factory=GroupRule)  # mention-gated groups (issue #14)
     default_region: str | None = None
     qr_session_seconds: float = 60.0
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)

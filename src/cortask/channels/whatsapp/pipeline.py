@@ -22,11 +22,12 @@ from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.flood import SenderLimiter
-from cortask.channels.whatsapp.inbound import InboundText, classify
+from cortask.channels.whatsapp.groups import group_gate
+from cortask.channels.whatsapp.inbound import InboundText, SelfChat, classify
 from cortask.channels.whatsapp.journal import Journal, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
 from cortask.channels.whatsapp.sidecar import SidecarError
-from cortask.contacts.access import AccessPolicy
+from cortask.contacts.access import AccessDecision, AccessPolicy, Verdict
 from cortask.redact import mask_text
 
 log = logging.getLogger("cortask.whatsapp")
@@ -34,6 +35,7 @@ log = logging.getLogger("cortask.whatsapp")
 Handler = Callable[[InboundText], Awaitable[str]]
 ERROR_REPLY = "Sorry, an error occurred."
 SENT_IDS_KEPT = 1000  # our own replies recognised when WhatsApp echoes them back
+PAUSED = "paused"  # the activity reason of a message not answered while answers are paused
 R = TypeVar("R")
 
 
@@ -79,6 +81,15 @@ class ReplyPipeline:
         self.handler = handler
         self.policy: AccessPolicy = config.access_policy()
         self.answer_groups = config.answer_groups
+        self.self_chat = config.self_chat  # the owner talks to the agent in their own chat
+        self.group_rule = config.group_rule  # when groups are on: mentions only, or always; which groups
+        self._quotes: dict[str, wire.Quoted] = {}  # reply id -> the group message it quotes
+        self._own: tuple[str, frozenset[str]] | None = None  # (account, its own addresses)
+        # Says a message gets no answer at all (answers paused from WhatsApp, `/pause`); asked when
+        # its turn comes, before receipts and typing. None: every allowed message is answered.
+        self.silent: Callable[[InboundText], bool] | None = None
+        # Keeps a stranger's message for the owner's approval; True when it did (issue #14).
+        self.hold: Callable[[InboundText], Awaitable[bool]] | None = None
         self._pacer = TokenBucket(config.pacing) if config.pacing is not None else None
         self._chats: dict[str, asyncio.Queue[InboundText | PlannedReply]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -95,9 +106,18 @@ class ReplyPipeline:
 
     async def arrive(self, raw: wire.WAMessage, upsert_type: str) -> None:
         """Filter, access control, then the journal, before anything else happens to a message."""
-        item = classify(raw, upsert_type, answer_groups=self.answer_groups, lid_to_phone=self._phone_for_lid)
-        decision = self.policy.decide(item.sender_phone, item.sender_lid) if isinstance(item, InboundText) else None
+        item = classify(
+            raw, upsert_type, answer_groups=self.answer_groups, lid_to_phone=self._phone_for_lid,
+            self_chat=self._own_chat(),
+        )  # fmt: skip
+        decision = self.decide(item) if isinstance(item, InboundText) else None
         first = lifecycle.arrival(item, decision)
+        if isinstance(first, lifecycle.Admit) and isinstance(item, InboundText):
+            # Groups answer only when called (a mention, a reply to us) or always, as set.
+            unwanted = self._group_reason(item)
+            first = lifecycle.Ignore(unwanted) if unwanted is not None else first
+        if isinstance(first, lifecycle.Ignore) and isinstance(item, InboundText) and await self._held(item, first):
+            return
         if isinstance(first, lifecycle.Ignore):
             log.debug("ignored message %s: %s", item.message_id, first.reason)
             if item.message_id not in self._sent_ids:  # our own reply coming back is not news (issue #17)
@@ -130,10 +150,69 @@ class ReplyPipeline:
         self._keys[item.message_id] = wire.MessageKey.of(raw)
         self._enqueue(item)
 
+    async def _held(self, item: InboundText, ignore: lifecycle.Ignore) -> bool:
+        """A stranger's message kept for the owner's approval (issue #14), instead of ignored:
+        still no receipt, no typing, no reply, nothing journaled until it is approved."""
+        if self.hold is None or ignore.reason != lifecycle.NOT_ALLOWED or item.is_group or not item.sender_phone:
+            return False
+        if not await self.hold(item):
+            return False
+        self._activity.record("held", item.chat_jid, item.message_id, sender=item.sender_phone)
+        return True
+
+    async def answer_held(self, item: InboundText) -> bool:
+        """Answer a message that waited for approval, now that its sender is allowed: journaled
+        and queued like a new one (once: the journal says whether it was seen)."""
+        admitted = await self._journal.admit(self._account(), item)
+        step = lifecycle.admission(admitted, item.message_id in self._in_flight, None, time.time(), 0)
+        if not isinstance(step, lifecycle.Enqueue):
+            return False
+        self._activity.record("received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict="agent")
+        self._enqueue(item)
+        return True
+
+    def decide(self, item: InboundText) -> AccessDecision:
+        """Who the sender is to the rules: the owner in their own chat counts as admin (also for
+        a message resumed from the journal, which does not keep the flag: its chat says it)."""
+        own = self._own_chat()
+        if own is not None and (item.from_owner or (own.is_own_chat(item.chat_jid) and not item.is_group)):
+            return AccessDecision(Verdict.AGENT, "owner")
+        return self.policy.decide(item.sender_phone, item.sender_lid)
+
+    def _own_chat(self) -> SelfChat | None:
+        """The self-chat rule's view of this account, when the setting is on and we are linked."""
+        store = self._auth_store()
+        own = self._own_users() if self.self_chat else frozenset()
+        if store is None or not own:
+            return None
+        # A reply of ours comes back from Baileys as our own message: its id is in the sent record.
+        return SelfChat(own, store.has_sent)
+
+    def _own_users(self) -> frozenset[str]:
+        """This account's user parts (phone and LID), once known; read once per linked account."""
+        store = self._auth_store()
+        if store is None:
+            return frozenset()
+        account = self._account()
+        if self._own is None or self._own[0] != account:
+            me = store.linked_account() or {}
+            users = (jid.partition("@")[0].partition(":")[0] for jid in (me.get("id"), me.get("lid")) if jid)
+            self._own = (account, frozenset(users))
+        return self._own[1]
+
+    def _group_reason(self, item: InboundText) -> str | None:
+        """Why a group message is not for the agent (not mentioned, group not listed), or None."""
+        if not item.is_group:
+            return None
+        store = self._auth_store()
+        return group_gate(item, self.group_rule, self._own_users(), store.has_sent if store else lambda _: False)
+
     def _throttle(self, item: InboundText, open_access: bool, now: float) -> lifecycle.Skip | lifecycle.Enqueue:
         """Flood control's verdict on a new message, reported once per flood."""
         sender = item.sender_phone or item.sender_jid
-        refused = self._flood.admit(sender, now, open_access)
+        # The owner writing to themselves is not a flood to guard against (loops are ruled out by
+        # the reserved ids); the chat's queue bound still holds.
+        refused = None if item.from_owner else self._flood.admit(sender, now, open_access)
         queue = self._chats.get(item.chat_jid)
         step = lifecycle.throttle(refused, queue.qsize() if queue else 0, self._config.flood.chat_queue)
         if isinstance(step, lifecycle.Enqueue):
@@ -218,10 +297,14 @@ class ReplyPipeline:
         key = self._keys.pop(item.message_id, None)
         # Decided again now, not at arrival: a sender removed or made read-only while this message
         # waited in the queue gets what the rules say now (nothing, or the read-only reply).
-        step = lifecycle.plan(self.policy.decide(item.sender_phone, item.sender_lid), key is not None)
+        step = lifecycle.plan(self.decide(item), key is not None)
         if isinstance(step, lifecycle.NoLongerAllowed):
             await self._journal.skip(account, item, step.note)
             self._activity.record("skipped", item.chat_jid, item.message_id, reason=lifecycle.NOT_ALLOWED)
+            return
+        if step.fixed_reply is None and self.silent is not None and self.silent(item):
+            await self._journal.skip(account, item, "answers are paused")
+            self._activity.record("skipped", item.chat_jid, item.message_id, reason=PAUSED)
             return
         if step.read_receipt and key is not None:
             await self._link.notify(wire.Read((key,)))
@@ -249,6 +332,9 @@ class ReplyPipeline:
             planned = await self._plan(account, item, reply, error)
             if error is not None:  # the activity says the agent failed, not "replied" (issue #17)
                 self._agent_failures[planned.message_id] = error
+            if item.is_group:
+                quoted = wire.Quoted(item.message_id, item.chat_jid, item.sender_jid, item.text)
+                self._quotes[planned.message_id] = quoted
             await self._deliver(planned, remembered=True)
         finally:
             await self._presence(item.chat_jid, "paused")
@@ -311,6 +397,10 @@ class ReplyPipeline:
             self._activity.record("failed", chat, message_id, chars=len(text), agent_error=failure)
         else:
             self._activity.record("replied", chat, message_id, chars=len(text))
+        quoted = self._quotes.get(message_id)  # a group reply quotes what it answers; kept for a resend
+        await self._link.request(wire.SendText(chat, text, message_id, quoted))
+        self._quotes.pop(message_id, None)
+        self._activity.record("replied", chat, message_id, chars=len(text))
         self._on_traffic(False)
         return message_id
 

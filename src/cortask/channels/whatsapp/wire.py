@@ -80,6 +80,16 @@ class MessageKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Quoted:
+    """The message a reply quotes (a group message we answer): its key and text (issue #14)."""
+
+    id: str
+    remote_jid: str
+    participant: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxTarget:
     url: str
     root_key: str
@@ -172,6 +182,7 @@ class SendText(Command[Sent]):
     jid: str
     text: str
     message_id: str | None = None
+    quoted: Quoted | None = None  # a reply in a group quotes the message it answers
 
 
 PresenceType = Literal["available", "unavailable", "composing", "recording", "paused"]

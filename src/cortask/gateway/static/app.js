@@ -673,6 +673,14 @@ function renderOptions() {
   const s = S.wa.settings || {};
   $('setting-answer-groups').checked = Boolean(s.answer_groups);
   $('setting-open-to-everyone').checked = Boolean(s.open_to_everyone);
+  $('setting-self-chat').checked = Boolean(s.self_chat);
+  $('setting-approvals').checked = Boolean(s.approvals);
+  $('setting-group-mode').value = s.group_mode === 'always' ? 'always' : 'mention';
+  const groups = $('setting-groups-allowed');
+  if (document.activeElement !== groups && !groups.dataset.dirty) groups.value = (s.groups_allowed || []).join('\n');
+  $('setting-answers-paused').checked = Boolean(s.answers_paused);
+  const prefix = $('setting-self-chat-prefix');
+  if (document.activeElement !== prefix && !prefix.dataset.dirty) prefix.value = s.self_chat_prefix || '';
   const region = $('setting-default-region');
   if (document.activeElement !== region && !region.dataset.dirty) region.value = s.default_region || '';
   if (!S.optionsOpened && s.open_to_everyone) { S.optionsOpened = true; $('options').open = true; }
@@ -793,6 +801,59 @@ async function loadAll() {
   S.wa = wa;
   if (Array.isArray(activity)) S.activity = activity.slice(-500);
   render();
+  loadApprovals();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strangers waiting for approval (issue #14): the buttons do what /approve and /reject do.
+
+async function loadApprovals() {
+  try {
+    renderApprovals(await api('GET', '/api/whatsapp/approvals'));
+  } catch (err) {
+    setText('approvals-error', err.message);
+  }
+}
+
+function renderApprovals(list) {
+  const items = Array.isArray(list) ? list : [];
+  show('approvals-card', items.length > 0);
+  const ul = $('approvals-list');
+  ul.replaceChildren(...items.map((a) => {
+    const li = document.createElement('li');
+    li.dataset.code = a.code;
+    li.dataset.testid = 'approval';
+    const who = document.createElement('strong');
+    who.textContent = a.name ? `${a.name} (${a.phone})` : a.phone;
+    const line = document.createElement('span');
+    line.className = 'muted';
+    line.textContent = ` “${a.first_line}” · code ${a.code}`;
+    const buttons = [['write', 'Approve'], ['read', 'Approve read-only']].map(([permission, label]) => {
+      const b = document.createElement('button');
+      b.className = 'button';
+      b.textContent = label;
+      b.dataset.testid = permission === 'write' ? 'approval-approve' : 'approval-approve-read';
+      b.addEventListener('click', () => decide(a.code, 'approve', { permission }));
+      return b;
+    });
+    const reject = document.createElement('button');
+    reject.className = 'button danger';
+    reject.textContent = 'Reject';
+    reject.dataset.testid = 'approval-reject';
+    reject.addEventListener('click', () => decide(a.code, 'reject'));
+    li.append(who, line, ' ', ...buttons, reject);
+    return li;
+  }));
+}
+
+async function decide(code, verb, body) {
+  setText('approvals-error', '');
+  try {
+    await api('POST', `/api/whatsapp/approvals/${encodeURIComponent(code)}/${verb}`, body || {});
+  } catch (err) {
+    setText('approvals-error', err.message);
+  }
+  await loadApprovals();
 }
 
 let refreshTimer = null;
@@ -895,6 +956,7 @@ function connectEvents() {
   es.addEventListener('code', (e) => { const d = parse(e); if (d && S.wa) { S.wa.code = d; render(); } });
   es.addEventListener('activity', (e) => { const d = parse(e); if (d) onActivity(d); });
   es.addEventListener('contacts', (e) => { const d = parse(e); if (Array.isArray(d)) onContacts(d); });
+  es.addEventListener('approvals', (e) => { const d = parse(e); if (Array.isArray(d)) renderApprovals(d); });
 }
 
 function reconnectLater() {
@@ -1324,6 +1386,27 @@ async function saveSettings(patch) {
 }
 
 $('setting-answer-groups').addEventListener('change', (e) => saveSettings({ answer_groups: e.target.checked }));
+$('setting-group-mode').addEventListener('change', (e) => saveSettings({ group_mode: e.target.value }));
+$('setting-groups-allowed').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });
+$('groups-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $('setting-groups-allowed');
+  withBusy('groups-save', async () => {
+    const ids = input.value.split(/[\s,]+/).filter(Boolean);
+    if (await saveSettings({ groups_allowed: ids })) delete input.dataset.dirty;
+  });
+});
+$('setting-approvals').addEventListener('change', (e) => saveSettings({ approvals: e.target.checked }));
+$('setting-self-chat').addEventListener('change', (e) => saveSettings({ self_chat: e.target.checked }));
+$('setting-answers-paused').addEventListener('change', (e) => saveSettings({ answers_paused: e.target.checked }));
+$('setting-self-chat-prefix').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });
+$('prefix-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $('setting-self-chat-prefix');
+  withBusy('prefix-save', async () => {
+    if (await saveSettings({ self_chat_prefix: input.value })) delete input.dataset.dirty;
+  });
+});
 
 $('setting-open-to-everyone').addEventListener('change', async (e) => {
   const box = e.target;

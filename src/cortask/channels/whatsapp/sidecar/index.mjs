@@ -8,7 +8,7 @@
 //
 // Python -> sidecar, commands {"id":N,"cmd":...} (id 0: nobody waits for the answer):
 //   connect {sandbox?, qrTimeoutMs?, keepAliveMs?, connectTimeoutMs?}   -> {generation}
-//   send_text {jid, text, messageId?}                                  -> {id, remoteJid, timestamp}
+//   send_text {jid, text, messageId?, quoted?}                         -> {id, remoteJid, timestamp}
 //   presence {type, jid?}   read {keys}   ack {seq}   logout   close    -> {}
 //   lid_for_phone {jid} -> {lid}   phone_for_lid {jid} -> {jid}   ping -> {connected}
 //   check_numbers {numbers} -> {numbers: [{number, exists, jid, lid}]}   which account each number is
@@ -267,8 +267,10 @@ async function connect(cmd) {
   };
   s.ev.on('messages.update', (updates) => {
     if (!current()) return;
+    // A receipt for a message in the owner's own chat comes without a chat (Baileys leaves
+    // remoteJid out there); nothing waits for those, and one must not spoil the others' line.
     const receipts = updates
-      .filter((u) => u.update?.status != null)
+      .filter((u) => u.update?.status != null && typeof u.key?.remoteJid === 'string')
       .map((u) => ({
         id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status,
         error: u.update.status === 0 ? (u.update.messageStubParameters?.[0] ?? null) : null,
@@ -305,7 +307,13 @@ const commands = {
   async send_text(cmd) {
     // Python chooses the id and records the text durably first, so a retry receipt that
     // arrives at once can always be answered (getMessage).
-    const msg = await requireOpenSocket().sendMessage(cmd.jid, { text: cmd.text }, cmd.messageId ? { messageId: cmd.messageId } : {});
+    const options = cmd.messageId ? { messageId: cmd.messageId } : {};
+    if (cmd.quoted) {
+      // A reply in a group quotes the message it answers (Baileys builds the contextInfo from it).
+      const { id, remoteJid, participant, text } = cmd.quoted;
+      options.quoted = { key: { id, remoteJid, participant, fromMe: false }, message: { conversation: text ?? '' } };
+    }
+    const msg = await requireOpenSocket().sendMessage(cmd.jid, { text: cmd.text }, options);
     return { id: msg.key.id, remoteJid: msg.key.remoteJid, timestamp: Number(msg.messageTimestamp ?? 0) };
   },
   async presence(cmd) { await requireOpenSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },

@@ -76,6 +76,8 @@ const FIELDS = {
     jid: [true, jid, 'a WhatsApp JID such as 4915123456789@s.whatsapp.net'],
     text: [true, (v) => typeof v === 'string', 'a string'],
     messageId: [false, string, 'a non-empty string'],
+    quoted: [false, (v) => isObject(v) && string(v.id) && jid(v.remoteJid) && (v.participant === undefined || jid(v.participant))
+      && (v.text === undefined || typeof v.text === 'string'), 'the quoted message: {id, remoteJid, participant?, text?}'],
   },
   presence: {
     type: [true, (v) => presence.has(v), `one of ${[...presence].join(', ')}`],
