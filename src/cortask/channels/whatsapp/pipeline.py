@@ -391,16 +391,14 @@ class ReplyPipeline:
         self._sent_ids[message_id] = None  # before sending: its echo may come back before the answer
         while len(self._sent_ids) > SENT_IDS_KEPT:
             self._sent_ids.popitem(last=False)
-        await self._link.request(wire.SendText(chat, text, message_id))
+        quoted = self._quotes.get(message_id)  # a group reply quotes what it answers; kept for a resend
+        await self._link.request(wire.SendText(chat, text, message_id, quoted))
+        self._quotes.pop(message_id, None)
         failure = self._agent_failures.pop(message_id, None)
         if failure is not None:
             self._activity.record("failed", chat, message_id, chars=len(text), agent_error=failure)
         else:
             self._activity.record("replied", chat, message_id, chars=len(text))
-        quoted = self._quotes.get(message_id)  # a group reply quotes what it answers; kept for a resend
-        await self._link.request(wire.SendText(chat, text, message_id, quoted))
-        self._quotes.pop(message_id, None)
-        self._activity.record("replied", chat, message_id, chars=len(text))
         self._on_traffic(False)
         return message_id
 
