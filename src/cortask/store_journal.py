@@ -8,9 +8,12 @@ a planned reply not marked sent is sent again under its reserved id; nothing els
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from cortask.channels.whatsapp.inbound import InboundText
-from cortask.channels.whatsapp.journal import Admission, PlannedReply
-from cortask.store import AsyncStore, JournalEntry, JournalState, OutboxItem, Store
+from cortask.channels.whatsapp.journal import Admission, JournalUnavailable, PlannedReply
+from cortask.store import AsyncStore, DatabaseFailed, JournalEntry, JournalState, OutboxItem, Store
 from cortask.store.validate import normalize_account
 
 __all__ = ["StoreJournal"]
@@ -39,6 +42,16 @@ def _inbound(entry: JournalEntry) -> InboundText:
     )
 
 
+@contextlib.contextmanager
+def _unavailable() -> Iterator[None]:
+    """A database that cannot be written now (locked past the busy timeout, disk full) is the
+    journal being unavailable, which the channel retries; anything else is a bug and raised as is."""
+    try:
+        yield
+    except DatabaseFailed as exc:
+        raise JournalUnavailable(str(exc)) from exc
+
+
 class StoreJournal:
     def __init__(self, store: AsyncStore) -> None:
         self._store = store
@@ -56,7 +69,8 @@ class StoreJournal:
                 pending = entry is not None and entry.state is JournalState.PENDING
                 return Admission.PENDING if pending else Admission.DONE
 
-        return await self._store.run(admit)
+        with _unavailable():
+            return await self._store.run(admit)
 
     async def skip(self, account: str, item: InboundText, reason: str) -> None:
         def skip(store: Store) -> None:
@@ -71,7 +85,8 @@ class StoreJournal:
                     return
                 store.journal.mark_skipped(account, item.chat_jid, item.message_id, reason)
 
-        await self._store.run(skip)
+        with _unavailable():
+            await self._store.run(skip)
 
     async def plan_reply(
         self, account: str, item: InboundText, text: str, message_id: str, *, error: str | None = None
@@ -86,18 +101,21 @@ class StoreJournal:
                     item.chat_jid, text, in_reply_to=item.message_id, account=account, message_id=message_id
                 )
 
-        return _planned(await self._store.run(plan))
+        with _unavailable():
+            return _planned(await self._store.run(plan))
 
     async def mark_sent(self, reply: PlannedReply) -> None:
         assert isinstance(reply.ref, int)
-        await self._store.outbox.mark_sent(reply.ref, reply.message_id)
+        with _unavailable():
+            await self._store.outbox.mark_sent(reply.ref, reply.message_id)
 
     async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
         def unfinished(store: Store) -> tuple[list[JournalEntry], list[OutboxItem]]:
             with store.transaction():
                 return store.journal.pending(account), store.outbox.pending()
 
-        entries, unsent = await self._store.run(unfinished)
+        with _unavailable():
+            entries, unsent = await self._store.run(unfinished)
         planned = {(o.chat_jid, o.in_reply_to) for o in unsent}
         messages = [_inbound(e) for e in entries if (e.chat_jid, e.message_id) not in planned]
         # replies of this account, and those queued without one (nothing else queues them)

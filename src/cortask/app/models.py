@@ -75,6 +75,14 @@ class ActionOffer(BaseModel):
     why_not: str | None = None
 
 
+class StatusNote(BaseModel):
+    """Something to know beside the connection's state: `kind` a code (`store_failing`,
+    `send_failed`), `sentence` in words."""
+
+    kind: str
+    sentence: str
+
+
 class Status(BaseModel):
     """The WhatsApp channel as a person should see it, with Cortask running or not."""
 
@@ -100,6 +108,7 @@ class Status(BaseModel):
     detail: str | None = None
     terminal: bool
     needs_relink: bool
+    notes: list[StatusNote] = []
 
 
 class Contact(BaseModel):

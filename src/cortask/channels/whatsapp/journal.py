@@ -20,7 +20,13 @@ from typing import Protocol
 
 from cortask.channels.whatsapp.inbound import InboundText
 
-__all__ = ["Admission", "Journal", "MemoryJournal", "PlannedReply"]
+__all__ = ["Admission", "Journal", "JournalUnavailable", "MemoryJournal", "PlannedReply"]
+
+
+class JournalUnavailable(Exception):
+    """The journal could not record anything now (its database is locked by another process for
+    longer than it waits, or the disk is full): nothing was recorded, the same call may succeed
+    later. The channel retries with backoff and says so in its status."""
 
 
 class Admission(StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -22,7 +23,7 @@ from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.flood import SenderLimiter
 from cortask.channels.whatsapp.inbound import InboundText, classify
-from cortask.channels.whatsapp.journal import Journal, PlannedReply
+from cortask.channels.whatsapp.journal import Journal, JournalUnavailable, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
 from cortask.channels.whatsapp.sidecar import SidecarError
 from cortask.contacts.access import AccessPolicy
@@ -32,6 +33,7 @@ log = logging.getLogger("cortask.whatsapp")
 Handler = Callable[[InboundText], Awaitable[str]]
 ERROR_REPLY = "Sorry, an error occurred."
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def new_message_id() -> str:
@@ -64,6 +66,7 @@ class ReplyPipeline:
         auth_store: Callable[[], AuthStore | None],
         on_traffic: Callable[[bool], None],
         handler: Handler | None = None,
+        on_store: Callable[[str | None], None] = lambda reason: None,
     ) -> None:
         self._config = config
         self._journal = journal
@@ -85,6 +88,8 @@ class ReplyPipeline:
         self._full_chats: set[str] = set()  # chats whose full queue was reported (once per flood)
         self._resume_wanted = False
         self._resuming: asyncio.Task[None] | None = None
+        self._on_store = on_store  # the journal cannot be written (the reason), or can again (None)
+        self._store_failing: str | None = None
 
     # -- arrival -----------------------------------------------------------------------------------
 
@@ -98,7 +103,9 @@ class ReplyPipeline:
             self._activity.record("ignored", item.chat_jid, item.message_id, reason=first.reason)
             return
         assert isinstance(item, InboundText) and decision is not None
-        admitted = await self._journal.admit(self._account(), item)
+        # Not acknowledged to the sidecar until this returns: a journal that cannot be written now
+        # is retried here, and the sidecar keeps the batch (spilling it should it have to exit).
+        admitted = await self._durably(lambda: self._journal.admit(self._account(), item))
         now = time.time()
         outcome = lifecycle.admission(
             admitted, item.message_id in self._in_flight, item.timestamp, now, self._config.max_message_age_seconds
@@ -112,7 +119,7 @@ class ReplyPipeline:
         if isinstance(outcome, lifecycle.Skip) and outcome.reason != lifecycle.TOO_OLD:
             # Flood control: recorded in the journal (exactly-once bookkeeping), nothing sent, and
             # the activity log says why once per flood, not once per message.
-            await self._journal.skip(self._account(), item, outcome.note)
+            await self._durably(lambda: self._journal.skip(self._account(), item, outcome.note))
             return
         self._activity.record(
             "received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict=decision.verdict.value
@@ -155,7 +162,7 @@ class ReplyPipeline:
             "skipped message %s in %s: it was sent %.1f h ago, more than the %.1f h answered late",
             item.message_id, item.chat_jid, age_h, self._config.max_message_age_seconds / 3600,
         )  # fmt: skip
-        await self._journal.skip(self._account(), item, skip.note)
+        await self._durably(lambda: self._journal.skip(self._account(), item, skip.note))
         self._activity.record("skipped", item.chat_jid, item.message_id, reason=skip.reason)
 
     def _enqueue(self, work: InboundText | PlannedReply) -> None:
@@ -210,7 +217,7 @@ class ReplyPipeline:
         # waited in the queue gets what the rules say now (nothing, or the read-only reply).
         step = lifecycle.plan(self.policy.decide(item.sender_phone), key is not None)
         if isinstance(step, lifecycle.NoLongerAllowed):
-            await self._journal.skip(account, item, step.note)
+            await self._durably(lambda: self._journal.skip(account, item, step.note))
             self._activity.record("skipped", item.chat_jid, item.message_id, reason=lifecycle.NOT_ALLOWED)
             return
         if step.read_receipt and key is not None:
@@ -242,7 +249,7 @@ class ReplyPipeline:
         store: two databases, written side by side so an answer waits for one disk flush, not two."""
         message_id = new_message_id()
         planned, _ = await asyncio.gather(
-            self._journal.plan_reply(account, item, text, message_id, error=error),
+            self._durably(lambda: self._journal.plan_reply(account, item, text, message_id, error=error)),
             self._remember_sent(message_id, item.chat_jid, text),
         )
         return planned
@@ -262,7 +269,39 @@ class ReplyPipeline:
             self._activity.record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
             self.request_resume()
             return
-        await self._journal.mark_sent(reply)
+        # Sent: recorded as sent even if the journal must be waited for (a full disk), so a reply
+        # that went out is never sent again.
+        await self._durably(lambda: self._journal.mark_sent(reply))
+
+    async def _durably(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A journal call, retried with backoff for as long as the journal is unavailable (another
+        process holds the database locked, the disk is full): nothing is given up, the status says
+        so meanwhile. Cancelled with the pipeline (what was not recorded is redone later)."""
+        failures = 0
+        while True:
+            try:
+                result = await write()
+            except JournalUnavailable as exc:
+                failures += 1
+                self._store_trouble(str(exc))
+                await asyncio.sleep(self._config.store_retry.delay(failures))
+                continue
+            if self._store_failing is not None:
+                self._store_trouble(None)
+            return result
+
+    def _store_trouble(self, reason: str | None) -> None:
+        """Say once when the journal starts failing, and once when it works again."""
+        if reason == self._store_failing:
+            return
+        if reason is None:
+            log.info("the journal can be written again; what waited is recorded now")
+            self._activity.record("store_recovered", None, None)
+        elif self._store_failing is None:
+            log.warning("the journal cannot be written (%s); retrying, nothing is acknowledged meanwhile", reason)
+            self._activity.record("store_failing", None, None, reason=reason)
+        self._store_failing = reason
+        self._on_store(reason)
 
     async def _keep_typing(self, chat: str) -> None:
         while True:
@@ -304,7 +343,7 @@ class ReplyPipeline:
             self._resume_wanted = False
             account = self._account()
             try:
-                messages, replies = await self._journal.unfinished(account)
+                messages, replies = await self._durably(functools.partial(self._journal.unfinished, account))
             except Exception:
                 log.exception("could not read what is left to answer")
                 return

@@ -291,6 +291,18 @@ function render() {
 // ---------------------------------------------------------------------------------------------
 // Rendering: connection card
 
+/** Troubles beside the connection's state (a failing database, replies that could not be sent),
+ *  as the server words them. */
+function renderStatusNotes(st) {
+  const ul = $('status-notes');
+  const notes = st.notes || [];
+  ul.hidden = notes.length === 0;
+  const key = JSON.stringify(notes);
+  if (ul.dataset.key === key) return;
+  ul.dataset.key = key;
+  ul.replaceChildren(...notes.map((n) => h('li', { text: n.sentence, 'data-kind': n.kind })));
+}
+
 function renderStatus() {
   if (!S.wa) return;
   const st = status();
@@ -319,6 +331,7 @@ function renderStatus() {
   }
   renderRetry();
   renderLastTimes();
+  renderStatusNotes(st);
 
   // Buttons: as the server offers them
   for (const id of ['start', 'pause', 'stop', 'logout']) {
