@@ -9,7 +9,7 @@ a planned reply not marked sent is sent again under its reserved id; nothing els
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.journal import Admission, JournalUnavailable, PlannedReply
@@ -21,7 +21,10 @@ __all__ = ["StoreJournal"]
 
 def _planned(item: OutboxItem) -> PlannedReply:
     assert item.message_id is not None, "the journal always reserves an id"
-    return PlannedReply(item.chat_jid, item.text, item.message_id, item.in_reply_to, ref=item.id)
+    return PlannedReply(
+        item.chat_jid, item.text, item.message_id, item.in_reply_to, ref=item.id,
+        part=item.part, parts=item.parts, attempts=item.attempts,
+    )  # fmt: skip
 
 
 def _inbound(entry: JournalEntry) -> InboundText:
@@ -103,6 +106,45 @@ class StoreJournal:
 
         with _unavailable():
             return _planned(await self._store.run(plan))
+
+    async def plan_parts(
+        self,
+        account: str,
+        item: InboundText,
+        texts: Sequence[str],
+        message_ids: Sequence[str],
+        *,
+        error: str | None = None,
+    ) -> list[PlannedReply]:
+        def plan(store: Store) -> list[OutboxItem]:
+            with store.transaction():
+                earlier = store.outbox.reply_parts(item.chat_jid, item.message_id)
+                if earlier:
+                    return earlier  # planned before (the agent ran again after a crash): that one stands
+                if error is not None:
+                    entry = store.journal.get(account, item.chat_jid, item.message_id)
+                    if entry is not None and entry.state is JournalState.PENDING:
+                        store.journal.mark_failed(account, item.chat_jid, item.message_id, error)
+                parts = len(texts)
+                pairs = enumerate(zip(texts, message_ids, strict=True))
+                return [
+                    store.outbox.enqueue(item.chat_jid, text, in_reply_to=item.message_id, account=account,
+                                         message_id=message_id, part=n, parts=parts)
+                    for n, (text, message_id) in pairs
+                ]  # fmt: skip
+
+        with _unavailable():
+            return [_planned(o) for o in await self._store.run(plan)]
+
+    async def send_failed(self, reply: PlannedReply, error: str) -> int:
+        assert isinstance(reply.ref, int)
+        with _unavailable():
+            return await self._store.outbox.record_failure(reply.ref, error)
+
+    async def give_up(self, reply: PlannedReply, error: str) -> None:
+        assert isinstance(reply.ref, int)
+        with _unavailable():
+            await self._store.outbox.mark_failed(reply.ref, error)
 
     async def mark_sent(self, reply: PlannedReply) -> None:
         assert isinstance(reply.ref, int)

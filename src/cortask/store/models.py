@@ -163,6 +163,7 @@ class JournalEntry:
 class OutboxState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    FAILED = "failed"  # sending kept failing: given up, never sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +182,5 @@ class OutboxItem:
     sent_message_id: str | None
     sent_at: datetime | None
     message_id: str | None = None  # reserved before the first send; every attempt reuses it
+    part: int = 0  # which part of a long reply (0-based), of `parts`
+    parts: int = 1

@@ -93,6 +93,7 @@ class WhatsAppChannel:
         # Batches go into the journal in order, off the event pump; each is acknowledged (or its
         # spill file removed) only once all of it is recorded.
         self._admitter = Admitter(self._pipeline.arrive)
+        self._pipeline.on_send_failed = self._on_send_failed
         self._spills_queued: set[Path] = set()
         self._notes: dict[str, StatusNote] = {}
         # The sidecar's events, each to its handler (wire.py names them; Exited is the process's end).
@@ -395,6 +396,14 @@ class WhatsAppChannel:
                 "Cortask cannot write to its database now; incoming messages are kept by the WhatsApp "
                 f"sidecar and recorded as soon as it works again ({reason})",
             )
+
+    def _on_send_failed(self, count: int) -> None:
+        replies = "1 reply" if count == 1 else f"{count} replies"
+        self._note(
+            "send_failed",
+            f"{replies} could not be sent after repeated attempts and {'was' if count == 1 else 'were'} given up "
+            "(other chats were answered meanwhile); the activity log says which.",
+        )
 
     def _note(self, kind: str, sentence: str | None) -> None:
         """Set (or with None, clear) a note on the status, and publish the status."""

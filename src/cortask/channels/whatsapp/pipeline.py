@@ -25,6 +25,7 @@ from cortask.channels.whatsapp.flood import SenderLimiter
 from cortask.channels.whatsapp.inbound import InboundText, classify
 from cortask.channels.whatsapp.journal import Journal, JournalUnavailable, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
+from cortask.channels.whatsapp.parts import split_reply
 from cortask.channels.whatsapp.sidecar import SidecarError
 from cortask.contacts.access import AccessPolicy
 
@@ -90,6 +91,9 @@ class ReplyPipeline:
         self._resuming: asyncio.Task[None] | None = None
         self._on_store = on_store  # the journal cannot be written (the reason), or can again (None)
         self._store_failing: str | None = None
+        self._given_up: set[tuple[str, str | None]] = set()  # replies whose sending was given up
+        self.failed_sends = 0  # replies given up since the start (the status says so)
+        self.on_send_failed: Callable[[int], None] = lambda count: None
 
     # -- arrival -----------------------------------------------------------------------------------
 
@@ -223,7 +227,7 @@ class ReplyPipeline:
         if step.read_receipt and key is not None:
             await self._link.notify(wire.Read((key,)))
         if step.fixed_reply is not None:
-            await self._deliver(await self._plan(account, item, step.fixed_reply), remembered=True)
+            await self._deliver_all(await self._plan(account, item, step.fixed_reply))
             return
         if step.typing:
             await self._presence(item.chat_jid, "composing")
@@ -240,38 +244,75 @@ class ReplyPipeline:
             if refresher is not None:
                 refresher.cancel()
         try:
-            await self._deliver(await self._plan(account, item, reply, error), remembered=True)
+            await self._deliver_all(await self._plan(account, item, reply, error))
         finally:
             await self._presence(item.chat_jid, "paused")
 
-    async def _plan(self, account: str, item: InboundText, text: str, error: str | None = None) -> PlannedReply:
-        """Record the reply under a new id in the journal and, for retry receipts, in the auth
-        store: two databases, written side by side so an answer waits for one disk flush, not two."""
-        message_id = new_message_id()
+    async def _plan(self, account: str, item: InboundText, text: str, error: str | None = None) -> list[PlannedReply]:
+        """Record the reply (in parts when it is longer than a message may be), each part under a
+        new id, in the journal and, for retry receipts, in the auth store: two databases, written
+        side by side so an answer waits for one disk flush, not two."""
+        texts = split_reply(text, self._config.max_part_chars) if text else [text]
+        ids = [new_message_id() for _ in texts]
+        pairs = zip(ids, texts, strict=True)
+        remembered = (self._remember_sent(message_id, item.chat_jid, part) for message_id, part in pairs)
         planned, _ = await asyncio.gather(
-            self._durably(lambda: self._journal.plan_reply(account, item, text, message_id, error=error)),
-            self._remember_sent(message_id, item.chat_jid, text),
+            self._durably(lambda: self._journal.plan_parts(account, item, texts, ids, error=error)),
+            asyncio.gather(*remembered),
         )
         return planned
+
+    async def _deliver_all(self, parts: list[PlannedReply]) -> None:
+        """A reply's parts, in order; one that cannot go out now stops the rest (resumed later)."""
+        for part in parts:
+            if not await self._deliver(part, remembered=True):
+                return
 
     async def _remember_sent(self, message_id: str, chat: str, text: str) -> None:
         store = self._auth_store()
         if store is not None:
             await asyncio.get_running_loop().run_in_executor(None, store.remember_sent, message_id, chat, text)
 
-    async def _deliver(self, reply: PlannedReply, remembered: bool = False) -> None:
-        """Send a planned reply under its reserved id and mark it sent. When the connection is
-        down it stays planned, and goes out after the next reconnect."""
-        try:
-            await self.send(reply.chat_jid, reply.text, reply.message_id, remembered)
-        except (SidecarError, NotConnected) as exc:
-            log.warning("could not send the reply to %s now (%s); it is sent after reconnecting", reply.chat_jid, exc)
-            self._activity.record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
-            self.request_resume()
-            return
-        # Sent: recorded as sent even if the journal must be waited for (a full disk), so a reply
-        # that went out is never sent again.
-        await self._durably(lambda: self._journal.mark_sent(reply))
+    async def _deliver(self, reply: PlannedReply, remembered: bool = False) -> bool:
+        """Send a planned reply under its reserved id and mark it sent; True once sent. When the
+        connection is down it stays planned, and goes out after the next reconnect. A send that
+        fails while connected is retried with backoff (counted on the reply), and given up after
+        `send_retry.attempts`: only this chat waits meanwhile, and no pacing token is spent."""
+        failures = reply.attempts
+        while True:
+            if (reply.chat_jid, reply.in_reply_to) in self._given_up:
+                return False  # an earlier part was given up: the reply is not sent with a hole
+            try:
+                await self.send(reply.chat_jid, reply.text, reply.message_id, remembered)
+            except (SidecarError, NotConnected) as exc:
+                if isinstance(exc, NotConnected) or not self._connected():
+                    log.warning("could not send the reply to %s now (%s); it is sent after reconnecting",
+                                reply.chat_jid, exc)  # fmt: skip
+                    self._activity.record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
+                    self.request_resume()
+                    return False
+                failures = await self._durably(functools.partial(self._journal.send_failed, reply, str(exc)))
+                if self._config.send_retry.exhausted(failures):
+                    await self._give_up(reply, str(exc), failures)
+                    return False
+                delay = self._config.send_retry.delay(failures)
+                log.warning("sending a reply to %s failed (%s); attempt %d, trying again in %.0f s",
+                            reply.chat_jid, exc, failures + 1, delay)  # fmt: skip
+                self._activity.record("retrying", reply.chat_jid, reply.message_id, reason=str(exc), attempts=failures)
+                await asyncio.sleep(delay)
+                continue
+            # Sent: recorded as sent even if the journal must be waited for (a full disk), so a
+            # reply that went out is never sent again.
+            await self._durably(lambda: self._journal.mark_sent(reply))
+            return True
+
+    async def _give_up(self, reply: PlannedReply, error: str, failures: int) -> None:
+        self._given_up.add((reply.chat_jid, reply.in_reply_to))
+        await self._durably(functools.partial(self._journal.give_up, reply, error))
+        log.error("gave up sending a reply to %s after %d attempts: %s", reply.chat_jid, failures, error)
+        self._activity.record("send_failed", reply.chat_jid, reply.message_id, reason=error, attempts=failures)
+        self.failed_sends += 1
+        self.on_send_failed(self.failed_sends)
 
     async def _durably(self, write: Callable[[], Awaitable[T]]) -> T:
         """A journal call, retried with backoff for as long as the journal is unavailable (another
@@ -320,12 +361,17 @@ class ReplyPipeline:
         re-encrypt it if the phone asks for a retry."""
         if self._pacer is not None:
             await asyncio.sleep(self._pacer.reserve(time.monotonic()))
-        if not self._connected():
-            raise NotConnected("not connected")
-        message_id = message_id or new_message_id()
-        if not remembered:
-            await self._remember_sent(message_id, chat, text)
-        await self._link.request(wire.SendText(chat, text, message_id))
+        try:
+            if not self._connected():
+                raise NotConnected("not connected")
+            message_id = message_id or new_message_id()
+            if not remembered:
+                await self._remember_sent(message_id, chat, text)
+            await self._link.request(wire.SendText(chat, text, message_id))
+        except (SidecarError, NotConnected):
+            if self._pacer is not None:
+                self._pacer.refund()  # nothing went out: a failing send must not drain the budget
+            raise
         self._activity.record("replied", chat, message_id, chars=len(text))
         self._on_traffic(False)
         return message_id
