@@ -57,8 +57,9 @@ async def test_a_reply_longer_than_whatsapp_takes_arrives_in_parts_in_order(
     expected = split_reply(long_reply, 65_536)
     assert len(expected) == 4 and all(utf16_length(part) <= 65_536 for part in expected)
     assert await _received(sim, 4) == expected
+    await asyncio.sleep(1)  # the last part's activity entry follows its arrival
     ids = [a["message_id"] for a in channel.activity if a["kind"] == "replied"]
-    assert len(set(ids)) == 4
+    assert len(ids) == len(set(ids)) == 4  # each part under its own id
     await asyncio.sleep(1)
     assert len(texts_received(sim, ADA)) == 4
 
