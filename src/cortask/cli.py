@@ -213,6 +213,7 @@ def _show_status(status: Status, as_json: bool, done: str = "") -> None:
     ]
     if seen:
         lines.append(", ".join(seen).capitalize())
+    lines.extend(f"[yellow]![/yellow] {note.sentence}" for note in status.notes)  # a failing store, unsent replies
     _print_model(status, as_json, "\n".join(lines))
 
 

@@ -84,7 +84,7 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
     if kind == "duplicate":
         bits.append("Handled before: not answered again.")
     if isinstance(reason, str):
-        bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason}.")
+        bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason.rstrip('.')}.")
     if kind == "watchdog":
         bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
     if kind == "queued":

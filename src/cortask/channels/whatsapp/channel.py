@@ -393,8 +393,8 @@ class WhatsAppChannel:
         else:
             self._note(
                 "store_failing",
-                "Cortask cannot write to its database now; incoming messages are kept by the WhatsApp "
-                f"sidecar and recorded as soon as it works again ({reason})",
+                "Cortask cannot write to its database now: incoming messages are kept by the WhatsApp "
+                f"sidecar and recorded as soon as it works again. {reason}",
             )
 
     def _on_send_failed(self, count: int) -> None:

@@ -573,6 +573,8 @@ function renderOptions() {
 // is routine noise (quiet).
 
 function describeChat(jid) {
+  // Entries of the service itself (a failing database, a restarted sidecar) belong to no chat.
+  if (!jid || jid === '?') return { title: 'Cortask', sub: 'the service itself, not a chat' };
   const s = String(jid || '');
   const [user, server = ''] = s.split('@');
   const num = digits(user.split(':')[0]);
