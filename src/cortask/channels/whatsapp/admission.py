@@ -60,7 +60,10 @@ class Admitter:
                         # handle at all must not hold up every later one.
                         log.exception("could not admit a message; it is left out")
                 if batch.done is not None:
-                    await batch.done()
+                    try:
+                        await batch.done()
+                    except Exception:  # an ack to a sidecar that is gone: it spilled or lost nothing of ours
+                        log.exception("could not acknowledge a message batch")
             finally:
                 self._busy = False
 
