@@ -169,7 +169,11 @@ class CommandAgent(Agent):
         async def out() -> tuple[bytes, bool]:
             data, over = await read_bounded(stdout, self.max_reply_bytes)
             if over:
-                await _kill_group(process)  # it may print forever: nothing more of it is read
+                # It may print forever: stop it, then drop what is left in the pipe (asyncio sees
+                # the process end only once its pipes reach their end).
+                _signal_group(process)
+                while await stdout.read(64 * 1024):
+                    pass
             return data, over
 
         async def err() -> bytes:
@@ -186,12 +190,16 @@ class CommandAgent(Agent):
         return fail(f"The command agent ({self._name}) {sentence}.", provider=self.provider, kind=kind, session=session)
 
 
-async def _kill_group(process: asyncio.subprocess.Process) -> None:
+def _signal_group(process: asyncio.subprocess.Process) -> None:
     try:
         # The group id is the program's pid (a new session); it lives on while any child is in it.
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    _signal_group(process)
     # Reap it, shielded: a cancelled reply must still not leave a zombie or an open pipe behind.
     await asyncio.shield(process.wait())
 
