@@ -159,9 +159,11 @@ async def _run_row(sim: Wasim, channel: WhatsAppChannel, agent: Agent, row: Row)
         assert decided["kind"] == "ignored", f"{row.who}: let in ({decided})"
     else:
         # wasim cannot take a post to a group (no group metadata, no sender-key decryption), so
-        # the reply is checked up to the attempt to send it to the group.
+        # the reply is checked up to the attempt to send it to the group (a failed send while
+        # connected is retried with backoff: "retrying").
         group_jid = sim.state.groups[GROUP].jid
-        await channel.wait_activity(lambda a: a["kind"] in ("replied", "queued") and a["chat"] == group_jid)
+        sent = ("replied", "queued", "retrying")
+        await channel.wait_activity(lambda a: a["kind"] in sent and a["chat"] == group_jid)
         assert texts_received(sim, row.sender) == before, f"{row.who}: a group post was answered privately"
 
     states, receipts = _shown_to(sim, since, _chats(sim, row))
