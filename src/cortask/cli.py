@@ -275,6 +275,7 @@ def _show_status(status: Status, as_json: bool, done: str = "") -> None:
         lines.append(", ".join(seen).capitalize())
     if status.storage is not None:
         lines.append(status.storage.sentence)
+    lines.extend(f"[yellow]![/yellow] {note.sentence}" for note in status.notes)  # a failing store, unsent replies
     _print_model(status, as_json, "\n".join(lines))
 
 

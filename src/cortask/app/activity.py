@@ -28,6 +28,10 @@ _LABELS = {
     "watchdog": "Restarted",
     "command": "Command",
     "held": "Waiting",
+    "retrying": "Retrying",
+    "send_failed": "Not sent",
+    "store_failing": "Database failing",
+    "store_recovered": "Database back",
 }
 _TONES = {
     "replied": Tone.OK,
@@ -36,6 +40,10 @@ _TONES = {
     "watchdog": Tone.WARN,
     "refused": Tone.ERROR,
     "failed": Tone.ERROR,
+    "retrying": Tone.WARN,
+    "send_failed": Tone.ERROR,
+    "store_failing": Tone.ERROR,
+    "store_recovered": Tone.OK,
 }
 # Reasons the channel records that are not the inbound classifier's.
 _CHANNEL_REASONS = {
@@ -86,7 +94,7 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
     if kind == "duplicate":
         bits.append("Handled before: not answered again.")
     if isinstance(reason, str):
-        bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason}.")
+        bits.append(reason_sentence(reason) if kind in ("ignored", "skipped") else f"Reason: {reason.rstrip('.')}.")
     agent_error = entry.get("agent_error")
     if isinstance(agent_error, str):
         bits.append(f"The agent failed: {agent_error.rstrip('.')}. The sender got “Sorry, an error occurred.”")
@@ -98,6 +106,7 @@ def describe(entry: Mapping[str, object], name_for: Callable[[str], str | None])
         bits.append("The WhatsApp sidecar did not answer, so it was restarted.")
     if kind == "queued":
         bits.append("The reply is sent after reconnecting.")
+    bits.extend(_trouble_sentences(kind, entry.get("attempts")))
     if isinstance(chars, int) and not isinstance(agent_error, str):
         bits.append(f"The reply has {chars} character{'' if chars == 1 else 's'}.")
     error = entry.get("error")
@@ -115,6 +124,20 @@ def _command_bits(entry: Mapping[str, object]) -> list[str]:
     refused = entry.get("outcome") == "refused"
     bits.append(f"{shown}: {'refused, with a sentence saying what to type' if refused else 'done'}.")
     return bits
+
+
+def _trouble_sentences(kind: str, attempts: object) -> list[str]:
+    """What the entries of a failing send or a failing database add in words."""
+    tries = f" after {attempts} attempt{'' if attempts == 1 else 's'}" if isinstance(attempts, int) else ""
+    if kind == "retrying":
+        return [f"Sending the reply failed{tries}; trying again shortly."]
+    if kind == "send_failed":
+        return [f"The reply could not be sent{tries} and was given up; other chats were not held up."]
+    if kind == "store_failing":
+        return ["The database cannot be written: messages are kept and recorded once it works again."]
+    if kind == "store_recovered":
+        return ["The database works again: what waited is recorded and answered."]
+    return []
 
 
 def _digits(text: str) -> str:

@@ -91,6 +91,14 @@ class Storage(BaseModel):
     sentence: str
 
 
+class StatusNote(BaseModel):
+    """Something to know beside the connection's state: `kind` a code (`store_failing`,
+    `send_failed`), `sentence` in words."""
+
+    kind: str
+    sentence: str
+
+
 class Status(BaseModel):
     """The WhatsApp channel as a person should see it, with Cortask running or not."""
 
@@ -117,6 +125,7 @@ class Status(BaseModel):
     terminal: bool
     needs_relink: bool
     storage: Storage | None = None  # the database (issue #13): size, oldest record, retention
+    notes: list[StatusNote] = []
 
 
 WhatsAppStateName = Literal["unchecked", "registered", "not_on_whatsapp"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cortask.app.models import ActionOffer, LinkOutcome, Status
+from cortask.app.models import ActionOffer, LinkOutcome, Status, StatusNote
 from cortask.channels.whatsapp.authpeek import LinkInfo
 from cortask.channels.whatsapp.state import CODE_REFUSED_DETAIL, SANDBOX_NOTE, ChannelStatus, ConnectionState, offers
 from cortask.store import WhatsAppSettings
@@ -84,6 +84,7 @@ def _status(
         detail=channel.detail,
         terminal=state.terminal,
         needs_relink=state.needs_relink,
+        notes=[StatusNote(kind=note.kind, sentence=note.sentence) for note in channel.notes],
     )
 
 

@@ -109,4 +109,6 @@ def outbox_item(row: sqlite3.Row) -> OutboxItem:
         sent_message_id=row["sent_message_id"],
         sent_at=decode_time(row["sent_at"]) if row["sent_at"] is not None else None,
         message_id=row["message_id"],
+        part=row["part"],
+        parts=row["parts"],
     )

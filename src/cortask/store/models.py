@@ -170,6 +170,7 @@ class JournalEntry:
 class OutboxState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    FAILED = "failed"  # sending kept failing: given up, never sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,8 @@ class OutboxItem:
     sent_message_id: str | None
     sent_at: datetime | None
     message_id: str | None = None  # reserved before the first send; every attempt reuses it
+    part: int = 0  # which part of a long reply (0-based), of `parts`
+    parts: int = 1
 
 
 @dataclass(frozen=True, slots=True)

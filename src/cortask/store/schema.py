@@ -234,7 +234,48 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+
+_OUTBOX_COLUMNS = (
+    "id, chat_jid, text, in_reply_to, account, state, attempts, last_error, created_at, sent_message_id, sent_at, "
+    "message_id"
+)
+_V7 = Migration(
+    7,
+    "outbox: replies in parts (one row and one reserved id per part), and a failed state",
+    (
+        # A reply longer than WhatsApp takes goes out in parts, each under its own id so a crash
+        # between parts resends only the missing ones; a send that keeps failing ends `failed`.
+        # The CHECK on state changes, so the table is rebuilt (nothing references it).
+        """
+        CREATE TABLE outbox_v7 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_jid TEXT NOT NULL,
+            text TEXT NOT NULL,
+            in_reply_to TEXT,
+            account TEXT,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_message_id TEXT,
+            sent_at TEXT,
+            message_id TEXT,
+            part INTEGER NOT NULL DEFAULT 0 CHECK (part >= 0),
+            parts INTEGER NOT NULL DEFAULT 1 CHECK (parts >= 1 AND part < parts),
+            CHECK ((state = 'sent') = (sent_at IS NOT NULL))
+        )
+        """,
+        f"INSERT INTO outbox_v7 ({_OUTBOX_COLUMNS}) SELECT {_OUTBOX_COLUMNS} FROM outbox",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_v7 RENAME TO outbox",
+        "CREATE INDEX outbox_by_state ON outbox (state, id)",
+        # One reply per inbound message, now one row per part of it.
+        "CREATE UNIQUE INDEX outbox_one_reply ON outbox (chat_jid, in_reply_to, part) WHERE in_reply_to IS NOT NULL",
+        "CREATE UNIQUE INDEX outbox_by_message_id ON outbox (message_id) WHERE message_id IS NOT NULL",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

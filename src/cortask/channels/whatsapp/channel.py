@@ -14,14 +14,18 @@ decisions are `lifecycle`'s pure functions. This class owns them, turns the side
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.activity import ActivityLog
+from cortask.channels.whatsapp.admission import Admitter, Batch
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.groups import GroupRule
@@ -32,7 +36,13 @@ from cortask.channels.whatsapp.pipeline import ERROR_REPLY, Handler, ReplyPipeli
 from cortask.channels.whatsapp.qr import QrCode
 from cortask.channels.whatsapp.reconnect import Action, Decision
 from cortask.channels.whatsapp.sidecar import Exited, SidecarError, SidecarEvent
-from cortask.channels.whatsapp.state import NOT_LINKED_ERROR, ChannelStatus, ConnectionState, from_decision
+from cortask.channels.whatsapp.state import (
+    NOT_LINKED_ERROR,
+    ChannelStatus,
+    ConnectionState,
+    StatusNote,
+    from_decision,
+)
 from cortask.channels.whatsapp.supervisor import SidecarSupervisor
 from cortask.contacts.access import AccessPolicy
 from cortask.metrics import Metrics
@@ -69,6 +79,7 @@ class WhatsAppChannel:
             on_decision=self._on_decision,
             reconnect=self._connect,
             on_hung=lambda reason: self._activity.record("watchdog", None, None, reason=reason),
+            on_messages=self._on_batch,
         )
         # What was received and answered: `ledger` is the journal (the service passes one kept in
         # its store, durable); the name stays for callers that pass it by keyword.
@@ -82,8 +93,15 @@ class WhatsAppChannel:
             auth_store=lambda: self._store,
             on_traffic=self._on_traffic,
             handler=handler,
+            on_store=self._on_store,
         )
         self._open_hooks: list[Callable[[], Awaitable[None]]] = []
+        # Batches go into the journal in order, off the event pump; each is acknowledged (or its
+        # spill file removed) only once all of it is recorded.
+        self._admitter = Admitter(self._pipeline.arrive)
+        self._pipeline.on_send_failed = self._on_send_failed
+        self._spills_queued: set[Path] = set()
+        self._notes: dict[str, StatusNote] = {}
         # The sidecar's events, each to its handler (wire.py names them; Exited is the process's end).
         self._handlers: Mapping[type[SidecarEvent], Callable[[Any], Awaitable[None]]] = {
             wire.Qr: self._on_qr,
@@ -324,6 +342,7 @@ class WhatsAppChannel:
         self._supervisor.unwant()
         self._end_qr_session()
         await self._supervisor.shutdown()
+        await self._admitter.close()
         await self._pipeline.close()
         await self._supervisor.drain()
         if self._store is not None:
@@ -421,8 +440,8 @@ class WhatsAppChannel:
             await self._lost(event.status_code, event.reason or "")
 
     async def _on_messages(self, event: wire.Messages) -> None:
-        for raw in event.messages:
-            await self._pipeline.arrive(raw, event.type)
+        # Only without an admitter wired to the supervisor (it takes batches as `_on_batch`).
+        self._admitter.submit(Batch(event.messages, event.type, None))
 
     async def _on_receipts(self, event: wire.Receipts) -> None:
         for receipt in event.receipts:
@@ -471,18 +490,61 @@ class WhatsAppChannel:
 
     async def _ingest_spill(self) -> None:
         """Messages a sidecar handed over but we had not journaled when it had to stop (see
-        docs/sidecar-protocol.md, "Acks, seq and spill")."""
+        docs/sidecar-protocol.md, "Acks, seq and spill"). Queued ahead of the new connection's;
+        a file is removed only once all of it is in the journal (a failing store keeps it)."""
         store = self._open_store()
         for path, batches in await asyncio.get_running_loop().run_in_executor(None, store.spilled):
+            if path in self._spills_queued:
+                continue  # still being admitted since an earlier connect
+            readable = []
             for obj in batches:
                 try:
-                    batch = wire.spilled_batch(obj)
+                    readable.append(wire.spilled_batch(obj))
                 except wire.WireError as exc:
                     log.warning("skipped an unreadable batch in %s: %s", path.name, exc)
-                    continue
-                for raw in batch.messages:
-                    await self._pipeline.arrive(raw, batch.type)
-            store.discard_spill(path)
+            self._spills_queued.add(path)
+            messages = [raw for batch in readable for raw in batch.messages]
+            for batch in readable:
+                self._admitter.submit(Batch(batch.messages, batch.type, None))
+            self._admitter.submit(Batch((), "append", functools.partial(self._spill_admitted, path)))
+            log.info("re-admitting %d message(s) a stopped sidecar left in %s", len(messages), path.name)
+
+    async def _spill_admitted(self, path: Path) -> None:
+        self._spills_queued.discard(path)
+        AuthStore.discard_spill(path)
+
+    def _on_batch(self, event: wire.Messages, ack: Callable[[], Awaitable[None]]) -> None:
+        self._admitter.submit(Batch(event.messages, event.type, ack))
+
+    def _on_store(self, reason: str | None) -> None:
+        """The journal cannot be written (or can again): the status says so until it recovers."""
+        if reason is None:
+            self._note("store_failing", None)
+        else:
+            self._note(
+                "store_failing",
+                "Cortask cannot write to its database now: incoming messages are kept by the WhatsApp "
+                f"sidecar and recorded as soon as it works again. {reason}",
+            )
+
+    def _on_send_failed(self, count: int) -> None:
+        replies = "1 reply" if count == 1 else f"{count} replies"
+        self._note(
+            "send_failed",
+            f"{replies} could not be sent after repeated attempts and {'was' if count == 1 else 'were'} given up "
+            "(other chats were answered meanwhile); the activity log says which.",
+        )
+
+    def _note(self, kind: str, sentence: str | None) -> None:
+        """Set (or with None, clear) a note on the status, and publish the status."""
+        if sentence is None:
+            if self._notes.pop(kind, None) is None:
+                return
+        else:
+            if kind in self._notes and self._notes[kind].sentence == sentence:
+                return
+            self._notes[kind] = StatusNote(kind, sentence)
+        self._publish(self._status)
 
     # -- status ----------------------------------------------------------------------------------
 
@@ -496,6 +558,7 @@ class WhatsAppChannel:
         status = status.with_activity(
             inbound_at=self._status.last_inbound_at, outbound_at=self._status.last_outbound_at
         )
+        status = replace(status, notes=tuple(self._notes.values()))
         self._status = status
         self.metrics.state(status.state.value)
         log.info("WhatsApp: %s", status.sentence)

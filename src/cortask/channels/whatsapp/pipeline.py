@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -24,8 +25,9 @@ from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.flood import SenderLimiter
 from cortask.channels.whatsapp.groups import group_gate
 from cortask.channels.whatsapp.inbound import InboundText, SelfChat, classify
-from cortask.channels.whatsapp.journal import Journal, PlannedReply
+from cortask.channels.whatsapp.journal import Journal, JournalUnavailable, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
+from cortask.channels.whatsapp.parts import split_reply
 from cortask.channels.whatsapp.sidecar import SidecarError
 from cortask.contacts.access import AccessDecision, AccessPolicy, Verdict
 from cortask.redact import mask_text
@@ -37,6 +39,7 @@ ERROR_REPLY = "Sorry, an error occurred."
 SENT_IDS_KEPT = 1000  # our own replies recognised when WhatsApp echoes them back
 PAUSED = "paused"  # the activity reason of a message not answered while answers are paused
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def new_message_id() -> str:
@@ -69,6 +72,7 @@ class ReplyPipeline:
         auth_store: Callable[[], AuthStore | None],
         on_traffic: Callable[[bool], None],
         handler: Handler | None = None,
+        on_store: Callable[[str | None], None] = lambda reason: None,
     ) -> None:
         self._config = config
         self._journal = journal
@@ -101,6 +105,11 @@ class ReplyPipeline:
         self._resuming: asyncio.Task[None] | None = None
         self._agent_failures: dict[str, str] = {}  # reply id → why the agent failed (masked)
         self._sent_ids: collections.OrderedDict[str, None] = collections.OrderedDict()  # our recent replies
+        self._on_store = on_store  # the journal cannot be written (the reason), or can again (None)
+        self._store_failing: str | None = None
+        self._given_up: set[tuple[str, str | None]] = set()  # replies whose sending was given up
+        self.failed_sends = 0  # replies given up since the start (the status says so)
+        self.on_send_failed: Callable[[int], None] = lambda count: None
 
     # -- arrival -----------------------------------------------------------------------------------
 
@@ -124,7 +133,9 @@ class ReplyPipeline:
                 self._activity.record("ignored", item.chat_jid, item.message_id, reason=first.reason)
             return
         assert isinstance(item, InboundText) and decision is not None
-        admitted = await self._journal.admit(self._account(), item)
+        # Not acknowledged to the sidecar until this returns: a journal that cannot be written now
+        # is retried here, and the sidecar keeps the batch (spilling it should it have to exit).
+        admitted = await self._durably(lambda: self._journal.admit(self._account(), item))
         now = time.time()
         outcome = lifecycle.admission(
             admitted, item.message_id in self._in_flight, item.timestamp, now, self._config.max_message_age_seconds
@@ -138,7 +149,7 @@ class ReplyPipeline:
         if isinstance(outcome, lifecycle.Skip) and outcome.reason != lifecycle.TOO_OLD:
             # Flood control: recorded in the journal (exactly-once bookkeeping), nothing sent, and
             # the activity log says why once per flood, not once per message.
-            await self._journal.skip(self._account(), item, outcome.note)
+            await self._durably(lambda: self._journal.skip(self._account(), item, outcome.note))
             return
         self._activity.record(
             "received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict=decision.verdict.value
@@ -240,7 +251,7 @@ class ReplyPipeline:
             "skipped message %s in %s: it was sent %.1f h ago, more than the %.1f h answered late",
             item.message_id, item.chat_jid, age_h, self._config.max_message_age_seconds / 3600,
         )  # fmt: skip
-        await self._journal.skip(self._account(), item, skip.note)
+        await self._durably(lambda: self._journal.skip(self._account(), item, skip.note))
         self._activity.record("skipped", item.chat_jid, item.message_id, reason=skip.reason)
 
     def _enqueue(self, work: InboundText | PlannedReply) -> None:
@@ -299,7 +310,7 @@ class ReplyPipeline:
         # waited in the queue gets what the rules say now (nothing, or the read-only reply).
         step = lifecycle.plan(self.decide(item), key is not None)
         if isinstance(step, lifecycle.NoLongerAllowed):
-            await self._journal.skip(account, item, step.note)
+            await self._durably(lambda: self._journal.skip(account, item, step.note))
             self._activity.record("skipped", item.chat_jid, item.message_id, reason=lifecycle.NOT_ALLOWED)
             return
         if step.fixed_reply is None and self.silent is not None and self.silent(item):
@@ -309,7 +320,7 @@ class ReplyPipeline:
         if step.read_receipt and key is not None:
             await self._link.notify(wire.Read((key,)))
         if step.fixed_reply is not None:
-            await self._deliver(await self._plan(account, item, step.fixed_reply), remembered=True)
+            await self._deliver_all(await self._plan(account, item, step.fixed_reply))
             return
         if step.typing:
             await self._presence(item.chat_jid, "composing")
@@ -329,42 +340,112 @@ class ReplyPipeline:
             if refresher is not None:
                 refresher.cancel()
         try:
-            planned = await self._plan(account, item, reply, error)
-            if error is not None:  # the activity says the agent failed, not "replied" (issue #17)
-                self._agent_failures[planned.message_id] = error
-            if item.is_group:
-                quoted = wire.Quoted(item.message_id, item.chat_jid, item.sender_jid, item.text)
-                self._quotes[planned.message_id] = quoted
-            await self._deliver(planned, remembered=True)
+            parts = await self._plan(account, item, reply, error)
+            for planned in parts:
+                if error is not None:  # the activity says the agent failed, not "replied" (issue #17)
+                    self._agent_failures[planned.message_id] = error
+                if item.is_group:  # each part of a group reply quotes the message it answers
+                    quoted = wire.Quoted(item.message_id, item.chat_jid, item.sender_jid, item.text)
+                    self._quotes[planned.message_id] = quoted
+            await self._deliver_all(parts)
         finally:
             await self._presence(item.chat_jid, "paused")
 
-    async def _plan(self, account: str, item: InboundText, text: str, error: str | None = None) -> PlannedReply:
-        """Record the reply under a new id in the journal and, for retry receipts, in the auth
-        store: two databases, written side by side so an answer waits for one disk flush, not two."""
-        message_id = new_message_id()
+    async def _plan(self, account: str, item: InboundText, text: str, error: str | None = None) -> list[PlannedReply]:
+        """Record the reply (in parts when it is longer than a message may be), each part under a
+        new id, in the journal and, for retry receipts, in the auth store: two databases, written
+        side by side so an answer waits for one disk flush, not two."""
+        texts = split_reply(text, self._config.max_part_chars) if text else [text]
+        ids = [new_message_id() for _ in texts]
+        pairs = zip(ids, texts, strict=True)
+        remembered = (self._remember_sent(message_id, item.chat_jid, part) for message_id, part in pairs)
         planned, _ = await asyncio.gather(
-            self._journal.plan_reply(account, item, text, message_id, error=error),
-            self._remember_sent(message_id, item.chat_jid, text),
+            self._durably(lambda: self._journal.plan_parts(account, item, texts, ids, error=error)),
+            asyncio.gather(*remembered),
         )
         return planned
+
+    async def _deliver_all(self, parts: list[PlannedReply]) -> None:
+        """A reply's parts, in order; one that cannot go out now stops the rest (resumed later)."""
+        for part in parts:
+            if not await self._deliver(part, remembered=True):
+                return
 
     async def _remember_sent(self, message_id: str, chat: str, text: str) -> None:
         store = self._auth_store()
         if store is not None:
             await asyncio.get_running_loop().run_in_executor(None, store.remember_sent, message_id, chat, text)
 
-    async def _deliver(self, reply: PlannedReply, remembered: bool = False) -> None:
-        """Send a planned reply under its reserved id and mark it sent. When the connection is
-        down it stays planned, and goes out after the next reconnect."""
-        try:
-            await self.send(reply.chat_jid, reply.text, reply.message_id, remembered)
-        except (SidecarError, NotConnected) as exc:
-            log.warning("could not send the reply to %s now (%s); it is sent after reconnecting", reply.chat_jid, exc)
-            self._activity.record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
-            self.request_resume()
+    async def _deliver(self, reply: PlannedReply, remembered: bool = False) -> bool:
+        """Send a planned reply under its reserved id and mark it sent; True once sent. When the
+        connection is down it stays planned, and goes out after the next reconnect. A send that
+        fails while connected is retried with backoff (counted on the reply), and given up after
+        `send_retry.attempts`: only this chat waits meanwhile, and no pacing token is spent."""
+        failures = reply.attempts
+        while True:
+            if (reply.chat_jid, reply.in_reply_to) in self._given_up:
+                return False  # an earlier part was given up: the reply is not sent with a hole
+            try:
+                await self.send(reply.chat_jid, reply.text, reply.message_id, remembered)
+            except (SidecarError, NotConnected) as exc:
+                if isinstance(exc, NotConnected) or not self._connected():
+                    log.warning("could not send the reply to %s now (%s); it is sent after reconnecting",
+                                reply.chat_jid, exc)  # fmt: skip
+                    self._activity.record("queued", reply.chat_jid, reply.message_id, reason=str(exc))
+                    self.request_resume()
+                    return False
+                failures = await self._durably(functools.partial(self._journal.send_failed, reply, str(exc)))
+                if self._config.send_retry.exhausted(failures):
+                    await self._give_up(reply, str(exc), failures)
+                    return False
+                delay = self._config.send_retry.delay(failures)
+                log.warning("sending a reply to %s failed (%s); attempt %d, trying again in %.0f s",
+                            reply.chat_jid, exc, failures + 1, delay)  # fmt: skip
+                self._activity.record("retrying", reply.chat_jid, reply.message_id, reason=str(exc), attempts=failures)
+                await asyncio.sleep(delay)
+                continue
+            # Sent: recorded as sent even if the journal must be waited for (a full disk), so a
+            # reply that went out is never sent again.
+            await self._durably(lambda: self._journal.mark_sent(reply))
+            return True
+
+    async def _give_up(self, reply: PlannedReply, error: str, failures: int) -> None:
+        self._given_up.add((reply.chat_jid, reply.in_reply_to))
+        await self._durably(functools.partial(self._journal.give_up, reply, error))
+        log.error("gave up sending a reply to %s after %d attempts: %s", reply.chat_jid, failures, error)
+        self._activity.record("send_failed", reply.chat_jid, reply.message_id, reason=error, attempts=failures)
+        self.failed_sends += 1
+        self.on_send_failed(self.failed_sends)
+
+    async def _durably(self, write: Callable[[], Awaitable[T]]) -> T:
+        """A journal call, retried with backoff for as long as the journal is unavailable (another
+        process holds the database locked, the disk is full): nothing is given up, the status says
+        so meanwhile. Cancelled with the pipeline (what was not recorded is redone later)."""
+        failures = 0
+        while True:
+            try:
+                result = await write()
+            except JournalUnavailable as exc:
+                failures += 1
+                self._store_trouble(str(exc))
+                await asyncio.sleep(self._config.store_retry.delay(failures))
+                continue
+            if self._store_failing is not None:
+                self._store_trouble(None)
+            return result
+
+    def _store_trouble(self, reason: str | None) -> None:
+        """Say once when the journal starts failing, and once when it works again."""
+        if reason == self._store_failing:
             return
-        await self._journal.mark_sent(reply)
+        if reason is None:
+            log.info("the journal can be written again; what waited is recorded now")
+            self._activity.record("store_recovered", None, None)
+        elif self._store_failing is None:
+            log.warning("the journal cannot be written (%s); retrying, nothing is acknowledged meanwhile", reason)
+            self._activity.record("store_failing", None, None, reason=reason)
+        self._store_failing = reason
+        self._on_store(reason)
 
     async def _keep_typing(self, chat: str) -> None:
         while True:
@@ -383,16 +464,21 @@ class ReplyPipeline:
         re-encrypt it if the phone asks for a retry."""
         if self._pacer is not None:
             await asyncio.sleep(self._pacer.reserve(time.monotonic()))
-        if not self._connected():
-            raise NotConnected("not connected")
-        message_id = message_id or new_message_id()
-        if not remembered:
-            await self._remember_sent(message_id, chat, text)
-        self._sent_ids[message_id] = None  # before sending: its echo may come back before the answer
-        while len(self._sent_ids) > SENT_IDS_KEPT:
-            self._sent_ids.popitem(last=False)
-        quoted = self._quotes.get(message_id)  # a group reply quotes what it answers; kept for a resend
-        await self._link.request(wire.SendText(chat, text, message_id, quoted))
+        try:
+            if not self._connected():
+                raise NotConnected("not connected")
+            message_id = message_id or new_message_id()
+            if not remembered:
+                await self._remember_sent(message_id, chat, text)
+            self._sent_ids[message_id] = None  # before sending: its echo may come back before the answer
+            while len(self._sent_ids) > SENT_IDS_KEPT:
+                self._sent_ids.popitem(last=False)
+            quoted = self._quotes.get(message_id)  # a group reply quotes what it answers; kept for a resend
+            await self._link.request(wire.SendText(chat, text, message_id, quoted))
+        except (SidecarError, NotConnected):
+            if self._pacer is not None:
+                self._pacer.refund()  # nothing went out: a failing send must not drain the budget
+            raise
         self._quotes.pop(message_id, None)
         failure = self._agent_failures.pop(message_id, None)
         if failure is not None:
@@ -415,7 +501,7 @@ class ReplyPipeline:
             self._resume_wanted = False
             account = self._account()
             try:
-                messages, replies = await self._journal.unfinished(account)
+                messages, replies = await self._durably(functools.partial(self._journal.unfinished, account))
             except Exception:
                 log.exception("could not read what is left to answer")
                 return

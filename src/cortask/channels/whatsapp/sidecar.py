@@ -313,13 +313,7 @@ class Sidecar:
 
     async def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
-        async for raw in self._proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            try:
-                level, text = classify_baileys(json.loads(line))
-                baileys_log.log(level, "%s %s", text, line[:2000])
-            except (json.JSONDecodeError, AttributeError, ValueError, TypeError):
-                baileys_log.debug("%s", line[:2000])
+        await log_stderr(self._proc.stderr)
 
     async def _serve(self, request: wire.StoreRequest) -> None:
         """Answer an auth-state request from the sidecar, in order, on the store's thread."""
@@ -384,3 +378,43 @@ async def read_lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterat
             discarding = True
         if not discarding:
             buffer += chunk[start:]
+
+
+STDERR_KEEP = 64 * 1024  # of one log line; Baileys logs whole stanzas, megabytes at times
+
+
+async def log_stderr(stream: asyncio.StreamReader, keep: int = STDERR_KEEP) -> None:
+    """The sidecar's log lines (pino JSON, or plain text) to Python logging, until the stream
+    ends. Read in chunks: a line of any length costs at most `keep` bytes and never stops the
+    reader (a stopped reader would fill the pipe and block the sidecar's next log write)."""
+    async for head, cut in bounded_lines(stream, keep):
+        line = head.decode(errors="replace").rstrip()
+        if cut:
+            baileys_log.debug("%s… (a log line of %d bytes, cut)", line[:2000], cut)
+            continue
+        try:
+            level, text = classify_baileys(json.loads(line))  # 515 after pairing is routine (issue #17)
+            baileys_log.log(level, "%s %s", text, line[:2000])
+        except (json.JSONDecodeError, AttributeError, ValueError, TypeError):
+            baileys_log.debug("%s", line[:2000])
+
+
+async def bounded_lines(stream: asyncio.StreamReader, keep: int) -> AsyncIterator[tuple[bytes, int]]:
+    """Each line of `stream` as (its first `keep` bytes, its full length when longer, else 0)."""
+    head = bytearray()
+    length = 0
+    while chunk := await stream.read(256 * 1024):
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            piece = chunk[start:newline]
+            head += piece[: max(0, keep - len(head))]
+            length += len(piece)
+            yield bytes(head), (length if length > keep else 0)
+            head.clear()
+            length = 0
+            start = newline + 1
+        piece = chunk[start:]
+        head += piece[: max(0, keep - len(head))]
+        length += len(piece)
+    if length:
+        yield bytes(head), (length if length > keep else 0)

@@ -25,6 +25,7 @@ __all__ = [
     "ChannelStatus",
     "ConnectionState",
     "Offer",
+    "StatusNote",
     "Tone",
     "UserAction",
     "from_decision",
@@ -163,6 +164,15 @@ def offers(state: ConnectionState) -> tuple[Offer, ...]:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusNote:
+    """Something the owner should know that is not the connection's state: `kind` is a code
+    (`store_failing`, `send_failed`), `sentence` says it in words."""
+
+    kind: str
+    sentence: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelStatus:
     state: ConnectionState
     sentence: str
@@ -175,6 +185,7 @@ class ChannelStatus:
     last_inbound_at: float | None = None
     last_outbound_at: float | None = None
     detail: str | None = None
+    notes: tuple[StatusNote, ...] = ()  # troubles beside the connection's state (a failing store…)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; `terminal` and `needs_relink` are included so a UI need not know the rules."""
@@ -192,6 +203,7 @@ class ChannelStatus:
             "detail": self.detail,
             "terminal": self.state.terminal,
             "needs_relink": self.state.needs_relink,
+            "notes": [{"kind": n.kind, "sentence": n.sentence} for n in self.notes],
         }
 
     def with_activity(self, *, inbound_at: float | None = None, outbound_at: float | None = None) -> ChannelStatus:

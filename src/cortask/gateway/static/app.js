@@ -291,6 +291,18 @@ function render() {
 // ---------------------------------------------------------------------------------------------
 // Rendering: connection card
 
+/** Troubles beside the connection's state (a failing database, replies that could not be sent),
+ *  as the server words them. */
+function renderStatusNotes(st) {
+  const ul = $('status-notes');
+  const notes = st.notes || [];
+  ul.hidden = notes.length === 0;
+  const key = JSON.stringify(notes);
+  if (ul.dataset.key === key) return;
+  ul.dataset.key = key;
+  ul.replaceChildren(...notes.map((n) => h('li', { text: n.sentence, 'data-kind': n.kind })));
+}
+
 function renderStatus() {
   if (!S.wa) return;
   const st = status();
@@ -324,6 +336,7 @@ function renderStatus() {
   renderLastTimes();
   renderPhoneLink();
   renderStorage();
+  renderStatusNotes(st);
 
   // Buttons: as the server offers them
   for (const id of ['start', 'pause', 'stop', 'logout']) {
@@ -694,6 +707,8 @@ function renderOptions() {
 // is routine noise (quiet).
 
 function describeChat(jid) {
+  // Entries of the service itself (a failing database, a restarted sidecar) belong to no chat.
+  if (!jid || jid === '?') return { title: 'Cortask', sub: 'the service itself, not a chat' };
   const s = String(jid || '');
   const [user, server = ''] = s.split('@');
   const num = digits(user.split(':')[0]);

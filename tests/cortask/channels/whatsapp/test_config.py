@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cortask.channels.whatsapp.config import ConfigError, Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.config import MAX_MESSAGE_CHARS, ConfigError, Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.flood import FloodPolicy
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.home import cortask_home
@@ -58,3 +58,12 @@ def test_a_benchmark_can_pace_replies_faster_and_a_bad_rate_is_refused() -> None
     for bad in ("fast", "0", "-1"):
         with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_PACING_PER_SECOND must be a number"):
             WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_PACING_PER_SECOND": bad})
+
+
+def test_the_part_size_is_set_from_the_environment_within_whatsapps_limit() -> None:
+    assert WhatsAppConfig.tuning_from_env({}).get("max_part_chars") is None
+    assert WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_MAX_PART_CHARS": "1000"})["max_part_chars"] == 1000
+    for bad in ("99", "65537", "many", "-5"):
+        with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_MAX_PART_CHARS must be a whole number from 100"):
+            WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_MAX_PART_CHARS": bad})
+    assert MAX_MESSAGE_CHARS == 65_536

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, timedelta, timezone
 
@@ -13,6 +14,7 @@ from cortask.channels.whatsapp.state import (
     SANDBOX_NOTE,
     ChannelStatus,
     ConnectionState,
+    StatusNote,
     from_decision,
 )
 
@@ -221,7 +223,13 @@ def test_to_dict_is_json_ready() -> None:
         "detail": "code 408",
         "terminal": False,
         "needs_relink": False,
+        "notes": [],
     }
+
+
+def test_notes_are_said_in_the_dict() -> None:
+    status = dataclasses.replace(ChannelStatus.open(), notes=(StatusNote("store_failing", "The disk is full."),))
+    assert status.to_dict()["notes"] == [{"kind": "store_failing", "sentence": "The disk is full."}]
 
 
 def test_with_activity_keeps_what_is_not_given() -> None:
