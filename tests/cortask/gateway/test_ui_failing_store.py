@@ -101,7 +101,7 @@ def test_the_page_says_the_database_is_failing_and_the_message_is_answered_once_
         expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
         produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
         _control(control, "POST", "/scan", {"qr": produced})
-        expect(page.get_by_test_id("status-state")).to_have_text("open", timeout=30_000)
+        expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
         page.get_by_test_id("contact-phone").fill("+44 7911 123456")
         page.get_by_test_id("contact-permission").select_option("write")
         page.get_by_test_id("contact-add").click()

@@ -128,7 +128,7 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
         expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
         produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
         _control(control, "POST", "/scan", {"qr": produced})
-        expect(page.get_by_test_id("status-state")).to_have_text("open", timeout=30_000)
+        expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
         page.get_by_test_id("contact-phone").fill(ADA)
         page.get_by_test_id("contact-add").click()
         expect(page.locator(f'[data-testid="contacts-table"] [data-phone="{ADA}"]')).to_be_visible()
