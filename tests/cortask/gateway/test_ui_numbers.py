@@ -111,6 +111,8 @@ def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tu
         _add(page, "+49 151 23456789", "Ada")  # not in wasim either; written as E.164 reads
         ada = page.locator('[data-testid="contacts-table"] [data-phone="+4915123456789"]')
         expect(ada.get_by_test_id("contact-row-written")).to_have_text("+49 151 23456789")
+        # The summary follows the list: all three may write (a number not on WhatsApp is still trusted).
+        expect(page.get_by_test_id("access-sentence")).to_have_text("3 trusted contacts can reach the agent.")
         _shot(page, "numbers-contacts-panel")
 
         # The note is what the API says too, and Lupita, writing as 521…, gets her answer.
