@@ -13,12 +13,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from testkit.channel import link, reply_seen, texts_received
+from testkit.channel import link, reply_seen, serving_app, texts_received
 
 from cortask.app.actions import CortaskApp
 from cortask.app.models import ApprovalIn, ContactIn, SettingsPatch
-from cortask.channels.whatsapp.config import Sandbox
-from cortask.service import CortaskService
 from wasim.server.app import DEFAULT_PHONE, Wasim
 
 pytestmark = pytest.mark.e2e
@@ -33,18 +31,8 @@ UI = "+4915100000999"  # approved through the API
 
 @pytest.fixture
 async def app(sim: Wasim, tmp_path: Path) -> AsyncIterator[CortaskApp]:
-    service = CortaskService(
-        tmp_path / "home",
-        sandbox=Sandbox(sim.url, sim.root_public_key),
-        environ={},
-        channel_options={"pacing": None, "sidecar_log_level": "warn"},
-    )
-    app = CortaskApp(service, serving=True)
-    await app.open()
-    try:
+    async with serving_app(sim, tmp_path / "home") as app:
         yield app
-    finally:
-        await app.close()
 
 
 def own_chat(sim: Wasim) -> list[str]:

@@ -18,12 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.channel import link
+from testkit.channel import link, serving_app
 
 from cortask.app.actions import CortaskApp
 from cortask.app.models import ContactIn, ContactPatch, SettingsPatch
-from cortask.channels.whatsapp.config import Sandbox
-from cortask.service import CortaskService
 from wasim.server.app import DEFAULT_PHONE, Wasim
 
 pytestmark = pytest.mark.e2e
@@ -36,18 +34,8 @@ OTHER = "Chess club"
 
 @pytest.fixture
 async def app(sim: Wasim, tmp_path: Path) -> AsyncIterator[CortaskApp]:
-    service = CortaskService(
-        tmp_path / "home",
-        sandbox=Sandbox(sim.url, sim.root_public_key),
-        environ={},
-        channel_options={"pacing": None, "sidecar_log_level": "warn"},
-    )
-    app = CortaskApp(service, serving=True)
-    await app.open()
-    try:
+    async with serving_app(sim, tmp_path / "home") as app:
         yield app
-    finally:
-        await app.close()
 
 
 def posts(sim: Wasim, group_jid: str, phone: str = ADA) -> list[dict[str, Any]]:

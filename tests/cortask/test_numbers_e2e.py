@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from testkit.channel import link, reply_seen, texts_received
+from testkit.channel import link, reply_seen, serving_app, texts_received
 
 from cortask.app.actions import CortaskApp
 from cortask.app.models import ContactIn, ContactPatch
-from cortask.channels.whatsapp.config import Sandbox
-from cortask.service import CortaskService
 from wasim.server.app import Wasim
 
 pytestmark = pytest.mark.e2e
@@ -104,18 +102,8 @@ LATER = "+55 21 98888-7777"
 
 @pytest.fixture
 async def app(sim: Wasim, tmp_path: Path) -> AsyncIterator[CortaskApp]:
-    service = CortaskService(
-        tmp_path / "home",
-        sandbox=Sandbox(sim.url, sim.root_public_key),
-        environ={},
-        channel_options={"pacing": None, "sidecar_log_level": "warn"},
-    )
-    app = CortaskApp(service, serving=True)
-    await app.open()
-    try:
+    async with serving_app(sim, tmp_path / "home") as app:
         yield app
-    finally:
-        await app.close()
 
 
 def _add_people(sim: Wasim) -> None:

@@ -17,13 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.channel import link, reply_seen, texts_received
+from testkit.channel import link, reply_seen, serving_app, texts_received
 
 from cortask.app.actions import CortaskApp
 from cortask.app.commands import HELP
 from cortask.app.models import ContactIn, SettingsPatch
-from cortask.channels.whatsapp.config import Sandbox
-from cortask.service import CortaskService
 from cortask.store.models import session_id_for_chat
 from wasim.server.app import DEFAULT_PHONE, Wasim
 
@@ -39,18 +37,8 @@ NEW = "+4915166660000"  # allowed from WhatsApp
 
 @pytest.fixture
 async def app(sim: Wasim, tmp_path: Path) -> AsyncIterator[CortaskApp]:
-    service = CortaskService(
-        tmp_path / "home",
-        sandbox=Sandbox(sim.url, sim.root_public_key),
-        environ={},
-        channel_options={"pacing": None, "sidecar_log_level": "warn"},
-    )
-    app = CortaskApp(service, serving=True)
-    await app.open()
-    try:
+    async with serving_app(sim, tmp_path / "home") as app:
         yield app
-    finally:
-        await app.close()
 
 
 def own_chat(sim: Wasim) -> list[str]:

@@ -79,7 +79,7 @@ from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
 from cortask.store.db import utcnow
-from cortask.store.errors import Duplicate
+from cortask.store.errors import Duplicate, StoreError
 from cortask.store.models import Approval, session_id_for_chat
 from cortask.store.prune import footprint
 
@@ -613,8 +613,15 @@ class CortaskApp:
 
         async def activities() -> None:
             store, ws = self._ws()
+            failing = False  # while the database cannot be written, keeping entries would only wait
             async for entry in channel.activities():
-                await store.activity.add(ws, entry)
+                failing = entry.get("kind") == "store_failing" or (failing and entry.get("kind") != "store_recovered")
+                try:
+                    if not failing:
+                        await store.activity.add(ws, entry)
+                except StoreError as exc:
+                    # The entry still reaches the page live; only its copy for after a restart is lost.
+                    log.warning("an activity entry was not kept across restarts: %s", exc)
                 self.events.publish(ActivityEvent(data=_entry(entry, await self._contact_names())))
 
         self._followers = [asyncio.create_task(_logged(statuses())), asyncio.create_task(_logged(activities()))]

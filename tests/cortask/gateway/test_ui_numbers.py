@@ -5,10 +5,6 @@ Mexican contact as ``521…``, as WhatsApp does, and she gets an answer."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,57 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
-from testkit.gateway import bearer, printed_url
-from testkit.paths import ROOT
-from testkit.ports import free_port
+from testkit.gateway import bearer
+from testkit.page import save_shot, serve_on_wasim, sim_request
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 LUPITA, LUPITA_ADDRESS = "+525512345678", "5215512345678"
 
 
 @pytest.fixture
 def product(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    """wasim and `cortask serve` using it, as separate processes: the printed address, wasim's
-    control URL and the home."""
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "wasim", "serve", "--state", str(tmp_path / "wasim")], stdout=subprocess.PIPE, text=True
-    )
-    assert sim.stdout is not None
-    info = json.loads(sim.stdout.readline())
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "CORTASK_HOME": str(home),
-        "CORTASK_WHATSAPP_SANDBOX_URL": info["url"],
-        "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": info["root_public_key"],
-    }
-    port = free_port()
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "cortask", "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert gateway.stdout is not None
-    line = gateway.stdout.readline()
-    assert "Cortask is ready" in line, line
-    try:
-        yield printed_url(line), info["control_url"], home
-    finally:
-        for proc in (gateway, sim):
-            proc.terminate()
-            proc.wait(20)
-
-
-def _control(control: str, method: str, path: str, body: object = None) -> object:
-    resp = httpx.request(method, control + path, json=body, timeout=30)
-    assert resp.status_code < 400, resp.text
-    return resp.json()
-
-
-def _shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    with serve_on_wasim(tmp_path) as found:
+        yield found
 
 
 def _add(page: Page, written: str, name: str) -> None:
@@ -78,7 +36,7 @@ def _add(page: Page, written: str, name: str) -> None:
 def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tuple[str, str, Path]) -> None:
     url, control, home = product
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    _control(control, "POST", "/contacts", {"phone": LUPITA, "name": "Lupita", "address": LUPITA_ADDRESS})
+    sim_request(control, "POST", "/contacts", {"phone": LUPITA, "name": "Lupita", "address": LUPITA_ADDRESS})
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -92,7 +50,7 @@ def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tu
         page.get_by_test_id("generate-qr").click()
         expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
         produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
-        _control(control, "POST", "/scan", {"qr": produced})
+        sim_request(control, "POST", "/scan", {"qr": produced})
         expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
 
         _add(page, "+52 1 55 1234 5678", "Lupita")
@@ -113,18 +71,18 @@ def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tu
         expect(ada.get_by_test_id("contact-row-written")).to_have_text("+49 151 23456789")
         # The summary follows the list: all three may write (a number not on WhatsApp is still trusted).
         expect(page.get_by_test_id("access-sentence")).to_have_text("3 trusted contacts can reach the agent.")
-        _shot(page, "numbers-contacts-panel")
+        save_shot(page, "numbers-contacts-panel")
 
         # The note is what the API says too, and Lupita, writing as 521…, gets her answer.
         api = {c["phone"]: c for c in httpx.get(url + "api/whatsapp/contacts", headers=bearer(home)).json()}
         assert api[LUPITA]["written"] == "+52 1 55 1234 5678"
         assert api[LUPITA]["whatsapp"] == "registered"
         assert api["+525587654321"]["whatsapp"] == "not_on_whatsapp"
-        _control(control, "POST", "/send", {"from": LUPITA, "text": "hola"})
+        sim_request(control, "POST", "/send", {"from": LUPITA, "text": "hola"})
         deadline = time.monotonic() + 30
         texts: list[str] = []
         while not texts and time.monotonic() < deadline:
-            inbox = _control(control, "GET", f"/inbox?contact=%2B{LUPITA[1:]}")
+            inbox = sim_request(control, "GET", f"/inbox?contact=%2B{LUPITA[1:]}")
             texts = [x["text"] for x in inbox["inbox"] if x["type"] == "message"]  # type: ignore[index]
             time.sleep(0.2)
         assert texts == ["Echo: hola"]

@@ -15,15 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
-from testkit.gateway import bearer, printed_url
-from testkit.paths import ROOT
-from testkit.ports import free_port
+from playwright.sync_api import expect, sync_playwright
+from testkit.gateway import bearer
+from testkit.page import save_shot, serve_on_wasim, sim_request
 
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 ADA = "+4915123456789"
 EVE = "+4915100000666"
 MAL = "+4915100000777"
@@ -33,41 +31,12 @@ OWN = "15550001111"  # wasim's default account
 
 @pytest.fixture
 def product(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    sim = subprocess.Popen(
-        [sys.executable, "-m", "wasim", "serve", "--state", str(tmp_path / "wasim")], stdout=subprocess.PIPE, text=True
-    )
-    assert sim.stdout is not None
-    info = json.loads(sim.stdout.readline())
-    home = tmp_path / "home"
-    env = {
-        **os.environ,
-        "CORTASK_HOME": str(home),
-        "CORTASK_WHATSAPP_SANDBOX_URL": info["url"],
-        "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": info["root_public_key"],
-    }
-    port = free_port()
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "cortask", "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert gateway.stdout is not None
-    line = gateway.stdout.readline()
-    assert "Cortask is ready" in line, line
-    try:
-        yield printed_url(line), info["control_url"], home
-    finally:
-        for proc in (gateway, sim):
-            proc.terminate()
-            proc.wait(20)
-
-
-def _control(control: str, method: str, path: str, body: object = None) -> object:
-    resp = httpx.request(method, control + path, json=body, timeout=30)
-    assert resp.status_code < 400, resp.text
-    return resp.json()
+    with serve_on_wasim(tmp_path) as found:
+        yield found
 
 
 def _texts(control: str, phone: str, chat_prefix: str | None = None) -> list[str]:
-    inbox = _control(control, "GET", f"/inbox?contact=%2B{phone.lstrip('+')}")
+    inbox = sim_request(control, "GET", f"/inbox?contact=%2B{phone.lstrip('+')}")
     return [
         str(x["text"])
         for x in inbox["inbox"]  # type: ignore[index]
@@ -105,15 +74,10 @@ def test_approving_needs_cortask_running(tmp_path: Path) -> None:
     assert "Approving answers their message, which needs Cortask running: start `cortask serve`" in done.stderr
 
 
-def _shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
     url, control, home = product
     assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    _control(control, "POST", "/contacts", {"phone": ADA, "name": "Ada"})
+    sim_request(control, "POST", "/contacts", {"phone": ADA, "name": "Ada"})
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,
@@ -127,7 +91,7 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
         page.get_by_test_id("generate-qr").click()
         expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
         produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
-        _control(control, "POST", "/scan", {"qr": produced})
+        sim_request(control, "POST", "/scan", {"qr": produced})
         expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
         page.get_by_test_id("contact-phone").fill(ADA)
         page.get_by_test_id("contact-add").click()
@@ -145,25 +109,25 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
         while httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["settings"]["self_chat_prefix"] != "🤖 ":
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        _control(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "hello me"})
+        sim_request(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "hello me"})
         assert _wait_texts(control, OWN, 1, OWN) == ["🤖 Echo: hello me"]
 
         # Pause answers: Ada gets nothing; the owner's /status still answers, and says so.
         page.get_by_test_id("setting-answers-paused").check()
         expect(page.get_by_test_id("setting-answers-paused")).to_be_checked()
         time.sleep(0.5)
-        _control(control, "POST", "/send", {"from": ADA, "text": "anyone?"})
-        _control(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "/status"})
+        sim_request(control, "POST", "/send", {"from": ADA, "text": "anyone?"})
+        sim_request(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "/status"})
         status = _wait_texts(control, OWN, 2, OWN)[-1]
         assert "Answers are paused" in status
         assert _texts(control, ADA) == []
         # /resume from WhatsApp: the page's switch follows after a reload.
-        _control(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "/resume"})
+        sim_request(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "/resume"})
         assert _wait_texts(control, OWN, 3, OWN)[-1] == "Answering again."
         page.reload()
         page.locator("#options summary").click()
         expect(page.get_by_test_id("setting-answers-paused")).not_to_be_checked()
-        _control(control, "POST", "/send", {"from": ADA, "text": "now?"})
+        sim_request(control, "POST", "/send", {"from": ADA, "text": "now?"})
         assert _wait_texts(control, ADA, 1) == ["Echo: now?"]
 
         # Groups: how they are answered, and where.
@@ -179,31 +143,31 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
             assert time.monotonic() < deadline, settings
             time.sleep(0.1)
         assert settings["group_mode"] == "always" and settings["answer_groups"] and settings["self_chat"]
-        _shot(page, "owner-switches")
+        save_shot(page, "owner-switches")
 
         # Strangers: with "Ask me about strangers" on, a stranger's message waits on the page (live),
         # and Approve / Reject do what /approve and /reject do.
         for phone, name in ((EVE, "Eve"), (MAL, "Mal")):
-            _control(control, "POST", "/contacts", {"phone": phone, "name": name})
+            sim_request(control, "POST", "/contacts", {"phone": phone, "name": name})
         page.get_by_test_id("setting-approvals").check()
         expect(page.get_by_test_id("setting-approvals")).to_be_checked()
         time.sleep(0.5)
-        _control(control, "POST", "/send", {"from": EVE, "text": "hello, it's Eve"})
-        _control(control, "POST", "/send", {"from": MAL, "text": "cheap stuff"})
+        sim_request(control, "POST", "/send", {"from": EVE, "text": "hello, it's Eve"})
+        sim_request(control, "POST", "/send", {"from": MAL, "text": "cheap stuff"})
         card = page.get_by_test_id("approvals-card")
         expect(card).to_be_visible(timeout=20_000)
         eve = card.locator('[data-testid="approval"]', has_text=EVE)
         mal = card.locator('[data-testid="approval"]', has_text=MAL)
         expect(eve).to_contain_text("hello, it's Eve", timeout=20_000)
         expect(mal).to_contain_text("cheap stuff")
-        _shot(page, "owner-approvals")
+        save_shot(page, "owner-approvals")
         assert _texts(control, EVE) == [] and _texts(control, MAL) == []
         eve.get_by_test_id("approval-approve").click()
         expect(eve).to_have_count(0)
         assert _wait_texts(control, EVE, 1) == ["Echo: hello, it's Eve"]
         mal.get_by_test_id("approval-reject").click()
         expect(card).to_be_hidden()
-        _control(control, "POST", "/send", {"from": MAL, "text": "hello??"})
+        sim_request(control, "POST", "/send", {"from": MAL, "text": "hello??"})
         time.sleep(1.5)
         assert _texts(control, MAL) == []
         contacts = {
@@ -212,8 +176,8 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
         assert contacts.get(EVE) == "write" and MAL not in contacts
 
         # The CLI acts through the running gateway: the same list and the same approval.
-        _control(control, "POST", "/contacts", {"phone": CLI, "name": "Cleo"})
-        _control(control, "POST", "/send", {"from": CLI, "text": "from the terminal?"})
+        sim_request(control, "POST", "/contacts", {"phone": CLI, "name": "Cleo"})
+        sim_request(control, "POST", "/send", {"from": CLI, "text": "from the terminal?"})
         expect(card.locator('[data-testid="approval"]', has_text=CLI)).to_be_visible(timeout=20_000)
         listed = json.loads(_cli(home, "whatsapp", "approvals", "--json").stdout)
         assert [(a["phone"], a["first_line"]) for a in listed] == [(CLI, "from the terminal?")]
