@@ -24,27 +24,70 @@ from rich.console import Console
 from rich.table import Table
 
 from cortask.home import cortask_home
+from cortask.operate.cli import ensure_sidecar
+from cortask.operate.cli import register as register_operations
 
 if TYPE_CHECKING:  # the models and clients are imported when a command runs, not for --help
     from pydantic import BaseModel
     from rich.status import Status as RichStatus
 
     from cortask.app.client import Client
-    from cortask.app.models import LinkResult, Status
+    from cortask.app.models import CodeIn, Contact, LinkResult, Status
     from cortask.terminal import QrPresenter
 
 T = TypeVar("T")
 EXPIRED = "The QR code expired before it was scanned. Run `cortask whatsapp link` again."
+CODE_EXPIRED = "The code expired before it was typed on the phone. Run `cortask whatsapp link --phone …` again."
 
-app = typer.Typer(help="Cortask: talk to your agent from WhatsApp.", no_args_is_help=True, add_completion=False)
-whatsapp_app = typer.Typer(help="Link, start, stop and inspect the WhatsApp channel.", no_args_is_help=True)
-contacts_app = typer.Typer(help="The trusted contacts who may talk to the agent.", no_args_is_help=True)
-agent_app = typer.Typer(help="Which agent answers.", no_args_is_help=True)
+# Plain help screens: typer's rich ones label every flag with its type (`--help <bool>`).
+PLAIN: Any = {"rich_markup_mode": None}
+app = typer.Typer(
+    help="Cortask: talk to your agent from WhatsApp.", no_args_is_help=True, add_completion=False, **PLAIN
+)
+whatsapp_app = typer.Typer(help="Link, start, stop and inspect the WhatsApp channel.", no_args_is_help=True, **PLAIN)
+contacts_app = typer.Typer(help="The trusted contacts who may talk to the agent.", no_args_is_help=True, **PLAIN)
+agent_app = typer.Typer(help="Which agent answers.", no_args_is_help=True, **PLAIN)
 app.add_typer(whatsapp_app, name="whatsapp")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(agent_app, name="agent")
+register_operations(app)  # sidecar, doctor, service
 console = Console(stderr=True, soft_wrap=True)  # no hard wraps: sentences stay greppable
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+# A number as people write it, spaces and all: `contacts add +33 6 12 34 56 78` needs no quotes
+# (the words after the first arrive as the context's extra arguments).
+PhoneArg = Annotated[
+    str, typer.Argument(metavar="PHONE", help="the phone number, e.g. +4915123456789 or +49 151 23456789")
+]
+SPACED: Any = {"context_settings": {"allow_extra_args": True}}
+
+
+def _phone(first: str, ctx: typer.Context) -> str:
+    return " ".join([first, *ctx.args])
+
+
+_log_format = "text"
+
+
+@app.callback()
+def _options(
+    log_format: Annotated[str, typer.Option(help="log lines as text or json (one object per line)")] = "text",
+) -> None:
+    global _log_format
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--log-format")
+    _log_format = log_format
+
+
+def _formatter(text_format: str) -> logging.Formatter:
+    from cortask.redact import JsonFormatter, MaskingFormatter
+
+    return JsonFormatter() if _log_format == "json" else MaskingFormatter(text_format)
+
+
+def _needs_sidecar(*, in_process: bool = True) -> None:
+    """The first command that runs the sidecar here installs it, when nothing installed it yet."""
+    if in_process:
+        ensure_sidecar(_home())
 
 
 def _home() -> Path:
@@ -91,11 +134,14 @@ def serve(
     from cortask.service import CortaskService
 
     override = AgentConfig(agent, {}) if agent else None
+    if override is not None:
+        _check_agent(override)
     try:
         supplied = read_token_source(os.environ, token_file)
         service = CortaskService(_home(), agent_override=override)
     except (ConfigError, InsecureBind) as exc:  # e.g. half of the sandbox settings, an unreadable token file
         raise typer.Exit(_fail(str(exc))) from None
+    _needs_sidecar()
     _log_to_terminal()
     sys.exit(asyncio.run(run_gateway(service, host, port, supplied, allowed_hosts=allowed_host or ())))
 
@@ -106,10 +152,27 @@ def demo(
     agent: Annotated[str, typer.Option(help="agent for the demo")] = "echo",
 ) -> None:
     """Try it without a phone: wasim (the offline WhatsApp sandbox), the gateway and the echo agent."""
-    from cortask.demo import run_demo
+    from cortask.agents import AgentConfig
 
+    try:
+        from cortask.demo import run_demo
+    except ModuleNotFoundError as exc:  # an installed wheel: the sandbox ships with the source only
+        raise typer.Exit(_fail(f"the demo needs wasim, the sandbox in Cortask's source checkout ({exc}).")) from None
+
+    _check_agent(AgentConfig(agent, {}))
+    _needs_sidecar()
     _log_to_terminal()
     sys.exit(asyncio.run(run_demo(_home(), port, agent)))
+
+
+def _check_agent(config: Any) -> None:
+    """`--agent` is checked before anything starts, the way `agent set` checks it (issue #17)."""
+    from cortask.app.actions import check_agent
+
+    try:
+        asyncio.run(check_agent(config, os.environ))
+    except ValueError as exc:
+        raise typer.Exit(_fail(f"--agent {config.provider}: {exc}")) from None
 
 
 # -- one client, through the gateway or in this process ------------------------------------------
@@ -119,11 +182,9 @@ def _log_to_terminal() -> None:
     """What `serve` and `demo` log (warnings and worse, as before) goes through the one masker."""
     import logging
 
-    from cortask.redact import MaskingFormatter
-
     handler = logging.StreamHandler(sys.stderr)
     handler.setLevel(logging.WARNING)
-    handler.setFormatter(MaskingFormatter("%(message)s"))
+    handler.setFormatter(_formatter("%(message)s"))
     logging.getLogger().addHandler(handler)
 
 
@@ -133,13 +194,12 @@ def _log_to_file(path: Path) -> None:
     import logging
 
     from cortask.home import private_file
-    from cortask.redact import MaskingFormatter
 
     backup = path.with_name(path.name + ".1")
     if backup.exists():
         private_file(backup)  # the rotated copy, should an older one be loose
     handler = _private_log_handler(path)
-    handler.setFormatter(MaskingFormatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+    handler.setFormatter(_formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
@@ -203,7 +263,7 @@ def _print_model(data: BaseModel | list[Any], as_json: bool, human: str) -> None
 
 def _show_status(status: Status, as_json: bool, done: str = "") -> None:
     lines = [done] if done else []
-    lines.append(f"[bold]{status.state.value}[/bold]: {status.sentence}")
+    lines.append(f"[bold]{status.label}[/bold]: {status.sentence}")
     if status.action:
         lines.append(status.action)
     seen = [
@@ -213,6 +273,9 @@ def _show_status(status: Status, as_json: bool, done: str = "") -> None:
     ]
     if seen:
         lines.append(", ".join(seen).capitalize())
+    if status.storage is not None:
+        lines.append(status.storage.sentence)
+    lines.extend(f"[yellow]![/yellow] {note.sentence}" for note in status.notes)  # a failing store, unsent replies
     _print_model(status, as_json, "\n".join(lines))
 
 
@@ -234,11 +297,17 @@ def whatsapp_status(as_json: JsonFlag = False) -> None:
 @whatsapp_app.command("start")
 def whatsapp_start(as_json: JsonFlag = False) -> None:
     """Connect with the stored link (without a running Cortask: `cortask serve` will)."""
+
+    async def start(client: Client) -> tuple[Status, Status]:
+        return await client.status(), await client.start()
+
     with _waiting("Asking Cortask to start WhatsApp…", as_json):
-        status = _run(lambda c: c.start())
-    _show_status(
-        status, as_json, "" if status.running else "Started: saved, so `cortask serve` connects with the stored link."
-    )
+        before, status = _run(start)
+    if before.running and before.state.running:
+        done = "Already connected: nothing to do."
+    else:
+        done = "" if status.running else "Started: saved, so `cortask serve` connects with the stored link."
+    _show_status(status, as_json, done)
 
 
 @whatsapp_app.command("pause")
@@ -246,8 +315,13 @@ def whatsapp_pause(as_json: JsonFlag = False) -> None:
     """Disconnect but keep the link (saved: `cortask serve` stays paused until started)."""
     with _waiting("Asking Cortask to pause WhatsApp…", as_json):
         status = _run(lambda c: c.pause())
-    done = "Paused: saved; the link is kept and nothing connects until `cortask whatsapp start`."
-    _show_status(status, as_json, "" if status.running else done)
+    if not status.linked and status.state != "credentials_unreadable":
+        done = "Nothing to pause: WhatsApp is not linked."
+    elif status.running:
+        done = ""
+    else:
+        done = "Paused: saved; the link is kept and nothing connects until `cortask whatsapp start`."
+    _show_status(status, as_json, done)
 
 
 @whatsapp_app.command("stop")
@@ -286,9 +360,28 @@ def whatsapp_logout(as_json: JsonFlag = False) -> None:
 
 
 @whatsapp_app.command("link")
-def whatsapp_link(as_json: JsonFlag = False) -> None:
-    """Show the QR code to scan (live, with its countdown) until linked or expired."""
+def whatsapp_link(
+    as_json: JsonFlag = False,
+    phone: Annotated[
+        str | None,
+        typer.Option("--phone", help="link with phone number instead of a QR: your phone's own number, e.g. +49…"),
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option("--code", help="with --phone: a code of your own (8 letters and digits)")
+    ] = None,
+) -> None:
+    """Show the QR code to scan (live, with its countdown) until linked or expired; with --phone,
+    a code to type on the phone instead."""
+    from cortask.app.client import gateway_address
+    from cortask.app.models import CodeIn
     from cortask.terminal import QrPresenter
+
+    _needs_sidecar(in_process=gateway_address(_home()) is None)
+    if phone is not None:
+        _link_by_code(CodeIn(phone=phone, code=code), as_json)
+        return
+    if code is not None:
+        raise typer.Exit(_fail("--code needs --phone: a code links the account of that phone number."))
 
     with QrPresenter(console, as_json) as view:
 
@@ -313,14 +406,39 @@ def whatsapp_link(as_json: JsonFlag = False) -> None:
         _finish_link(view, result)
 
 
-def _finish_link(view: QrPresenter, result: LinkResult) -> None:
+def _link_by_code(body: CodeIn, as_json: bool) -> None:
+    from cortask.terminal import CodePresenter
+
+    with CodePresenter(console, as_json) as view:
+
+        async def follow(client: Client) -> LinkResult:
+            async for step in client.link_by_code(body):
+                if step.event == "code":
+                    view.show(step.data.grouped, step.data.expires_at)
+                elif step.event == "status":
+                    view.state(step.data.sentence)
+                else:
+                    return step.data
+            raise AssertionError("a linking session always ends with its result")
+
+        try:
+            result = _run(
+                follow, interrupted_with_gateway="interrupted; the code stays in the web UI until it expires."
+            )
+        except typer.Exit:
+            view.__exit__()
+            raise
+        _finish_link(view, result, CODE_EXPIRED)
+
+
+def _finish_link(view: QrPresenter, result: LinkResult, expired: str = EXPIRED) -> None:
     status = result.status
     if result.outcome == "linked":
         after = "The channel is running." if status.running else "The link is kept: `cortask serve` connects."
         view.finish("linked", f"[green]Linked.[/green] {status.sentence}\n{after}")
         return
     if result.outcome == "expired":
-        view.finish("expired", EXPIRED)
+        view.finish("expired", expired)
     else:
         reason = f"[red]Not linked:[/red] {result.reason or status.sentence}"
         view.finish("failed", reason)
@@ -347,51 +465,112 @@ def contacts_list(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_model(contacts, True, "")
         return
-    table = Table("phone", "name", "permission")
+    table = Table("phone", "as written", "name", "permission", "on WhatsApp")
     for contact in contacts:
-        table.add_row(contact.phone, contact.name or "", contact.permission)
+        table.add_row(
+            contact.phone, contact.written or "", contact.name or "", contact.permission, _on_whatsapp(contact)
+        )
     Console().print(table)
 
 
-@contacts_app.command("add")
+def _on_whatsapp(contact: Contact) -> str:
+    """What WhatsApp said about a contact's number, in the contact list's words (the server's note
+    when there is one)."""
+    if contact.note:
+        return contact.note
+    if contact.whatsapp == "registered":
+        return "yes"
+    return "not checked yet"
+
+
+def _added(verb: str, contact: Contact) -> str:
+    written = (
+        f"{contact.written} as {contact.phone}"
+        if contact.written and contact.written != contact.phone
+        else contact.phone
+    )
+    note = f" {contact.note}" if contact.note else ""
+    return f"{verb} {written} ({contact.permission}).{note}"
+
+
+@contacts_app.command("add", **SPACED)
 def contacts_add(
-    phone: str,
+    ctx: typer.Context,
+    words: PhoneArg,
     name: Annotated[str | None, typer.Option(help="a name to show")] = None,
     permission: Annotated[str, typer.Option(help="read, write or admin")] = "write",
     as_json: JsonFlag = False,
 ) -> None:
-    """Trust a phone number (E.164, e.g. +4915123456789)."""
+    """Trust a phone number, written any way people write it (+4915123456789, +52 1 55 1234 5678, …)."""
     from cortask.app.models import ContactIn
 
+    phone = _phone(words, ctx)
     body = ContactIn(phone=phone, name=name, permission=permission)
     contact = _run(lambda c: c.add_contact(body))
-    _print_model(contact, as_json, f"Added {contact.phone} ({contact.permission}).")
+    _print_model(contact, as_json, _added("Added", contact))
 
 
-@contacts_app.command("set")
+@contacts_app.command("set", **SPACED)
 def contacts_set(
-    phone: str,
+    ctx: typer.Context,
+    words: PhoneArg,
     name: Annotated[str | None, typer.Option(help="a name to show")] = None,
     permission: Annotated[str | None, typer.Option(help="read, write or admin")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change a trusted contact's name or permission."""
+    phone = _phone(words, ctx)
     changes = {k: v for k, v in {"name": name, "permission": permission}.items() if v is not None}
     from cortask.app.models import ContactPatch
 
     body = ContactPatch.model_validate(changes)  # only what was given is changed
     contact = _run(lambda c: c.update_contact(phone, body))
-    _print_model(contact, as_json, f"Updated {contact.phone} ({contact.permission}).")
+    _print_model(contact, as_json, _added("Updated", contact))
 
 
-@contacts_app.command("remove")
-def contacts_remove(phone: str, as_json: JsonFlag = False) -> None:
+@contacts_app.command("remove", **SPACED)
+def contacts_remove(ctx: typer.Context, words: PhoneArg, as_json: JsonFlag = False) -> None:
     """Stop trusting a phone number."""
+    phone = _phone(words, ctx)
     _run(lambda c: c.remove_contact(phone))
     if as_json:
         print(json.dumps({"removed": phone}))
     else:
         console.print(f"Removed {phone}.")
+
+
+# -- strangers waiting for approval (issue #14) ---------------------------------------------------
+
+
+@whatsapp_app.command("approvals")
+def whatsapp_approvals(as_json: JsonFlag = False) -> None:
+    """Strangers waiting for your approval (with approvals on)."""
+    waiting = _run(lambda c: c.approvals())
+    lines = [f"{a.code}  {a.name + ' ' if a.name else ''}{a.phone}: “{a.first_line}”" for a in waiting]
+    _print_model(waiting, as_json, "\n".join(lines) if lines else "Nobody is waiting for your approval.")
+
+
+@whatsapp_app.command("approve")
+def whatsapp_approve(
+    code: str,
+    read: Annotated[bool, typer.Option("--read", help="Read-only access instead of write.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Let a waiting stranger in and answer their message (as /approve CODE in WhatsApp)."""
+    from cortask.app.models import ApprovalIn
+
+    contact = _run(lambda c: c.approve(code, ApprovalIn(permission="read" if read else "write")))
+    _print_model(contact, as_json, _added("Approved", contact))
+
+
+@whatsapp_app.command("reject")
+def whatsapp_reject(code: str, as_json: JsonFlag = False) -> None:
+    """Drop a waiting stranger's message and mute that number (as /reject CODE in WhatsApp)."""
+    _run(lambda c: c.reject(code))
+    if as_json:
+        print(json.dumps({"rejected": code.upper()}))
+    else:
+        console.print(f"Rejected {code.upper()}: dropped, and that number is muted.")
 
 
 # -- agent ----------------------------------------------------------------------------------------
@@ -401,7 +580,7 @@ def contacts_remove(phone: str, as_json: JsonFlag = False) -> None:
 def agent_show(as_json: JsonFlag = False) -> None:
     """The configured agent (secrets masked)."""
     data = _run(lambda c: c.agent())
-    _print_model(data, as_json, f"agent: [bold]{data.active}[/bold] {data.settings}")
+    _print_model(data, as_json, _agent_words(data))
 
 
 @agent_app.command("set")
@@ -428,7 +607,17 @@ def agent_set(
     # service reads the agent's settings from the store for each message.
     dangerous = bool(machine_only(AgentConfig(provider, dict(settings))))
     data = _run(lambda c: c.set_agent(body), in_process=dangerous)
-    _print_model(data, as_json, f"agent: [bold]{data.active}[/bold]")
+    _print_model(data, as_json, "Saved. " + _agent_words(data))
+
+
+def _agent_words(data: Any) -> str:
+    """Which agent is stored and which runs now: they differ while `--agent` overrides it."""
+    settings = f" {data.settings}" if data.settings else ""
+    stored = f"Stored agent: [bold]{data.provider}[/bold]{settings}."
+    if data.override:
+        why = "this run's --agent; the stored one is used without it"
+        return f"{stored}\nRunning now: [bold]{data.active}[/bold] ({why})."
+    return stored
 
 
 def main() -> None:

@@ -22,6 +22,10 @@ from rich.text import Text
 from cortask.channels.whatsapp.qr import QrCode
 
 SCAN_HINT = "WhatsApp → Settings → Linked Devices → Link a device"
+CODE_HINT = (
+    "On your phone: open WhatsApp → Settings → Linked Devices → Link a device → "
+    "Link with phone number instead, and type this code."
+)
 
 
 @contextlib.contextmanager
@@ -90,6 +94,40 @@ class QrPresenter:
         return Group(
             Text(self.qr.terminal(), no_wrap=True),
             Text(f"Scan within {left} s: {SCAN_HINT}", style="bold"),
+            Text(self.note, style="dim"),
+        )
+
+
+class CodePresenter(QrPresenter):
+    """Shows a linking session by phone number: the code in large type with its countdown and
+    the steps on the phone, the state while it changes, then how it ended."""
+
+    def __init__(self, console: Console, as_json: bool) -> None:
+        super().__init__(console, as_json)
+        self.code: tuple[str, float] | None = None  # (ABCD-EFGH, when the session ends)
+
+    def show(self, data: str, expires_at: float) -> None:
+        if self.code is not None and self.code[0] == data:
+            return
+        self.code = (data, expires_at)
+        left = max(0, int(expires_at - time.time() + 0.5))
+        if self.as_json:
+            _emit({"code": data, "expires_in": left})
+        elif self._live is None:
+            self.console.print(Text(f"\n    {data}\n", style="bold"), highlight=False)
+            self.console.print(f"Type it within {left} s. {CODE_HINT}", highlight=False)
+        else:
+            self._live.refresh()
+
+    def __rich__(self) -> RenderableType:
+        if self.code is None:
+            return Spinner("dots", Text(self.note))
+        data, expires_at = self.code
+        left = max(0, int(expires_at - time.time() + 0.5))
+        return Group(
+            Text(f"    {data}    ", style="bold reverse"),
+            Text(f"Type it within {left} s.", style="bold"),
+            Text(CODE_HINT),
             Text(self.note, style="dim"),
         )
 

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     c = control("scan", "the simulated phone scans a QR code")
     c.add_argument("qr", help="the QR string the client produced")
     c.add_argument("--phone", default=None, help="link to this account (default: the phone's own)")
+    c = control("pair", "the simulated phone types a linking code (Link with phone number instead)")
+    c.add_argument("code", help="the eight-character code the client shows, e.g. ABCD-EFGH")
+    c.add_argument("--phone", default=None, help="the phone of this account types it (default: the phone's own)")
     control("devices", "list accounts and their linked devices")
     c = control("fault", "inject a fault into logged-in connections")
     g = c.add_mutually_exclusive_group(required=True)
@@ -57,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("phone", help="E.164 number, e.g. +4915123456789")
     add.add_argument("--name", required=True, help="the push name others see")
     add.add_argument("--lid", default=None, help="its LID user (digits); random when omitted")
+    add.add_argument(
+        "--address",
+        default=None,
+        help="the address WhatsApp knows it by when not the dialled number, e.g. 5215512345678 for +525512345678",
+    )
     lst = csub.add_parser("list", help="list contacts")
     lst.add_argument("--control", required=True, help="control URL printed by 'wasim serve'")
 
@@ -128,7 +136,7 @@ _Request = tuple[str, str, dict[str, Any] | None]
 
 def _contact_request(args: argparse.Namespace) -> _Request:
     if args.contact_command == "add":
-        return "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid}
+        return "POST", "/contacts", {"phone": args.phone, "name": args.name, "lid": args.lid, "address": args.address}
     return "GET", "/contacts", None
 
 
@@ -165,6 +173,7 @@ def _fault_request(args: argparse.Namespace) -> _Request:
 # Every command but `serve`, as the request it makes.
 _REQUESTS: dict[str, Callable[[argparse.Namespace], _Request]] = {
     "scan": lambda args: ("POST", "/scan", {"qr": args.qr, "phone": args.phone}),
+    "pair": lambda args: ("POST", "/pair", {"code": args.code, "phone": args.phone}),
     "devices": lambda _: ("GET", "/devices", None),
     "contact": _contact_request,
     "group": lambda args: ("POST", "/groups", {"subject": args.subject, "members": args.member}),

@@ -83,6 +83,9 @@ class Contact:
 
     The account's own phone is a contact too (`own_phone`), whose identity is the account key.
     `sessions` holds one Signal session per companion device it talks to ("phone.device").
+    `phone` is the address WhatsApp knows it by (what it sends as); `dialled` the numbers people
+    dial that reach it when that differs, as on WhatsApp (Mexico's ``521…`` for ``+52 55 …``, a
+    legacy eight-digit Brazilian mobile, Argentina's ``549…``): usync answers them with `phone`.
     """
 
     phone: str
@@ -92,6 +95,7 @@ class Contact:
     own_phone: bool = False
     sessions: dict[str, SessionRecord] = field(default_factory=dict)
     inbox: list[dict[str, Any]] = field(default_factory=list)
+    dialled: list[str] = field(default_factory=list)
 
     @property
     def jid(self) -> str:
@@ -121,11 +125,16 @@ def new_lid() -> str:
     return str(100_000_000_000_000 + secrets.randbelow(800_000_000_000_000))
 
 
-def new_contact(phone: str, name: str, lid: str | None = None) -> Contact:
+def new_contact(phone: str, name: str, lid: str | None = None, address: str | None = None) -> Contact:
+    """A contact people reach by dialling `phone`; registered as `address` when that differs."""
     digits = _digits(phone)
     if lid is not None and (not lid.isdigit() or not 6 <= len(lid) <= 20):
         raise ValueError(f"a LID is 6 to 20 digits, got {lid!r}")
-    return Contact(phone=digits, lid=lid or new_lid(), name=name, keys=KeyStore.generate(pre_keys=20))
+    registered = _digits(address) if address else digits
+    dialled = [digits] if registered != digits else []
+    return Contact(
+        phone=registered, lid=lid or new_lid(), name=name, keys=KeyStore.generate(pre_keys=20), dialled=dialled
+    )
 
 
 def phone_contact(account: Account) -> Contact:
@@ -197,9 +206,18 @@ class WasimState:
             raise ValueError(f"contact +{contact.phone} already exists")
         if any(c.lid == contact.lid for c in self.contacts.values()):
             raise ValueError(f"LID {contact.lid} is already taken")
+        taken = {contact.phone, *contact.dialled} & {n for c in self.contacts.values() for n in (c.phone, *c.dialled)}
+        if taken - ({contact.phone} if existing is not None and existing.own_phone else set()):
+            raise ValueError(f"+{min(taken)} already reaches another contact")
         self.contacts[contact.phone] = contact
         self.save()
         return contact
+
+    def contact_by_number(self, phone: str) -> Contact | None:
+        """The contact a dialled number (``+`` optional) reaches: its address or a dialled number."""
+        digits = phone.strip().lstrip("+")
+        found = self.contacts.get(digits)
+        return found or next((c for c in self.contacts.values() if digits in c.dialled), None)
 
     def contact_for(self, jid: str) -> Contact | None:
         """The contact a `user@s.whatsapp.net` or `lid@lid` JID (device suffix allowed) names."""
@@ -294,6 +312,7 @@ def _dump_contact(c: Contact) -> dict[str, Any]:
         "keys": c.keys.to_json(),
         "sessions": {k: v.to_json() for k, v in c.sessions.items()},
         "inbox": c.inbox,
+        "dialled": c.dialled,
     }
 
 
@@ -306,6 +325,7 @@ def _load_contact(x: dict[str, Any]) -> Contact:
         keys=KeyStore.from_json(x["keys"]),
         sessions={k: SessionRecord.from_json(v) for k, v in x["sessions"].items()},
         inbox=list(x.get("inbox", [])),
+        dialled=list(x.get("dialled", [])),
     )
 
 

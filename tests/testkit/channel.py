@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from cortask.app.actions import CortaskApp
 from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.config import Sandbox
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
+from cortask.service import CortaskService
 from wasim.server.app import Wasim
 
 MakeChannel = Callable[..., Awaitable[WhatsAppChannel]]
@@ -64,3 +69,21 @@ async def reply_seen(sim: Wasim, phone: str, count: int = 1, *, typing: bool = T
     if not done():
         await sim.events.wait_for("contact.chatstate" if typing else "contact.received", lambda e: done(), timeout=20)
     return texts_received(sim, phone)
+
+
+@contextlib.asynccontextmanager
+async def serving_app(sim: Wasim, home: Path) -> AsyncIterator[CortaskApp]:
+    """The application layer as `cortask serve` runs it (in this process), on the wasim sandbox,
+    with no pacing so tests are quick; closed at the end."""
+    service = CortaskService(
+        home,
+        sandbox=Sandbox(sim.url, sim.root_public_key),
+        environ={},
+        channel_options={"pacing": None, "sidecar_log_level": "warn"},
+    )
+    app = CortaskApp(service, serving=True)
+    await app.open()
+    try:
+        yield app
+    finally:
+        await app.close()

@@ -64,6 +64,22 @@ async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_bail
         assert code == 0, err
         code, out, err = await _wasim("contact", "add", "--control", control, "12", "--name", "Bad")
         assert code != 0 and "E.164" in err
+
+        # A contact registered under another address than the number people dial, as WhatsApp keeps
+        # Mexican mobiles (521…): Baileys' own onWhatsApp finds it under that address, finds nobody
+        # for an unregistered number, and its messages come from that address.
+        lupita = ["+525512345678", "--name", "Lupita", "--address", "5215512345678"]
+        code, out, err = await _wasim("contact", "add", "--control", control, *lupita)
+        assert code == 0, err
+        assert (json.loads(out)["phone"], json.loads(out)["dialled"]) == ("+5215512345678", ["+525512345678"])
+        found = await client.command("onWhatsApp", numbers=["+525512345678", "+525587654321"])
+        assert found["found"] == [{"jid": "5215512345678@s.whatsapp.net", "exists": True}]
+        mark = client.mark()
+        code, out, err = await _wasim("send", "--control", control, "--from", "+525512345678", "--text", "hola")
+        assert code == 0, err
+        hola = json.loads(out)["id"]
+        upsert = await client.wait("upsert", lambda e: e["messages"][0]["key"]["id"] == hola, since=mark)
+        assert upsert["messages"][0]["key"]["remoteJid"] == "5215512345678@s.whatsapp.net"
         mark = client.mark()
         code, out, err = await _wasim(
             "send", "--control", control, "--from", "+4915123456789", "--text", "hi from the CLI"

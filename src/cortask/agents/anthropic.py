@@ -27,6 +27,7 @@ from cortask.agents.base import (
     fail,
     sdk_errors,
 )
+from cortask.agents.bounds import cut_note
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -144,6 +145,8 @@ class AnthropicAgent(Agent):
         parts = [getattr(block, "text", None) for block in blocks if getattr(block, "type", None) == "text"]
         text = "".join(part for part in parts if isinstance(part, str))
         if text.strip():
+            if getattr(answer, "stop_reason", None) == "max_tokens":
+                return text.rstrip() + cut_note(f"the model reached its limit of {self.max_tokens} tokens")
             return text
         stop = getattr(answer, "stop_reason", None) or "none"
         raise self._fail(FailureKind.RESPONSE, f"the model returned no text (stop reason: {stop}); try again", session)

@@ -18,6 +18,7 @@ and the first line of stderr. POSIX only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shlex
@@ -26,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cortask.agents.base import Agent, AgentError, FailureKind, Session, fail, short
+from cortask.agents.bounds import MAX_REPLY_BYTES, cut_reply, read_bounded
 from cortask.childenv import child_environment
 from cortask.redact import mask_text
 
@@ -74,6 +76,7 @@ class CommandAgent(Agent):
         shell: bool = False,
         environ: Mapping[str, str] | None = None,
         pass_env: Sequence[str] = (),
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         """`environ` holds the allow-listed variables and `pass_env` (the service's own by default)."""
         if timeout <= 0:
@@ -85,6 +88,7 @@ class CommandAgent(Agent):
         self._environ = environ
         self.pass_env = tuple(pass_env)
         self._name = Path(self.argv[0]).name if not shell else "/bin/sh -c"
+        self.max_reply_bytes = max_reply_bytes  # stdout read; beyond it the reply is cut, the program stopped
 
     def __repr__(self) -> str:
         return f"CommandAgent(argv={mask_text(repr(self.argv))}, timeout={self.timeout:g}, cwd={self.cwd!r})"
@@ -121,7 +125,7 @@ class CommandAgent(Agent):
         finished = False
         try:
             async with asyncio.timeout(self.timeout):
-                stdout, stderr = await process.communicate(text.encode("utf-8"))
+                stdout, over, stderr = await self._talk(process, text)
             finished = True
         except TimeoutError:
             raise self._fail(
@@ -132,6 +136,9 @@ class CommandAgent(Agent):
         finally:
             if not finished:  # timed out or cancelled: nothing of it may outlive the reply
                 await _kill_group(process)
+        if over:
+            log.warning("command agent (%s) printed more than %d bytes; the reply was cut", self._name, len(stdout))
+            return cut_reply(stdout, self.max_reply_bytes)
         code = process.returncode
         said = mask_text(short(stderr.decode("utf-8", errors="replace")))
         stderr_part = f"; stderr: {said}" if said else "; it wrote nothing to stderr"
@@ -147,16 +154,52 @@ class CommandAgent(Agent):
             raise self._fail(f"printed no reply (exit code 0){stderr_part}", session)
         return answer
 
+    async def _talk(self, process: asyncio.subprocess.Process, text: str) -> tuple[bytes, bool, bytes]:
+        """Write the message, read stdout up to the bound and stderr up to 64 KiB (the rest of
+        stderr is read and dropped); a program that prints more than the bound is stopped."""
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+        stdin, stdout, stderr = process.stdin, process.stdout, process.stderr
+
+        async def feed() -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                stdin.write(text.encode("utf-8"))
+                await stdin.drain()
+                stdin.close()
+
+        async def out() -> tuple[bytes, bool]:
+            data, over = await read_bounded(stdout, self.max_reply_bytes)
+            if over:
+                # It may print forever: stop it, then drop what is left in the pipe (asyncio sees
+                # the process end only once its pipes reach their end).
+                _signal_group(process)
+                while await stdout.read(64 * 1024):
+                    pass
+            return data, over
+
+        async def err() -> bytes:
+            kept, more = await read_bounded(stderr, 64 * 1024)
+            while more and await stderr.read(64 * 1024):
+                pass
+            return kept
+
+        (data, over), said, _ = await asyncio.gather(out(), err(), feed())
+        await process.wait()
+        return data, over, said
+
     def _fail(self, sentence: str, session: Session, *, kind: FailureKind = FailureKind.PROCESS) -> AgentError:
         return fail(f"The command agent ({self._name}) {sentence}.", provider=self.provider, kind=kind, session=session)
 
 
-async def _kill_group(process: asyncio.subprocess.Process) -> None:
+def _signal_group(process: asyncio.subprocess.Process) -> None:
     try:
         # The group id is the program's pid (a new session); it lives on while any child is in it.
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    _signal_group(process)
     # Reap it, shielded: a cancelled reply must still not leave a zombie or an open pipe behind.
     await asyncio.shield(process.wait())
 

@@ -26,6 +26,7 @@ from cortask.agents.base import (
     sdk_errors,
     short,
 )
+from cortask.agents.bounds import cut_note
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -37,6 +38,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_HISTORY = 20
 DEFAULT_MAX_RETRIES = 2
+# Asked of every model unless set: an answer never runs on without end (cut with a note instead).
+DEFAULT_MAX_TOKENS = 4096
 # The SDK refuses to start without a key; local servers (Ollama, vLLM, LM Studio) ignore whatever is sent.
 NO_KEY = "unused"
 
@@ -72,7 +75,7 @@ class OpenAICompatAgent(Agent):
         self.system_prompt = system_prompt or None
         self.timeout = float(timeout)
         self.max_history = max_history
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens if max_tokens is not None else DEFAULT_MAX_TOKENS
         self.temperature = temperature
         self.max_retries = max_retries
         self._api_key = api_key
@@ -136,6 +139,8 @@ class OpenAICompatAgent(Agent):
         message = getattr(choice, "message", None)
         content = getattr(message, "content", None)
         if isinstance(content, str) and content.strip():
+            if getattr(choice, "finish_reason", None) == "length":
+                return content.rstrip() + cut_note(f"the model reached its limit of {self.max_tokens} tokens")
             return content
         refusal = getattr(message, "refusal", None)
         if isinstance(refusal, str) and refusal.strip():

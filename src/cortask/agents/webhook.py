@@ -24,11 +24,13 @@ from typing import Any
 import aiohttp
 
 from cortask.agents.base import Agent, AgentError, FailureKind, Session, display_url, fail, server_message, short
+from cortask.agents.bounds import MAX_REPLY_BYTES, cut_reply, read_bounded, reply_prefix_from_json
 
 log = logging.getLogger("cortask.agents")
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_HISTORY = 20
+_JSON_ROOM = 64 * 1024  # the body around the reply: braces, escapes, other fields
 _NOT_JSON = object()  # json.loads gives None for "null", which is JSON
 
 
@@ -42,6 +44,7 @@ class WebhookAgent(Agent):
         timeout: float = DEFAULT_TIMEOUT,
         headers: Mapping[str, str] | None = None,
         max_history: int = DEFAULT_MAX_HISTORY,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the webhook URL must start with http:// or https://, got {display_url(url)!r}")
@@ -52,6 +55,7 @@ class WebhookAgent(Agent):
         self.url = url
         self.timeout = float(timeout)
         self.max_history = max_history
+        self.max_reply_bytes = max_reply_bytes  # of the reply; the body may hold a little more (JSON)
         self._headers = dict(headers or {})
         self._where = display_url(url)
 
@@ -83,7 +87,9 @@ class WebhookAgent(Agent):
                     ) as response,
                 ):
                     status = response.status
-                    body = await response.read()
+                    # Read as it is decompressed, and no further than the bound: a huge body or a
+                    # decompression bomb costs at most that much.
+                    body, over = await read_bounded(response.content, self.max_reply_bytes + _JSON_ROOM)
         except TimeoutError:
             raise self._fail(
                 FailureKind.TIMEOUT, f"no answer within {self.timeout:g} s; try again, or raise its timeout", session
@@ -96,6 +102,8 @@ class WebhookAgent(Agent):
             ) from None
         except (aiohttp.ClientError, ValueError) as exc:  # ValueError: aiohttp's word for a URL it cannot use
             raise self._fail(FailureKind.CONNECTION, f"the request failed ({type(exc).__name__})", session) from None
+        if over and 200 <= status < 300:
+            return self._cut(body, session)
         decoded = body.decode("utf-8", errors="replace")
         try:
             data: object = json.loads(decoded)
@@ -121,6 +129,19 @@ class WebhookAgent(Agent):
                 session,
             )
         return reply
+
+    def _cut(self, body: bytes, session: Session) -> str:
+        """A body over the bound: the start of its reply, cut with a note."""
+        log.warning("webhook agent (%s) answered more than %d bytes; the reply was cut", self._where, len(body))
+        start = reply_prefix_from_json(body)
+        if start is None or not start.strip():
+            raise self._fail(
+                FailureKind.RESPONSE,
+                f"the answer was larger than {len(body)} bytes and its start had no reply text; "
+                'it should be {"reply": "..."}',
+                session,
+            )
+        return cut_reply(start.encode("utf-8"), self.max_reply_bytes)
 
     def _fail(self, kind: FailureKind, sentence: str, session: Session) -> AgentError:
         return fail(

@@ -20,10 +20,13 @@ import base64
 import contextlib
 import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from cortask.agents import AgentConfig
 from cortask.app import activity as describe
+from cortask.app.display import human_number, humanize_jids
 from cortask.app.errors import AppError, Kind
 from cortask.app.models import (
     AccessSummary,
@@ -32,6 +35,12 @@ from cortask.app.models import (
     ActivityEvent,
     Agent,
     AgentIn,
+    ApprovalIn,
+    ApprovalRequest,
+    ApprovalsEvent,
+    CodeEvent,
+    CodeIn,
+    CodeLinkStep,
     Contact,
     ContactIn,
     ContactPatch,
@@ -42,6 +51,7 @@ from cortask.app.models import (
     LinkResult,
     Origin,
     Overview,
+    PairingCode,
     PhoneCheck,
     PhoneIn,
     QrCode,
@@ -51,19 +61,27 @@ from cortask.app.models import (
     SettingsPatch,
     Status,
     StatusEvent,
+    code_link_steps,
     link_steps,
 )
 from cortask.app.status import channel_status, link_outcome, stored_status
+from cortask.app.storage import describe_storage
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
-from cortask.channels.whatsapp.channel import WhatsAppChannel
+from cortask.channels.whatsapp.channel import ChannelError, WhatsAppChannel
+from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
-from cortask.contacts.access import TrustedContact
+from cortask.contacts.access import TrustedContact, WhatsAppState
+from cortask.contacts.addresses import format_address, whatsapp_addresses
 from cortask.contacts.phone import InvalidPhoneNumber, normalize_phone
 from cortask.service import CortaskService
 from cortask.store import AsyncStore, WhatsAppSettings
+from cortask.store.db import utcnow
+from cortask.store.errors import Duplicate, StoreError
+from cortask.store.models import Approval, session_id_for_chat
+from cortask.store.prune import footprint
 
 log = logging.getLogger("cortask.app")
 
@@ -90,14 +108,32 @@ def _value(config: object, what: str) -> object:
     return config.provider if what == "provider" else config.settings.get(what.removeprefix("settings."))
 
 
+async def check_agent(config: AgentConfig, environ: Mapping[str, str]) -> None:
+    """Validate an agent configuration the one way (`agent set` and `serve`/`demo --agent` alike):
+    building it says what is unknown or missing (a ValueError); it is not kept."""
+    from cortask.agents import build_agent
+
+    await build_agent(config, environ).aclose()
+
+
 class CortaskApp:
     def __init__(self, service: CortaskService, *, serving: bool) -> None:
         self.service = service
         self.serving = serving
         self.events: Broadcast[Event] = Broadcast()
         self._qr: QrCode | None = None
+        self._code: PairingCode | None = None
         self._qr_session: asyncio.Task[None] | None = None
         self._followers: list[asyncio.Task[None]] = []
+        service.on_contacts_checked = self._contacts_checked
+        service.on_command = self._whatsapp_command
+        service.on_approvals_changed = self._approvals_changed
+
+    async def _whatsapp_command(self, message: InboundText) -> str:
+        """An admin's `/command` in WhatsApp, run through this class's own actions (issue #14)."""
+        from cortask.app.admin import run_command
+
+        return await run_command(self, message)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -130,8 +166,28 @@ class CortaskApp:
         settings = await self._settings()
         info = await self._peek(settings)
         if self.service.channel is not None:
-            return channel_status(self.service.channel.status, info, settings, running=self.serving)
-        return stored_status(info, settings, sandbox=self.service.sandbox is not None)
+            status = channel_status(self.service.channel.status, info, settings, running=self.serving)
+        else:
+            status = stored_status(info, settings, sandbox=self.service.sandbox is not None)
+        return await self._with_storage(await self._with_stored_traffic(status))
+
+    async def _with_stored_traffic(self, status: Status) -> Status:
+        """Our JIDs in words, and "last message in/out" from the kept activity when this process has seen none, so
+        a restart does not blank them (issue #17)."""
+        status = status.model_copy(update={"sentence": humanize_jids(status.sentence)})
+        if status.last_inbound_at is not None and status.last_outbound_at is not None:
+            return status
+        store, ws = self._ws()
+        inbound = status.last_inbound_at or await store.activity.last_at(ws, ("received",))
+        outbound = status.last_outbound_at or await store.activity.last_at(ws, ("replied", "failed"))
+        return status.model_copy(update={"last_inbound_at": inbound, "last_outbound_at": outbound})
+
+    async def _with_storage(self, status: Status) -> Status:
+        """The status with the database's size, its oldest record and the retention period."""
+        store, _ = self._ws()
+        found = await store.run(footprint)
+        storage = describe_storage(found.bytes, found.oldest, self.service.retention.days, utcnow())
+        return status.model_copy(update={"storage": storage})
 
     async def overview(self) -> Overview:
         settings = await self._settings()
@@ -153,6 +209,9 @@ class CortaskApp:
             access=AccessSummary(sentence=policy.status, problems=list(policy.problems)),
             account=account,
             qr=self._qr,
+            code=self._code,
+            phone_url=self.service.phone_url if status.sandbox else None,
+            account_number=human_number(account.id) if account else None,
         )
 
     # -- the channel: settings kept for `serve`, applied at once when serving ---------------------
@@ -163,7 +222,8 @@ class CortaskApp:
         return await self.overview()
 
     async def remove_channel(self) -> Overview:
-        await self.logout()
+        # Serving: the device is logged out on WhatsApp too (stop); otherwise forgotten here.
+        await (self.stop() if self.serving else self.logout())
         store, ws = self._ws()
         await store.whatsapp.set_enabled(ws, False)
         return await self.overview()
@@ -176,7 +236,7 @@ class CortaskApp:
             raise AppError(info.problem + ". Restore that folder, or `cortask whatsapp logout` and link again.")
         if not info.linked:
             raise AppError("WhatsApp is not linked: link it first (`cortask whatsapp link`, or scan a QR code).")
-        if self.serving:
+        if self.serving and not self._live().status.state.running:  # connected already: nothing to redo
             await self._live().start()
         store, ws = self._ws()
         await store.whatsapp.set_enabled(ws, True)
@@ -184,7 +244,11 @@ class CortaskApp:
         return await self.status()
 
     async def pause(self) -> Status:
-        """Disconnect but keep the link; saved, so the next `cortask serve` stays paused."""
+        """Disconnect but keep the link; saved, so the next `cortask serve` stays paused. With no
+        link there is nothing to pause, and nothing is changed."""
+        info = await self._peek(await self._settings())
+        if not info.linked and not info.problem:
+            return await self.status()
         if self.serving:
             await self._live().pause()
         store, ws = self._ws()
@@ -222,6 +286,9 @@ class CortaskApp:
         and the session's end come as events. Adds the channel and unpauses it: the person wants
         it to run once linked."""
         if self._qr is not None and self._qr_session is not None and not self._qr_session.done():
+            if self._code is not None:  # back from the code to the QR, in the same session
+                self._code = None
+                self._live().back_to_qr()
             return self._qr
         channel = self._live()
         info = await self._peek(await self._settings())
@@ -252,6 +319,35 @@ class CortaskApp:
                 async for step in link_steps(await self.begin_link(), events):
                     yield step
 
+    async def request_code(self, body: CodeIn) -> PairingCode:
+        """Link by phone number instead of a QR: a code for the account `body.phone` to type on the
+        phone, in the linking session (started, or joined). Asking again gives a new code."""
+        region = (await self._settings()).default_region
+        try:
+            e164 = normalize_phone(body.phone, region)
+        except InvalidPhoneNumber as exc:
+            raise AppError(f"{exc} Give the number of the phone that has WhatsApp.") from None
+        custom = body.code.replace("-", "").strip().upper() if body.code else None
+        if custom is not None and (len(custom) != 8 or not custom.isalnum() or not custom.isascii()):
+            raise AppError("a code of your own has 8 letters and digits, like CORT-ASK1.")
+        if self._qr_session is None or self._qr_session.done():
+            await self.begin_link()  # (joining a live session is not a switch back to its QR)
+        try:
+            issued = await self._live().request_pairing_code(e164.lstrip("+"), custom)
+        except ChannelError as exc:
+            raise AppError(str(exc)) from None
+        self._code = PairingCode(code=issued.code, grouped=issued.grouped, phone=e164, expires_at=issued.expires_at)
+        self.events.publish(CodeEvent(data=self._code))
+        return self._code
+
+    async def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]:
+        """The whole linking session by code as events: the code, state changes, and last the
+        result. With no gateway running, the channel runs here until then, keeping the link."""
+        async with self._channel():
+            with self.events.subscribe() as events:
+                async for step in code_link_steps(await self.request_code(body), events):
+                    yield step
+
     async def _run_qr_session(self, channel: WhatsAppChannel, first: asyncio.Future[QrCode]) -> None:
         problems: list[ChannelStatus] = []  # why no link came, if none does
 
@@ -273,7 +369,7 @@ class CortaskApp:
             if not first.done():
                 first.set_exception(AppError(f"could not start linking: {exc}"))
         finally:
-            self._qr = None
+            self._qr = self._code = None
             watcher.cancel()
         final = channel.status
         if not first.done():  # the session ended before any code (it failed, or was already over)
@@ -308,13 +404,24 @@ class CortaskApp:
         store, ws = self._ws()
         contact = await store.whatsapp.add_contact(ws, body.phone, body.permission, body.name)
         await self._access_changed()
-        return _contact(contact)
+        return _contact(await self._checked(contact))
 
     async def update_contact(self, phone: str, body: ContactPatch) -> Contact:
         store, ws = self._ws()
         contact = await store.whatsapp.update_contact(ws, phone, **body.model_dump(exclude_unset=True))
         await self._access_changed()
-        return _contact(contact)
+        return _contact(await self._checked(contact))
+
+    async def _checked(self, contact: TrustedContact) -> TrustedContact:
+        """While linked, ask WhatsApp which account the number is before answering; otherwise the
+        check waits for the next link."""
+        if not await self.service.check_contacts([contact.phone]):
+            return contact
+        store, ws = self._ws()
+        return next((c for c in await store.whatsapp.contacts(ws) if c.phone == contact.phone), contact)
+
+    async def _contacts_checked(self) -> None:
+        self.events.publish(ContactsEvent(data=await self.contacts()))
 
     async def remove_contact(self, phone: str) -> None:
         store, ws = self._ws()
@@ -333,6 +440,48 @@ class CortaskApp:
         await store.whatsapp.update_settings(ws, **patch.model_dump(exclude_unset=True))
         await self._access_changed(contacts=False)
         return await self.overview()
+
+    # -- strangers waiting for approval (issue #14) --------------------------------------------------
+
+    async def approvals(self) -> list[ApprovalRequest]:
+        store, ws = self._ws()
+        return [_approval_out(a) for a in await store.approvals.pending(ws, time.time())]
+
+    async def approve(self, code: str, body: ApprovalIn) -> Contact:
+        """Let a waiting stranger in (read or write) and answer their held message, once."""
+        if body.permission not in ("read", "write"):
+            raise AppError(f"{body.permission!r} cannot be given on approval: use read or write.", Kind.INVALID)
+        if self.service.channel is None:  # the code would be spent and their message never answered
+            raise AppError(
+                "Approving answers their message, which needs Cortask running: start `cortask serve`, "
+                "then approve (here, on the page, or with /approve in WhatsApp)."
+            )
+        store, ws = self._ws()
+        approval = await store.approvals.resolve(ws, code, "approved", time.time())
+        try:
+            contact = await self.add_contact(
+                ContactIn(phone=approval.phone, permission=body.permission, name=approval.push_name)
+            )
+        except Duplicate:  # added meanwhile: their permission stays as it is
+            contact = next(c for c in await self.contacts() if c.phone == approval.phone)
+        if self.service.channel is not None:
+            await self.service.channel.answer_held(_held_message(approval))
+        await self._approvals_changed()
+        return contact
+
+    async def reject(self, code: str) -> None:
+        """Drop a waiting stranger's message and mute that number: nothing is ever sent to them."""
+        store, ws = self._ws()
+        await store.approvals.resolve(ws, code, "rejected", time.time())
+        await self._approvals_changed()
+
+    async def _approvals_changed(self) -> None:
+        self.events.publish(ApprovalsEvent(data=await self.approvals()))
+
+    async def forget_chat(self, chat_jid: str) -> int:
+        """Forget one chat's conversation history (`/reset`): the agent starts it afresh."""
+        store, _ = self._ws()
+        return await store.sessions.forget(session_id_for_chat(chat_jid))
 
     async def validate_phone(self, body: PhoneIn) -> PhoneCheck:
         region = (await self._settings()).default_region
@@ -364,7 +513,7 @@ class CortaskApp:
     async def set_agent(self, body: AgentIn, *, origin: Origin) -> Agent:
         """Choose the agent. From `Origin.NETWORK` (the HTTP API), what runs a program or reads the
         environment (`machine_only`) is refused unless it is unchanged: only the machine sets it."""
-        from cortask.agents import AgentConfig, build_agent
+        from cortask.agents import AgentConfig
         from cortask.agents.factory import machine_only
         from cortask.store.masking import merge_masked
 
@@ -381,18 +530,17 @@ class CortaskApp:
             changed = [what for what in machine_only(config) if _value(config, what) != _value(before, what)]
             if changed:
                 raise AppError(machine_only_sentence(changed), Kind.FORBIDDEN)
-        # Building it validates the settings and says what is missing; it is not kept.
-        await build_agent(config, self.service.environ).aclose()
+        await check_agent(config, self.service.environ)
         await store.agents.set(ws, body.provider, dict(body.settings))
         return await self.agent()
 
     # -- what happened ---------------------------------------------------------------------------
 
     async def activity(self) -> list[ActivityEntry]:
-        if self.service.channel is None:
-            return []  # kept in memory by the running channel only
+        """The newest entries, kept in the store: the same after a restart (issue #17)."""
+        store, ws = self._ws()
         names = await self._contact_names()
-        return [_entry(e, names) for e in self.service.channel.activity]
+        return [_entry(e, names) for e in await store.activity.recent(ws)]
 
     async def sessions(self) -> list[SessionInfo]:
         store, _ = self._ws()
@@ -420,11 +568,20 @@ class CortaskApp:
 
     async def _status_of(self, channel: ChannelStatus) -> Status:
         settings = await self._settings()
-        return channel_status(channel, await self._peek(settings), settings, running=self.serving)
+        status = channel_status(channel, await self._peek(settings), settings, running=self.serving)
+        return await self._with_storage(await self._with_stored_traffic(status))
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
-        return {c.phone: c.name for c in await store.whatsapp.contacts(ws) if c.name}
+        names: dict[str, str] = {}
+        for c in await store.whatsapp.contacts(ws):
+            if c.name:
+                names[c.phone] = c.name
+                # A sender is shown by the address WhatsApp uses for them, too (+521… for +52…).
+                for address in (c.whatsapp.address, *whatsapp_addresses(c.phone)):
+                    if address:
+                        names.setdefault("+" + address, c.name)
+        return names
 
     def _live(self) -> WhatsAppChannel:
         if self.service.channel is None:
@@ -455,7 +612,16 @@ class CortaskApp:
                 self.events.publish(StatusEvent(data=await self._status_of(status)))
 
         async def activities() -> None:
+            store, ws = self._ws()
+            failing = False  # while the database cannot be written, keeping entries would only wait
             async for entry in channel.activities():
+                failing = entry.get("kind") == "store_failing" or (failing and entry.get("kind") != "store_recovered")
+                try:
+                    if not failing:
+                        await store.activity.add(ws, entry)
+                except StoreError as exc:
+                    # The entry still reaches the page live; only its copy for after a restart is lost.
+                    log.warning("an activity entry was not kept across restarts: %s", exc)
                 self.events.publish(ActivityEvent(data=_entry(entry, await self._contact_names())))
 
         self._followers = [asyncio.create_task(_logged(statuses())), asyncio.create_task(_logged(activities()))]
@@ -479,7 +645,23 @@ async def _logged(follow: Any) -> None:
 
 
 def _contact(contact: TrustedContact) -> Contact:
-    return Contact(phone=contact.phone, name=contact.name, permission=contact.permission.value)
+    reg = contact.whatsapp
+    shown = format_address(reg.address) if reg.address else None
+    note = None
+    if reg.state is WhatsAppState.NOT_ON_WHATSAPP:
+        note = "Not on WhatsApp: check the number, or ask them which number they use on WhatsApp."
+    elif shown is not None and reg.address != contact.phone[1:]:
+        note = f"WhatsApp knows this number as {shown}."
+    return Contact(
+        phone=contact.phone,
+        name=contact.name,
+        permission=contact.permission.value,
+        written=contact.written,
+        whatsapp=reg.state.value,
+        whatsapp_address=shown,
+        whatsapp_checked_at=reg.checked_at.timestamp() if reg.checked_at is not None else None,
+        note=note,
+    )
 
 
 def _settings_out(settings: WhatsAppSettings) -> Settings:
@@ -487,6 +669,41 @@ def _settings_out(settings: WhatsAppSettings) -> Settings:
         answer_groups=settings.answer_groups,
         open_to_everyone=settings.open_to_everyone,
         default_region=settings.default_region,
+        self_chat=settings.self_chat,
+        self_chat_prefix=settings.self_chat_prefix,
+        answers_paused=settings.answers_paused,
+        group_mode=settings.group_mode,
+        groups_allowed=list(settings.groups_allowed),
+        approvals=settings.approvals,
+        approval_hours=settings.approval_hours,
+    )
+
+
+def _approval_out(approval: Approval) -> ApprovalRequest:
+    text = approval.text.strip()
+    return ApprovalRequest(
+        code=approval.code,
+        phone=approval.phone,
+        name=approval.push_name,
+        first_line=text.splitlines()[0] if text else "",
+        at=approval.created_at,
+        expires_at=approval.expires_at,
+    )
+
+
+def _held_message(approval: Approval) -> InboundText:
+    """The stranger's held message, as it arrived, to be answered now."""
+    return InboundText(
+        chat_jid=approval.chat_jid,
+        message_id=approval.message_id,
+        sender_jid=approval.sender_jid,
+        sender_phone=approval.phone,
+        sender_lid=None,
+        push_name=approval.push_name,
+        text=approval.text,
+        timestamp=approval.message_ts,
+        is_group=False,
+        offline=False,
     )
 
 

@@ -26,15 +26,21 @@ from cortask.app.errors import EXPECTED, AppError, Kind, classify
 from cortask.app.models import (
     Agent,
     AgentIn,
+    ApprovalIn,
+    ApprovalRequest,
+    CodeIn,
+    CodeLinkStep,
     Contact,
     ContactIn,
     ContactPatch,
     Event,
     LinkStep,
     Origin,
+    PairingCode,
     QrCode,
     Status,
     StatusEvent,
+    code_link_steps,
     link_steps,
 )
 from cortask.home import gateway_token_file
@@ -55,12 +61,16 @@ class Client(Protocol):
     async def stop(self, on_status: OnStatus | None = None) -> Status: ...
     async def logout(self) -> Status: ...
     def link(self) -> AsyncIterator[LinkStep]: ...
+    def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]: ...
     async def contacts(self) -> list[Contact]: ...
     async def add_contact(self, body: ContactIn) -> Contact: ...
     async def update_contact(self, phone: str, body: ContactPatch) -> Contact: ...
     async def remove_contact(self, phone: str) -> None: ...
     async def agent(self) -> Agent: ...
     async def set_agent(self, body: AgentIn) -> Agent: ...
+    async def approvals(self) -> list[ApprovalRequest]: ...
+    async def approve(self, code: str, body: ApprovalIn) -> Contact: ...
+    async def reject(self, code: str) -> None: ...
     async def aclose(self) -> None: ...
 
 
@@ -139,6 +149,11 @@ class LocalClient:
             async for step in self.app.link():
                 yield step
 
+    async def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]:
+        with _as_app_errors():
+            async for step in self.app.link_by_code(body):
+                yield step
+
     async def contacts(self) -> list[Contact]:
         with _as_app_errors():
             return await self.app.contacts()
@@ -162,6 +177,18 @@ class LocalClient:
     async def set_agent(self, body: AgentIn) -> Agent:
         with _as_app_errors():
             return await self.app.set_agent(body, origin=Origin.MACHINE)
+
+    async def approvals(self) -> list[ApprovalRequest]:
+        with _as_app_errors():
+            return await self.app.approvals()
+
+    async def approve(self, code: str, body: ApprovalIn) -> Contact:
+        with _as_app_errors():
+            return await self.app.approve(code, body)
+
+    async def reject(self, code: str) -> None:
+        with _as_app_errors():
+            await self.app.reject(code)
 
     async def aclose(self) -> None:
         await self.app.close()
@@ -218,6 +245,17 @@ class HttpClient:
             async for step in link_steps(QrCode.model_validate(qr), _events(lines)):
                 yield step
 
+    async def link_by_code(self, body: CodeIn) -> AsyncIterator[CodeLinkStep]:
+        """As `link`, by phone number: follow the event stream, then ask for a code."""
+        async with self._http.stream("GET", "/events", timeout=None) as stream:
+            lines = stream.aiter_lines()
+            first = await _next_event(lines)
+            if isinstance(first, StatusEvent):
+                yield first
+            code = await self._send("POST", "/whatsapp/code", body)
+            async for step in code_link_steps(PairingCode.model_validate(code), _events(lines)):
+                yield step
+
     async def contacts(self) -> list[Contact]:
         return _CONTACTS.validate_python(await self._send("GET", "/whatsapp/contacts"))
 
@@ -236,11 +274,21 @@ class HttpClient:
     async def set_agent(self, body: AgentIn) -> Agent:
         return await self._call(Agent, "PUT", "/agent", body)
 
+    async def approvals(self) -> list[ApprovalRequest]:
+        return _APPROVALS.validate_python(await self._send("GET", "/whatsapp/approvals"))
+
+    async def approve(self, code: str, body: ApprovalIn) -> Contact:
+        return await self._call(Contact, "POST", f"/whatsapp/approvals/{quote(code)}/approve", body)
+
+    async def reject(self, code: str) -> None:
+        await self._send("POST", f"/whatsapp/approvals/{quote(code)}/reject")
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
 
 _CONTACTS = TypeAdapter(list[Contact])
+_APPROVALS = TypeAdapter(list[ApprovalRequest])
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 

@@ -43,6 +43,13 @@ class SettingsPatch(BaseModel):
     answer_groups: bool | None = None
     open_to_everyone: bool | None = None
     default_region: str | None = None
+    self_chat: bool | None = None  # the owner talks to the agent in their own chat (issue #14)
+    self_chat_prefix: str | None = None  # marks the agent's replies there; "" for none
+    answers_paused: bool | None = None  # connected, but only admin commands are answered
+    group_mode: str | None = None  # with groups on: "mention" (the default) or "always"
+    groups_allowed: list[str] | None = None  # group JIDs answered in; [] for every group
+    approvals: bool | None = None  # a stranger's first message waits for the owner's approval
+    approval_hours: float | None = None  # how long an approval code is valid (default 24)
 
 
 class PhoneIn(BaseModel):
@@ -75,6 +82,23 @@ class ActionOffer(BaseModel):
     why_not: str | None = None
 
 
+class Storage(BaseModel):
+    """What Cortask keeps on disk: the database's size and how far back its records go."""
+
+    database_bytes: int  # cortask.db with its write-ahead log
+    oldest_record_at: float | None  # Unix time of the oldest journal entry, reply or session turn kept
+    retention_days: float  # older records are pruned (pending ones and each session's last turns stay)
+    sentence: str
+
+
+class StatusNote(BaseModel):
+    """Something to know beside the connection's state: `kind` a code (`store_failing`,
+    `send_failed`), `sentence` in words."""
+
+    kind: str
+    sentence: str
+
+
 class Status(BaseModel):
     """The WhatsApp channel as a person should see it, with Cortask running or not."""
 
@@ -100,18 +124,35 @@ class Status(BaseModel):
     detail: str | None = None
     terminal: bool
     needs_relink: bool
+    storage: Storage | None = None  # the database (issue #13): size, oldest record, retention
+    notes: list[StatusNote] = []
+
+
+WhatsAppStateName = Literal["unchecked", "registered", "not_on_whatsapp"]
 
 
 class Contact(BaseModel):
-    phone: str
+    phone: str  # E.164: what the API and the CLI take to change or remove it
     name: str | None
     permission: PermissionName
+    written: str | None = None  # the number as the person wrote it, to show
+    whatsapp: WhatsAppStateName = "unchecked"  # what WhatsApp said when last asked (while linked)
+    whatsapp_address: str | None = None  # the account it is registered as, written as a number
+    whatsapp_checked_at: float | None = None
+    note: str | None = None  # a sentence when WhatsApp knows it under another address, or not at all
 
 
 class Settings(BaseModel):
     answer_groups: bool
     open_to_everyone: bool
     default_region: str | None
+    self_chat: bool = False
+    self_chat_prefix: str | None = None
+    answers_paused: bool = False
+    group_mode: str = "mention"
+    groups_allowed: list[str] = []
+    approvals: bool = False
+    approval_hours: float = 24.0
 
 
 class AccessSummary(BaseModel):
@@ -130,6 +171,20 @@ class QrCode(BaseModel):
     expires_at: float
 
 
+class CodeIn(BaseModel):
+    """Link by phone number: the account's own number, and optionally a code of one's own."""
+
+    phone: str
+    code: str | None = None
+
+
+class PairingCode(BaseModel):
+    code: str  # eight characters, as WhatsApp issued it
+    grouped: str  # as shown and typed: ABCD-EFGH
+    phone: str  # E.164, the account's own number
+    expires_at: float
+
+
 class Overview(BaseModel):
     """Everything the channel page shows."""
 
@@ -142,6 +197,11 @@ class Overview(BaseModel):
     access: AccessSummary
     account: Account | None
     qr: QrCode | None
+    code: PairingCode | None = None  # linking by phone number: the code to type on the phone
+    # The demo's simulated phone page (sandbox mode only): the page links to it.
+    phone_url: str | None = None
+    # Our own account's number written for people (e.g. "+1 555-000-1111"), when linked.
+    account_number: str | None = None
 
 
 class ActivityEntry(BaseModel):
@@ -201,6 +261,22 @@ class LinkResult(BaseModel):
     reason: str | None = None
 
 
+class ApprovalRequest(BaseModel):
+    """A stranger waiting for the owner's approval (issue #14)."""
+
+    code: str
+    phone: str
+    name: str | None  # what their WhatsApp profile says
+    first_line: str
+    at: float
+    expires_at: float
+
+
+class ApprovalIn(BaseModel):
+    model_config = STRICT
+    permission: str = "write"  # read or write
+
+
 # -- events (the gateway's stream, the clients' link) ---------------------------------------------
 
 
@@ -212,6 +288,11 @@ class StatusEvent(BaseModel):
 class QrEvent(BaseModel):
     event: Literal["qr"] = "qr"
     data: QrCode
+
+
+class CodeEvent(BaseModel):
+    event: Literal["code"] = "code"
+    data: PairingCode
 
 
 class LinkEvent(BaseModel):
@@ -229,7 +310,15 @@ class ContactsEvent(BaseModel):
     data: list[Contact]
 
 
-Event = Annotated[StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent, Field(discriminator="event")]
+class ApprovalsEvent(BaseModel):
+    event: Literal["approvals"] = "approvals"
+    data: list[ApprovalRequest]
+
+
+Event = Annotated[
+    StatusEvent | QrEvent | LinkEvent | ActivityEvent | ContactsEvent | CodeEvent | ApprovalsEvent,
+    Field(discriminator="event"),
+]
 LinkStep = StatusEvent | QrEvent | LinkEvent  # what a person follows while linking
 
 
@@ -247,3 +336,21 @@ async def link_steps(first: QrCode, events: AsyncIterator[Event]) -> AsyncIterat
         elif isinstance(event, LinkEvent):
             yield event
             return
+
+
+CodeLinkStep = StatusEvent | CodeEvent | LinkEvent  # what a person follows while linking by code
+
+
+async def code_link_steps(first: PairingCode, events: AsyncIterator[Event]) -> AsyncIterator[CodeLinkStep]:
+    """A linking session by code as a person follows it: the code, each new code, each state
+    change, and last the result (the session's QR codes are not shown)."""
+    last = first
+    yield CodeEvent(data=first)
+    async for event in events:
+        if isinstance(event, CodeEvent) and event.data != last:
+            last = event.data
+            yield event
+        elif isinstance(event, StatusEvent | LinkEvent):
+            yield event
+            if isinstance(event, LinkEvent):
+                return

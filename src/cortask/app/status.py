@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cortask.app.models import ActionOffer, LinkOutcome, Status
+from cortask.app.models import ActionOffer, LinkOutcome, Status, StatusNote
 from cortask.channels.whatsapp.authpeek import LinkInfo
-from cortask.channels.whatsapp.state import SANDBOX_NOTE, ChannelStatus, ConnectionState, offers
+from cortask.channels.whatsapp.state import CODE_REFUSED_DETAIL, SANDBOX_NOTE, ChannelStatus, ConnectionState, offers
 from cortask.store import WhatsAppSettings
 
 SERVE_HINT = "start it with `cortask serve`"
@@ -84,6 +84,7 @@ def _status(
         detail=channel.detail,
         terminal=state.terminal,
         needs_relink=state.needs_relink,
+        notes=[StatusNote(kind=note.kind, sentence=note.sentence) for note in channel.notes],
     )
 
 
@@ -94,6 +95,8 @@ def link_outcome(
     troubles seen on the way (reconnects, terminal states); with the reason when it failed."""
     if final.state is ConnectionState.OPEN:
         return "linked", None
+    if final.detail == CODE_REFUSED_DETAIL:  # a pairing code typed wrong: not a lapse of time
+        return "failed", f"{final.sentence} {final.action or ''}".strip()
     if qr_shown and final.state is ConnectionState.UNLINKED:
         return "expired", None
     if final.state.terminal or not problems:

@@ -16,17 +16,23 @@ configured any unknown number is silently ignored; the same is kept for a config
 allowedUsers list (even one whose every entry was unusable, so a typo fails closed rather than
 opening the agent to everyone). The policy reports the conflict in ``problems``.
 
-Senders are compared by exact E.164 equality. A sender whose number is unknown (a LID that
-could not be resolved) matches no list, so it is ignored unless the agent is open to everyone.
+Who a sender is, in order: the WhatsApp address a contact's number was found registered as
+(`Registration.address`, asked of WhatsApp), then its LID, then the exact E.164 number, then,
+for contacts whose registered address is not known yet, the equivalence rules of
+`cortask.contacts.addresses` (``5215512345678`` is ``+52 55 1234 5678``). Never a suffix or
+substring. A sender with neither a number nor a known LID matches no list, so it is ignored
+unless the agent is open to everyone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from cortask.contacts.addresses import whatsapp_addresses
 from cortask.contacts.phone import InvalidPhoneNumber, is_e164, normalize_phone
 
 __all__ = [
@@ -34,9 +40,11 @@ __all__ = [
     "AccessDecision",
     "AccessPolicy",
     "Permission",
+    "Registration",
     "RejectedEntry",
     "TrustedContact",
     "Verdict",
+    "WhatsAppState",
 ]
 
 READ_ONLY_REPLY = "You have read-only access."
@@ -45,7 +53,7 @@ READ_ONLY_REPLY = "You have read-only access."
 class Permission(StrEnum):
     READ = "read"
     WRITE = "write"
-    ADMIN = "admin"  # same as write today; reserved for future administrative commands
+    ADMIN = "admin"  # write, plus the owner's /commands in WhatsApp (issue #14)
 
     @classmethod
     def parse(cls, text: str) -> Permission:
@@ -60,13 +68,37 @@ class Permission(StrEnum):
 _RANK = {Permission.READ: 0, Permission.WRITE: 1, Permission.ADMIN: 2}
 
 
+class WhatsAppState(StrEnum):
+    """What WhatsApp said when last asked which account a contact's number is."""
+
+    UNCHECKED = "unchecked"
+    REGISTERED = "registered"
+    NOT_ON_WHATSAPP = "not_on_whatsapp"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """The account WhatsApp knows a number as: its PN address (user part, ``5215512345678``) and
+    LID (user part), and when it was asked; `UNCHECKED` until asked while linked."""
+
+    state: WhatsAppState = WhatsAppState.UNCHECKED
+    address: str | None = None
+    lid: str | None = None
+    checked_at: datetime | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class TrustedContact:
-    """A number that may talk to the agent. `phone` must already be E.164 (see `parse`)."""
+    """A number that may talk to the agent. `phone` must already be E.164 (see `parse`);
+    `written` is the number as the person typed it, shown beside it."""
 
     phone: str
     permission: Permission
     name: str | None = None
+    # What was typed and what WhatsApp said are shown beside the number; they do not make it
+    # another contact, so equality stays the number, permission and name.
+    written: str | None = field(default=None, compare=False)
+    whatsapp: Registration = field(default_factory=Registration, compare=False)
 
     def __post_init__(self) -> None:
         if not is_e164(self.phone):
@@ -86,7 +118,7 @@ class TrustedContact:
         """A contact from what a person typed; raises InvalidPhoneNumber or ValueError (permission)."""
         perm = permission if isinstance(permission, Permission) else Permission.parse(permission)
         clean_name = name.strip() if name is not None else None
-        return cls(normalize_phone(phone, default_region), perm, clean_name or None)
+        return cls(normalize_phone(phone, default_region), perm, clean_name or None, phone.strip() or None)
 
     @property
     def label(self) -> str:
@@ -137,7 +169,18 @@ class AccessDecision:
 class AccessPolicy:
     """Immutable once built; `decide` is a dictionary lookup."""
 
-    __slots__ = ("_allowed", "_contacts", "_legacy_configured", "_open", "_problems", "_rejected")
+    __slots__ = (
+        "_allowed",
+        "_allowed_addresses",
+        "_by_address",
+        "_by_equivalent",
+        "_by_lid",
+        "_contacts",
+        "_legacy_configured",
+        "_open",
+        "_problems",
+        "_rejected",
+    )
 
     def __init__(
         self,
@@ -180,7 +223,9 @@ class AccessPolicy:
             problems.append(f"Answering everyone is switched on but has no effect because {which} configured.")
 
         self._contacts: Mapping[str, TrustedContact] = MappingProxyType(contacts)
+        self._by_address, self._by_lid, self._by_equivalent = _sender_indexes(contacts.values())
         self._allowed = frozenset(allowed)
+        self._allowed_addresses = frozenset(a for number in allowed for a in whatsapp_addresses(number))
         self._legacy_configured = bool(raw_entries)
         self._rejected = tuple(rejected)
         self._open = open_to_everyone
@@ -188,22 +233,38 @@ class AccessPolicy:
 
     # --- the question ---------------------------------------------------------------------
 
-    def decide(self, sender_phone_e164: str | None) -> AccessDecision:
-        """Route one message by its sender's E.164 number (None when it could not be resolved)."""
+    def decide(self, sender_phone_e164: str | None, sender_lid: str | None = None) -> AccessDecision:
+        """Route one message by its sender's number as WhatsApp states it (``+`` and the address's
+        digits; None when it could not be resolved) and LID (``…@lid`` or its user part)."""
         if self._contacts:
-            contact = self._contacts.get(sender_phone_e164) if sender_phone_e164 else None
+            contact = self.contact_for(sender_phone_e164, sender_lid)
             if contact is None:
                 return AccessDecision(Verdict.IGNORE, "unknown")
             if contact.permission is Permission.READ:
                 return AccessDecision(Verdict.READ_ONLY, "trusted_read", contact)
             return AccessDecision(Verdict.AGENT, f"trusted_{contact.permission}", contact)
         if self._legacy_configured:
-            if sender_phone_e164 is not None and sender_phone_e164 in self._allowed:
+            if sender_phone_e164 is not None and (
+                sender_phone_e164 in self._allowed or sender_phone_e164[1:] in self._allowed_addresses
+            ):
                 return AccessDecision(Verdict.AGENT, "allowed_user")
             return AccessDecision(Verdict.IGNORE, "unknown")
         if self._open:
             return AccessDecision(Verdict.AGENT, "open")
         return AccessDecision(Verdict.IGNORE, "nobody_allowed")
+
+    def contact_for(self, sender_phone_e164: str | None, sender_lid: str | None = None) -> TrustedContact | None:
+        """The trusted contact a sender is: registered address, LID, exact number, then the
+        equivalence rules for contacts whose registered address is not known yet."""
+        address = sender_phone_e164[1:] if sender_phone_e164 and sender_phone_e164.startswith("+") else None
+        lid = sender_lid.partition("@")[0].partition(":")[0] if sender_lid else None
+        found = (
+            (self._by_address.get(address) if address else None)
+            or (self._by_lid.get(lid) if lid else None)
+            or (sender_phone_e164 if sender_phone_e164 in self._contacts else None)
+            or (self._by_equivalent.get(address) if address else None)
+        )
+        return self._contacts.get(found) if found else None
 
     # --- what the UI shows ----------------------------------------------------------------
 
@@ -263,6 +324,37 @@ class AccessPolicy:
         if self._open:
             return "Everyone who messages this WhatsApp account can reach the agent."
         return "Nobody can reach the agent: add a trusted contact, or switch on answering everyone."
+
+
+def _sender_indexes(
+    contacts: Iterable[TrustedContact],
+) -> tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]]:
+    """(registered address -> phone, LID -> phone, equivalent address -> phone) of the contacts.
+    Only contacts WhatsApp has not told us an address for are matched by equivalence."""
+    by_address: dict[str, TrustedContact] = {}
+    by_lid: dict[str, TrustedContact] = {}
+    by_equivalent: dict[str, TrustedContact] = {}
+
+    def put(index: dict[str, TrustedContact], key: str, contact: TrustedContact) -> None:
+        # Two contacts that are one account (+54 11 … and +54 9 11 …): the safer permission applies.
+        known = index.get(key)
+        if known is None or _RANK[contact.permission] < _RANK[known.permission]:
+            index[key] = contact
+
+    for contact in contacts:
+        reg = contact.whatsapp
+        if reg.address:
+            put(by_address, reg.address, contact)
+        if reg.lid:
+            put(by_lid, reg.lid, contact)
+        if not reg.address:
+            for address in whatsapp_addresses(contact.phone):
+                put(by_equivalent, address, contact)
+
+    def phones(index: dict[str, TrustedContact]) -> Mapping[str, str]:
+        return MappingProxyType({key: c.phone for key, c in index.items()})
+
+    return phones(by_address), phones(by_lid), phones(by_equivalent)
 
 
 def _count(n: int, noun: str) -> str:

@@ -20,6 +20,13 @@ parentheses:
 
 A number must be *valid* for its country according to phonenumbers' metadata, not merely of a
 plausible length, so typos are caught when a contact is entered rather than when nobody answers.
+
+Some spellings people (and WhatsApp) still use are not valid to phonenumbers but name one valid
+number exactly; `_repaired` rewrites them, and only when the rewrite is valid: Mexico's mobile
+``1`` after +52 (``+52 1 55 1234 5678``, ``5215512345678``) and its old ``044``/``045`` prefixes
+are dropped; a Brazilian mobile written with eight digits after the area code, as before the
+ninth digit was added (``+55 11 8765-4321``), gets its ``9``. Argentina's ``9`` and ``15`` are
+phonenumbers' own. Which WhatsApp addresses a number can have is `cortask.contacts.addresses`.
 """
 
 from __future__ import annotations
@@ -180,11 +187,20 @@ def _parse(shown: str, digits: str, text: str, region: str | None) -> PhoneNumbe
 
 def _bare_digits(shown: str, digits: str, region: str | None) -> str:
     if region is None:
-        return _finish(shown, _parse_international(shown, digits))
+        try:
+            return _finish(shown, _parse_international(shown, digits))
+        except InvalidPhoneNumber as exc:
+            # Without a +, naming the country its first digits happen to spell ("12345" → the
+            # United States) misleads: say what is missing instead (issue #17).
+            what = {PhoneProblem.TOO_SHORT: "is too short for a phone number", PhoneProblem.TOO_LONG: "is too long "
+                    "for a phone number"}.get(exc.problem, "is not a phone number we can read")  # fmt: skip
+            raise InvalidPhoneNumber(
+                shown, exc.problem, f"“{shown}” {what}: write it with a + and the country code, for example {EXAMPLE}."
+            ) from None
     readings: list[PhoneNumber] = []
     for text, reading_region in (("+" + digits, None), (digits, region)):
         try:
-            readings.append(phonenumbers.parse(text, reading_region))
+            readings.append(_repaired(phonenumbers.parse(text, reading_region)))
         except NumberParseException:
             continue
     valid = {_e164(n): n for n in readings if phonenumbers.is_valid_number(n) and _fits_e164(n)}
@@ -210,7 +226,26 @@ def _fits_e164(number: PhoneNumber) -> bool:
     return len(_e164(number)) - 1 <= MAX_E164_DIGITS
 
 
+def _repaired(number: PhoneNumber) -> PhoneNumber:
+    """The valid number an invalid legacy or WhatsApp spelling stands for, else `number` itself."""
+    if phonenumbers.is_valid_number(number):
+        return number
+    national = str(number.national_number)
+    fixed: str | None = None
+    if number.country_code == 52 and len(national) == 11 and national.startswith("1"):
+        fixed = national[1:]  # the mobile "1" Mexico dropped in 2019; WhatsApp still uses it
+    elif number.country_code == 52 and len(national) == 12 and national[:2] in ("44", "45"):
+        fixed = national[2:]  # 044/045, the old prefixes for calling a mobile from within Mexico
+    elif number.country_code == 55 and len(national) == 10 and national[2] in "6789":
+        fixed = national[:2] + "9" + national[2:]  # a mobile from before Brazil's ninth digit
+    if fixed is None:
+        return number
+    candidate = PhoneNumber(country_code=number.country_code, national_number=int(fixed))
+    return candidate if phonenumbers.is_valid_number(candidate) else number
+
+
 def _finish(shown: str, number: PhoneNumber) -> str:
+    number = _repaired(number)
     if not _fits_e164(number):
         raise InvalidPhoneNumber(
             shown,

@@ -22,7 +22,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from cortask.app.actions import CortaskApp
 from cortask.app.errors import EXPECTED, classify
 from cortask.gateway.errors import document_errors, http_error_response
-from cortask.gateway.routes import agent, contacts, events, whatsapp
+from cortask.gateway.routes import agent, approvals, contacts, events, metrics, whatsapp
 from cortask.gateway.security import Guard
 from cortask.service import CortaskService
 
@@ -76,7 +76,7 @@ def create_app(
     for kind in EXPECTED:
         app.add_exception_handler(kind, refused)
 
-    for router in (whatsapp.router, contacts.router, agent.router, events.router):
+    for router in (whatsapp.router, contacts.router, agent.router, events.router, approvals.router, metrics.router):
         app.include_router(router)
     if STATIC.exists():
         app.mount("/", _FreshStaticFiles(directory=STATIC, html=True), name="ui")

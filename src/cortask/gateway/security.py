@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1"}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 OPEN_PATHS = {"/api/health"}  # says nothing that matters: liveness only
+PROTECTED_PATHS = {"/openapi.json", "/metrics"}  # beside /api/: the schema and Prometheus' scrape
 MIN_TOKEN_LENGTH = 32
 FAILURES_ALLOWED = 10  # wrong tokens per address per window, then 429
 FAILURE_WINDOW_S = 60.0
@@ -145,7 +146,7 @@ class Guard:
             return _error("requests from other web sites are refused", 403)
         path = request.url.path
         login = "token" in request.query_params and request.method == "GET" and not path.startswith("/api/")
-        protected = (path.startswith("/api/") or path == "/openapi.json") and path not in OPEN_PATHS
+        protected = (path.startswith("/api/") or path in PROTECTED_PATHS) and path not in OPEN_PATHS
         if not (login or protected):
             return None
         address = request.client.host if request.client else "?"

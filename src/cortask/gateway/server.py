@@ -8,12 +8,14 @@ import json
 import os
 import secrets
 import signal
+import socket
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import uvicorn
 
+from cortask.app.actions import CortaskApp
 from cortask.channels.whatsapp.authstore import AuthStoreError
 from cortask.gateway.app import create_app
 from cortask.gateway.security import InsecureBind, check_bind, check_token
@@ -41,6 +43,11 @@ async def run_gateway(
     except InsecureBind as exc:
         print(f"cortask: {exc}", file=sys.stderr)
         return 2
+    busy = port_in_use(host, port)
+    if busy is not None:  # said before anything starts, so nothing is opened or written for nothing
+        print(f"cortask: {busy}", file=sys.stderr)
+        await service.close()
+        return 1
     if service.store is None:
         try:
             await service.start()
@@ -49,18 +56,21 @@ async def run_gateway(
             await service.close()
             return 1
     app = create_app(service, bind_host=host, token=token, allowed_hosts=allowed_hosts)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    # The backstop for a client that keeps a connection open past the event streams' end.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=SHUTDOWN_SECONDS
+    )
     server = _Server(config)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         # Ctrl-C / SIGTERM: a graceful shutdown that keeps the WhatsApp link, then exit 0.
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+        loop.add_signal_handler(sig, _stopper(server, app.state.cortask))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():
             await serving
             await service.close()  # the lifespan that would have closed it never ran
-            print(f"cortask: could not listen on {host}:{port} (is the port in use?)", file=sys.stderr)
+            print(f"cortask: could not listen on {host}:{port}: {PORT_HINT}", file=sys.stderr)
             return 1
         await asyncio.sleep(0.02)
     shown_host = f"[{host}]" if ":" in host else host
@@ -74,6 +84,42 @@ async def run_gateway(
     finally:
         info.unlink(missing_ok=True)
     return 0
+
+
+SHUTDOWN_SECONDS = 3
+PORT_HINT = "choose another with --port N, or stop what uses it"
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """A sentence when `host:port` cannot be listened on (another Cortask, another program)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return f"could not listen on {host}:{port} ({exc.strerror or exc}): {PORT_HINT}."
+    return None
+
+
+def _stopper(server: uvicorn.Server, cortask: CortaskApp) -> Callable[[], None]:
+    """The signal handler: the first signal stops gracefully, ending the event streams (an open
+    page would otherwise hold the shutdown until its tab closes); a second one stops at once."""
+
+    def stop() -> None:
+        if server.should_exit:
+            print("cortask: stopping now.", file=sys.stderr, flush=True)
+            server.force_exit = True
+            return
+        print(
+            "cortask: stopping (closing WhatsApp, keeping the link; Ctrl-C again to stop at once)…",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.should_exit = True
+        cortask.events.end()
+
+    return stop
 
 
 class _Server(uvicorn.Server):

@@ -27,7 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from cortask.store.activity import ActivityRepository
 from cortask.store.agents import AgentRepository
+from cortask.store.approvals import ApprovalRepository
 from cortask.store.base import Async
 from cortask.store.db import Clock, utcnow
 from cortask.store.errors import StoreClosed
@@ -58,6 +60,8 @@ class AsyncStore:
         self.sessions = SessionRepository[Async](store, offload)
         self.journal = JournalRepository[Async](store, offload)
         self.outbox = OutboxRepository[Async](store, offload)
+        self.activity = ActivityRepository[Async](store, offload)
+        self.approvals = ApprovalRepository[Async](store, offload)
 
     @classmethod
     async def open(

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from types import MappingProxyType
 
-from cortask.contacts.access import Permission, TrustedContact
+from cortask.contacts.access import Permission, Registration, TrustedContact, WhatsAppState
 from cortask.store.db import decode_time
 from cortask.store.models import (
     AgentSettings,
@@ -39,7 +39,14 @@ def workspace(row: sqlite3.Row) -> Workspace:
 
 
 def contact(row: sqlite3.Row) -> TrustedContact:
-    return TrustedContact(row["phone"], Permission(row["permission"]), row["name"])
+    checked_at = row["wa_checked_at"]
+    registration = Registration(
+        WhatsAppState(row["wa_state"]),
+        row["wa_address"],
+        row["wa_lid"],
+        decode_time(checked_at) if checked_at is not None else None,
+    )
+    return TrustedContact(row["phone"], Permission(row["permission"]), row["name"], row["written"], registration)
 
 
 def agent_settings(row: sqlite3.Row) -> AgentSettings:
@@ -102,4 +109,6 @@ def outbox_item(row: sqlite3.Row) -> OutboxItem:
         sent_message_id=row["sent_message_id"],
         sent_at=decode_time(row["sent_at"]) if row["sent_at"] is not None else None,
         message_id=row["message_id"],
+        part=row["part"],
+        parts=row["parts"],
     )

@@ -73,6 +73,13 @@ class WhatsAppSettings:
     open_to_everyone: bool = False
     default_region: str | None = None
     auth_dir: Path | None = None  # None: the default, $CORTASK_HOME/whatsapp-auth
+    self_chat: bool = False  # the owner talks to the agent in their own chat
+    self_chat_prefix: str | None = None  # marks the agent's replies in the owner's own chat
+    answers_paused: bool = False  # `/pause`: connected, but the agent answers nobody
+    group_mode: str = "mention"  # with groups on: "mention" (mentioned or replied to) or "always"
+    groups_allowed: tuple[str, ...] = ()  # group JIDs answered in; empty: every group
+    approvals: bool = False  # a stranger's first message waits for the owner's /approve
+    approval_hours: float = 24.0  # how long a code stays valid
 
     def access_policy(self) -> AccessPolicy:
         return AccessPolicy(
@@ -163,6 +170,7 @@ class JournalEntry:
 class OutboxState(StrEnum):
     PENDING = "pending"
     SENT = "sent"
+    FAILED = "failed"  # sending kept failing: given up, never sent again
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +189,22 @@ class OutboxItem:
     sent_message_id: str | None
     sent_at: datetime | None
     message_id: str | None = None  # reserved before the first send; every attempt reuses it
+    part: int = 0  # which part of a long reply (0-based), of `parts`
+    parts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Approval:
+    """A stranger's message held for the owner's approval (issue #14)."""
+
+    code: str
+    phone: str  # E.164
+    chat_jid: str
+    message_id: str
+    sender_jid: str
+    push_name: str | None
+    text: str
+    message_ts: int | None
+    created_at: float
+    expires_at: float
+    state: str  # pending | approved | rejected

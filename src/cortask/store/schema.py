@@ -158,7 +158,124 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    4,
+    "whatsapp_trusted_contacts: the number as written, and the WhatsApp account it was found registered as",
+    (
+        # Shown as the person typed it ("+52 1 55 1234 5678"), matched by its E.164 form.
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN written TEXT",
+        # What WhatsApp answered when asked which account the number is (usync), and when: the PN
+        # address's user part ("5215512345678") and LID, or that it is not on WhatsApp.
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_state TEXT NOT NULL DEFAULT 'unchecked' "
+        "CHECK (wa_state IN ('unchecked', 'registered', 'not_on_whatsapp'))",
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_address TEXT",
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_lid TEXT",
+        "ALTER TABLE whatsapp_trusted_contacts ADD COLUMN wa_checked_at TEXT",
+    ),
+)
+
+_V5 = Migration(
+    5,
+    "activity: what the channel did, kept across restarts (the newest 500 per workspace)",
+    (
+        """
+        CREATE TABLE activity (
+            id INTEGER PRIMARY KEY,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            data TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX activity_by_workspace ON activity (workspace_id, id)",
+    ),
+)
+
+
+_V6 = Migration(
+    6,
+    "the owner in control (issue #14): self-chat, answers paused, mention-gated groups, approving strangers",
+    (
+        # The owner talks to the agent in their own chat ("Message yourself"); off by default.
+        "ALTER TABLE whatsapp_settings ADD COLUMN self_chat INTEGER NOT NULL DEFAULT 0 CHECK (self_chat IN (0, 1))",
+        # What marks the agent's replies in the owner's own chat, if anything.
+        "ALTER TABLE whatsapp_settings ADD COLUMN self_chat_prefix TEXT",
+        # `/pause` from WhatsApp: connected (so `/resume` can arrive) but nobody gets an agent answer.
+        "ALTER TABLE whatsapp_settings ADD COLUMN answers_paused INTEGER NOT NULL DEFAULT 0 "
+        "CHECK (answers_paused IN (0, 1))",
+        # With groups on: answer only when @-mentioned or replied to (mention), or always.
+        "ALTER TABLE whatsapp_settings ADD COLUMN group_mode TEXT NOT NULL DEFAULT 'mention' "
+        "CHECK (group_mode IN ('mention', 'always'))",
+        # The groups answered in (JIDs, one a line); empty: every group.
+        "ALTER TABLE whatsapp_settings ADD COLUMN groups_allowed TEXT NOT NULL DEFAULT ''",
+        # A stranger's first message is held for the owner's approval (off: strangers are ignored).
+        "ALTER TABLE whatsapp_settings ADD COLUMN approvals INTEGER NOT NULL DEFAULT 0 CHECK (approvals IN (0, 1))",
+        "ALTER TABLE whatsapp_settings ADD COLUMN approval_hours REAL NOT NULL DEFAULT 24 CHECK (approval_hours > 0)",
+        # One row per stranger's held message; a rejected number stays here, muted.
+        """
+        CREATE TABLE whatsapp_approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            workspace_id INTEGER NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
+            code TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            chat_jid TEXT NOT NULL,
+            message_id TEXT NOT NULL,
+            sender_jid TEXT NOT NULL,
+            push_name TEXT,
+            text TEXT NOT NULL,
+            message_ts INTEGER,
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'approved', 'rejected')),
+            UNIQUE (workspace_id, code)
+        )
+        """,
+        "CREATE INDEX whatsapp_approvals_by_phone ON whatsapp_approvals (workspace_id, phone, state)",
+    ),
+)
+
+
+_OUTBOX_COLUMNS = (
+    "id, chat_jid, text, in_reply_to, account, state, attempts, last_error, created_at, sent_message_id, sent_at, "
+    "message_id"
+)
+_V7 = Migration(
+    7,
+    "outbox: replies in parts (one row and one reserved id per part), and a failed state",
+    (
+        # A reply longer than WhatsApp takes goes out in parts, each under its own id so a crash
+        # between parts resends only the missing ones; a send that keeps failing ends `failed`.
+        # The CHECK on state changes, so the table is rebuilt (nothing references it).
+        """
+        CREATE TABLE outbox_v7 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            chat_jid TEXT NOT NULL,
+            text TEXT NOT NULL,
+            in_reply_to TEXT,
+            account TEXT,
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            sent_message_id TEXT,
+            sent_at TEXT,
+            message_id TEXT,
+            part INTEGER NOT NULL DEFAULT 0 CHECK (part >= 0),
+            parts INTEGER NOT NULL DEFAULT 1 CHECK (parts >= 1 AND part < parts),
+            CHECK ((state = 'sent') = (sent_at IS NOT NULL))
+        )
+        """,
+        f"INSERT INTO outbox_v7 ({_OUTBOX_COLUMNS}) SELECT {_OUTBOX_COLUMNS} FROM outbox",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_v7 RENAME TO outbox",
+        "CREATE INDEX outbox_by_state ON outbox (state, id)",
+        # One reply per inbound message, now one row per part of it.
+        "CREATE UNIQUE INDEX outbox_one_reply ON outbox (chat_jid, in_reply_to, part) WHERE in_reply_to IS NOT NULL",
+        "CREATE UNIQUE INDEX outbox_by_message_id ON outbox (message_id) WHERE message_id IS NOT NULL",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1)), "migrations must be numbered 1, 2, 3…"

@@ -80,6 +80,13 @@ class SessionRepository(Repository[M]):
         return row is not None
 
     @offloadable
+    def forget(self, session_id: str) -> int:
+        """Drop a session's turns (`/reset`: the agent starts that conversation afresh); returns
+        how many. The session itself stays."""
+        with self._db.write() as db:
+            return db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,)).rowcount
+
+    @offloadable
     def history(self, session_id: str, limit: int | None = None) -> list[HistoryMessage]:
         """The last `limit` turns (all when None), oldest first."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):

@@ -17,7 +17,9 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+from cortask.store.activity import ActivityRepository
 from cortask.store.agents import AgentRepository
+from cortask.store.approvals import ApprovalRepository
 from cortask.store.base import Sync
 from cortask.store.db import Clock, Database, connect, default_database_path, utcnow
 from cortask.store.journal import JournalRepository
@@ -44,6 +46,8 @@ class Store(Database):
         self.sessions = SessionRepository[Sync](self)
         self.journal = JournalRepository[Sync](self)
         self.outbox = OutboxRepository[Sync](self)
+        self.activity = ActivityRepository[Sync](self)
+        self.approvals = ApprovalRepository[Sync](self)
 
     @classmethod
     def open(

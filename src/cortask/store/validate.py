@@ -6,6 +6,8 @@ phone number) with a sentence saying what to fix.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,15 +18,19 @@ from cortask.store.errors import InvalidInput, InvalidPhone
 
 __all__ = [
     "MAX_NAME_LENGTH",
+    "approval_hours",
     "auth_dir",
     "aware",
     "boolean",
     "contact_name",
+    "group_jids",
+    "group_mode",
     "journal_key",
     "normalize_account",
     "permission",
     "phone",
     "region",
+    "reply_prefix",
     "required",
     "timestamp",
     "workspace_name",
@@ -108,6 +114,47 @@ def auth_dir(value: Path | str | None) -> str | None:
             f"The auth directory {str(value)!r} is relative: give an absolute path, such as {Path.home()}/wa."
         )
     return str(path)
+
+
+MAX_PREFIX_LENGTH = 40
+
+
+def reply_prefix(value: str | None) -> str | None:
+    """A reply prefix as typed ("🤖 " keeps its space); blank means none."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("The reply prefix must be text, such as 🤖 or [agent].")
+    if len(value) > MAX_PREFIX_LENGTH or "\n" in value:
+        raise InvalidInput(f"The reply prefix must be one line of at most {MAX_PREFIX_LENGTH} characters.")
+    return value
+
+
+def approval_hours(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 24 * 30:
+        raise InvalidInput(
+            f"{value!r} hours cannot be how long approval codes last: use more than 0, up to 720 (30 days)."
+        )
+    return float(value)
+
+
+def group_mode(value: object) -> str:
+    if value not in ("mention", "always"):
+        raise InvalidInput(
+            f"{value!r} is not a group mode: use mention (answer when mentioned or replied to) or always."
+        )
+    return str(value)
+
+
+def group_jids(values: object) -> list[str]:
+    """Group JIDs as WhatsApp writes them (120363…@g.us), blank entries dropped."""
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise InvalidInput("The allowed groups must be a list of group ids such as 120363025246125486@g.us.")
+    clean = [str(v).strip() for v in values if str(v).strip()]
+    for jid in clean:
+        if not re.fullmatch(r"[0-9]+(-[0-9]+)?@g\.us", jid):
+            raise InvalidInput(f"{jid!r} is not a group id: use the form 120363025246125486@g.us.")
+    return clean
 
 
 def boolean(name: str, value: object) -> bool:

@@ -10,9 +10,10 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
-from cortask.contacts.access import AccessPolicy, Permission, TrustedContact
+from cortask.contacts.access import AccessPolicy, Permission, Registration, TrustedContact, WhatsAppState
 from cortask.store import decode, validate
 from cortask.store.base import M, Repository, offloadable
+from cortask.store.db import encode_time
 from cortask.store.errors import Duplicate, NotFound
 from cortask.store.models import UNSET, Unset, WhatsAppSettings
 from cortask.store.workspaces import require_workspace
@@ -53,9 +54,31 @@ class WhatsAppRepository(Repository[M]):
         open_to_everyone: bool | Unset = UNSET,
         default_region: str | Unset | None = UNSET,
         auth_dir: Path | str | Unset | None = UNSET,
+        self_chat: bool | Unset = UNSET,
+        self_chat_prefix: str | Unset | None = UNSET,
+        answers_paused: bool | Unset = UNSET,
+        group_mode: str | Unset = UNSET,
+        groups_allowed: Iterable[str] | Unset = UNSET,
+        approvals: bool | Unset = UNSET,
+        approval_hours: float | Unset = UNSET,
     ) -> WhatsAppSettings:
-        """Change the given settings and keep the others. None clears `default_region` / `auth_dir`."""
+        """Change the given settings and keep the others. None clears `default_region` / `auth_dir`
+        / `self_chat_prefix`."""
         changes: dict[str, object] = {}
+        if self_chat is not UNSET:
+            changes["self_chat"] = int(validate.boolean("self_chat", self_chat))
+        if self_chat_prefix is not UNSET:
+            changes["self_chat_prefix"] = validate.reply_prefix(self_chat_prefix)
+        if answers_paused is not UNSET:
+            changes["answers_paused"] = int(validate.boolean("answers_paused", answers_paused))
+        if approvals is not UNSET:
+            changes["approvals"] = int(validate.boolean("approvals", approvals))
+        if approval_hours is not UNSET:
+            changes["approval_hours"] = validate.approval_hours(approval_hours)
+        if group_mode is not UNSET:
+            changes["group_mode"] = validate.group_mode(group_mode)
+        if groups_allowed is not UNSET:
+            changes["groups_allowed"] = "\n".join(validate.group_jids(groups_allowed))
         if answer_groups is not UNSET:
             changes["answer_groups"] = int(validate.boolean("answer_groups", answer_groups))
         if open_to_everyone is not UNSET:
@@ -86,12 +109,20 @@ class WhatsAppRepository(Repository[M]):
         with self._db.write() as db:
             require_workspace(db, workspace_id)
             number = validate.phone(phone, _region(db, workspace_id))
-            contact = TrustedContact(number, perm, validate.contact_name(name))
+            number_written = phone.strip()
+            contact = TrustedContact(number, perm, validate.contact_name(name), number_written)
             try:
                 db.execute(
-                    "INSERT INTO whatsapp_trusted_contacts (workspace_id, phone, name, permission, created_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (workspace_id, contact.phone, contact.name, contact.permission.value, self._db.now()),
+                    "INSERT INTO whatsapp_trusted_contacts "
+                    "(workspace_id, phone, name, permission, created_at, written) VALUES (?, ?, ?, ?, ?, ?)",
+                    (
+                        workspace_id,
+                        contact.phone,
+                        contact.name,
+                        contact.permission.value,
+                        self._db.now(),
+                        number_written,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 raise Duplicate(
@@ -122,12 +153,38 @@ class WhatsAppRepository(Repository[M]):
                 number,
                 current.permission if permission is UNSET else validate.permission(permission),
                 current.name if name is UNSET else validate.contact_name(name),
+                current.written,
+                current.whatsapp,
             )
             db.execute(
                 "UPDATE whatsapp_trusted_contacts SET permission = ?, name = ? WHERE id = ?",
                 (contact.permission.value, contact.name, row["id"]),
             )
             return contact
+
+    @offloadable
+    def record_registration(self, workspace_id: int, phone: str, registration: Registration) -> TrustedContact | None:
+        """Keep what WhatsApp answered about a contact's number (`phone` in E.164); None when the
+        contact was removed meanwhile."""
+        with self._db.write() as db:
+            require_workspace(db, workspace_id)
+            checked_at = registration.checked_at
+            db.execute(
+                "UPDATE whatsapp_trusted_contacts SET wa_state = ?, wa_address = ?, wa_lid = ?, wa_checked_at = ? "
+                "WHERE workspace_id = ? AND phone = ?",
+                (
+                    WhatsAppState(registration.state).value,
+                    registration.address,
+                    registration.lid,
+                    encode_time(checked_at) if checked_at is not None else None,
+                    workspace_id,
+                    phone,
+                ),
+            )
+            row = db.execute(
+                "SELECT * FROM whatsapp_trusted_contacts WHERE workspace_id = ? AND phone = ?", (workspace_id, phone)
+            ).fetchone()
+            return decode.contact(row) if row is not None else None
 
     @offloadable
     def remove_contact(self, workspace_id: int, phone: str) -> bool:
@@ -190,6 +247,13 @@ def read_settings(db: sqlite3.Connection, workspace_id: int) -> WhatsAppSettings
         open_to_everyone=bool(row["open_to_everyone"]),
         default_region=row["default_region"],
         auth_dir=Path(row["auth_dir"]) if row["auth_dir"] is not None else None,
+        self_chat=bool(row["self_chat"]),
+        self_chat_prefix=row["self_chat_prefix"],
+        answers_paused=bool(row["answers_paused"]),
+        group_mode=row["group_mode"],
+        groups_allowed=tuple(line for line in row["groups_allowed"].splitlines() if line),
+        approvals=bool(row["approvals"]),
+        approval_hours=float(row["approval_hours"]),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,12 +108,38 @@ _BUILDERS: dict[str, Callable[[str, _Target], wa_pb2.Message]] = {
 }
 
 
-def build_message(kind: str, text: str = "", *, target_id: str = "", chat_jid: str = "") -> bytes:
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """The message a reply quotes: its id, who wrote it (a JID) and its text."""
+
+    stanza_id: str
+    participant: str
+    text: str = ""
+
+
+def build_message(
+    kind: str,
+    text: str = "",
+    *,
+    target_id: str = "",
+    chat_jid: str = "",
+    mentions: Sequence[str] = (),
+    quote: Quote | None = None,
+) -> bytes:
     """Serialized `Message` of `kind`; `text` is the text, caption or name where the kind has one.
-    Reactions and revokes point at `target_id` in `chat_jid`."""
+    Reactions and revokes point at `target_id` in `chat_jid`. A text that mentions someone
+    (`mentions`, JIDs) or replies to a message (`quote`) is an extended text with a context, as
+    WhatsApp sends it."""
     builder = _BUILDERS.get(kind)
     if builder is None:
         raise ValueError(f"unknown message kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if (mentions or quote is not None) and kind in ("text", "extended_text"):
+        context = M.ContextInfo(mentioned_jid=list(mentions))
+        if quote is not None:
+            context.stanza_id, context.participant = quote.stanza_id, quote.participant
+            context.quoted_message.CopyFrom(M(conversation=quote.text))
+        extended = M.ExtendedTextMessage(text=text, context_info=context)
+        return bytes(M(extended_text_message=extended).SerializeToString())
     return bytes(builder(text, _Target(chat_jid, target_id)).SerializeToString())
 
 
@@ -129,6 +155,7 @@ def wrap_device_sent(message: bytes, destination_jid: str) -> bytes:
 class ReadMessage:
     kind: str
     text: str | None
+    quoted: str | None = None  # the id of the message it replies to, if it quotes one
 
 
 def read_message(data: bytes) -> ReadMessage:
@@ -142,7 +169,9 @@ def read_message(data: bytes) -> ReadMessage:
     if msg.HasField("conversation"):
         return ReadMessage("text", msg.conversation)
     if msg.HasField("extended_text_message"):
-        return ReadMessage("extended_text", msg.extended_text_message.text)
+        extended = msg.extended_text_message
+        quoted = extended.context_info.stanza_id if extended.HasField("context_info") else ""
+        return ReadMessage("extended_text", extended.text, quoted or None)
     for field, _ in msg.ListFields():
         if field.name not in ("message_context_info",):
             return ReadMessage(field.name.removesuffix("_message"), None)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from wasim.protocol import wa_pb2
+from wasim.protocol.binary import LIST_8, LIST_16
 from wasim.protocol.crypto import (
     KeyPair,
     aes_gcm_decrypt,
@@ -139,6 +140,8 @@ class NoiseServer:
     def _read_intro(self) -> bool:
         buf = self._buffer
         start = 0
+        if bytes(buf) == ROUTING_MAGIC[:1]:
+            return False  # 'E' alone: the routing prefix, cut after its first byte
         if buf[:2] == ROUTING_MAGIC:
             # 'ED' 0x00 0x01, 3-byte routing-info length, routing info, then the WA header.
             if len(buf) < 7:
@@ -233,7 +236,20 @@ class NoiseServer:
         return ClientAuthenticated(client_payload, client_static)
 
 
+def _looks_like_a_node(payload: bytes) -> bool:
+    """A binary stanza as a client frames it once the handshake is done: a flags byte (0, or 2
+    when compressed) then a list tag."""
+    return len(payload) >= 2 and payload[0] in (0, 2) and payload[1] in (LIST_8, LIST_16)
+
+
 def _parse_handshake(payload: bytes) -> wa_pb2.HandshakeMessage:
+    # A client that writes a stanza before its handshake is done sends it unencrypted, where the
+    # ClientFinish belongs (Baileys does, when asked to send while connecting: issue #13).
+    if _looks_like_a_node(payload):
+        raise TransportError(
+            f"a stanza arrived before the handshake was done ({len(payload)} bytes: {payload[:16].hex()}…): "
+            "the client sent a node before its ClientFinish"
+        )
     msg = wa_pb2.HandshakeMessage()
     try:
         msg.ParseFromString(payload)

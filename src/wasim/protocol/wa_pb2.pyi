@@ -287,11 +287,26 @@ class Message(_message.Message):
         display_name: str
         vcard: str
         def __init__(self, display_name: _Optional[str] = ..., vcard: _Optional[str] = ...) -> None: ...
+    class ContextInfo(_message.Message):
+        __slots__ = ("stanza_id", "participant", "quoted_message", "remote_jid", "mentioned_jid")
+        STANZA_ID_FIELD_NUMBER: _ClassVar[int]
+        PARTICIPANT_FIELD_NUMBER: _ClassVar[int]
+        QUOTED_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+        REMOTE_JID_FIELD_NUMBER: _ClassVar[int]
+        MENTIONED_JID_FIELD_NUMBER: _ClassVar[int]
+        stanza_id: str
+        participant: str
+        quoted_message: Message
+        remote_jid: str
+        mentioned_jid: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, stanza_id: _Optional[str] = ..., participant: _Optional[str] = ..., quoted_message: _Optional[_Union[Message, _Mapping]] = ..., remote_jid: _Optional[str] = ..., mentioned_jid: _Optional[_Iterable[str]] = ...) -> None: ...
     class ExtendedTextMessage(_message.Message):
-        __slots__ = ("text",)
+        __slots__ = ("text", "context_info")
         TEXT_FIELD_NUMBER: _ClassVar[int]
+        CONTEXT_INFO_FIELD_NUMBER: _ClassVar[int]
         text: str
-        def __init__(self, text: _Optional[str] = ...) -> None: ...
+        context_info: Message.ContextInfo
+        def __init__(self, text: _Optional[str] = ..., context_info: _Optional[_Union[Message.ContextInfo, _Mapping]] = ...) -> None: ...
     class ReactionMessage(_message.Message):
         __slots__ = ("key", "text", "sender_timestamp_ms")
         KEY_FIELD_NUMBER: _ClassVar[int]

@@ -30,8 +30,10 @@ from wasim.server.directory import Directory
 from wasim.server.events import EventLog
 from wasim.server.faults import Fault, Faults
 from wasim.server.iq import IqRouter
+from wasim.server.linkcode import CODE_SECONDS, CodeLinking
+from wasim.server.linkcode import TAG as LINK_CODE_TAG
 from wasim.server.messaging import Messaging
-from wasim.server.phone import SimulatedPhone
+from wasim.server.phone import PairResult, SimulatedPhone
 from wasim.server.ports import Peer
 from wasim.server.registry import Connections
 from wasim.server.sessions import Sessions
@@ -53,6 +55,7 @@ class Wasim:
         port: int = 0,
         max_frame: int = 8 * 1024 * 1024,
         default_phone: str = DEFAULT_PHONE,
+        link_code_seconds: float = CODE_SECONDS,
     ) -> None:
         self.state = WasimState.load(Path(state_dir) if state_dir is not None else None)
         self.host = host
@@ -74,10 +77,17 @@ class Wasim:
         self.phone = SimulatedPhone(self.state, self.events, self.connections, self.spawn, default_phone)
         self.messaging = Messaging(self.state, self.events, self.connections, default_phone)
         self.faults = Faults(self.connections, self.events, self.refuse_connections)
-        stanzas = StanzaRouter(self.messaging, IqRouter(self.directory, self.events), self.events)
+        self.link_codes = CodeLinking(
+            self.state, self.events, self.phone, self.connections, self.spawn, default_phone, link_code_seconds
+        )
+        iq = IqRouter(self.directory, self.events)
+        iq.table[("md", "set", LINK_CODE_TAG)] = self.link_codes.on_companion_reg
+        stanzas = StanzaRouter(self.messaging, iq, self.events)
         keys = ServerKeys(self.static_key, self.cert_chain, self.max_frame)
         self.sessions = Sessions(keys, self.state, self.events, self.connections, self.messaging, stanzas, self.spawn)
-        self.control = ControlParts(self.events, self.directory, self.phone, self.messaging, self.faults, self.snapshot)
+        self.control = ControlParts(
+            self.events, self.directory, self.phone, self.messaging, self.faults, self.snapshot, self.link_codes
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -166,8 +176,8 @@ class Wasim:
 
     # -- what tests and scripts call (each a part's method, kept here as the public surface) ----
 
-    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
-        return self.directory.add_contact(phone, name, lid)
+    def add_contact(self, phone: str, name: str, lid: str | None = None, address: str | None = None) -> Contact:
+        return self.directory.add_contact(phone, name, lid, address)
 
     def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
         """A group of the account and the given contacts (phones)."""
@@ -178,6 +188,10 @@ class Wasim:
 
     def logged_in(self, phone: str | None = None) -> list[Peer]:
         return self.connections.logged_in(phone)
+
+    async def pair(self, code: str, phone: str | None = None) -> PairResult:
+        """The person types `code` on the phone ("Link with phone number instead")."""
+        return await self.link_codes.pair(code, phone)
 
     async def inject(self, fault: Fault, phone: str | None = None) -> list[str]:
         """Apply `fault` to every logged-in connection (of `phone`); returns the affected ids."""

@@ -17,6 +17,7 @@ from wasim.protocol.pairing import PairingError
 from wasim.server.directory import AccountView, ContactView, Directory
 from wasim.server.events import EventLog
 from wasim.server.faults import Fault, Faults
+from wasim.server.linkcode import CodeLinking
 from wasim.server.messaging import Messaging
 from wasim.server.phone import SimulatedPhone
 
@@ -43,6 +44,7 @@ class ControlParts:
     messaging: Messaging
     faults: Faults
     snapshot: Callable[[], Snapshot]
+    link_codes: CodeLinking | None = None
 
 
 class Controlled(Protocol):
@@ -126,6 +128,19 @@ async def _scan(request: web.Request) -> web.Response:
     )
 
 
+@_routes.post("/pair")
+async def _pair(request: web.Request) -> web.Response:
+    """The phone's "Link with phone number instead": the person types the code shown."""
+    parts = request.app[_PARTS]
+    if parts.link_codes is None:
+        raise BadRequest("this wasim does not link by code")
+    data = await _body(request)
+    result = await parts.link_codes.pair(_field(data, "code", str), phone=_field(data, "phone", str, False))
+    return web.json_response(
+        {"ok": True, "phone": result.phone, "device_jid": result.device_jid, "lid": result.lid_jid}
+    )
+
+
 @_routes.get("/phone")
 async def _phone_page(request: web.Request) -> web.Response:
     return web.Response(text=(STATIC / "phone.html").read_text(), content_type="text/html")
@@ -188,9 +203,20 @@ async def _add_contact(request: web.Request) -> web.Response:
     parts = request.app[_PARTS]
     data = await _body(request)
     contact = parts.directory.add_contact(
-        _field(data, "phone", str), _field(data, "name", str), _field(data, "lid", str, False)
+        _field(data, "phone", str),
+        _field(data, "name", str),
+        _field(data, "lid", str, False),
+        _field(data, "address", str, False),
     )
-    return web.json_response({"ok": True, "phone": "+" + contact.phone, "lid": contact.lid, "name": contact.name})
+    return web.json_response(
+        {
+            "ok": True,
+            "phone": "+" + contact.phone,
+            "lid": contact.lid,
+            "name": contact.name,
+            "dialled": ["+" + d for d in contact.dialled],
+        }
+    )
 
 
 @_routes.get("/contacts")
@@ -228,10 +254,20 @@ async def _send(request: web.Request) -> web.Response:
             status=bool(data.get("status")),
             chat=_field(data, "chat", str, False),
             group=_field(data, "group", str, False),
+            mentions=_mentions(data),
+            reply_to=_field(data, "reply_to", str, False),
+            from_device=_field(data, "from_device", int, False) or 0,
         )
         for _ in range(count)
     ]
     return web.json_response({"ok": True, "id": ids[0], "ids": ids})
+
+
+def _mentions(data: dict[str, Any]) -> list[str]:
+    mentions = data.get("mentions") or []
+    if not isinstance(mentions, list) or not all(isinstance(m, str) and m for m in mentions):
+        raise BadRequest("field 'mentions' must be a list of phone numbers or JIDs")
+    return mentions
 
 
 @_routes.post("/redeliver")

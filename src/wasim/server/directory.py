@@ -51,6 +51,7 @@ class ContactView(TypedDict):
     lid: str
     name: str
     own_phone: bool
+    dialled: list[str]
 
 
 class Directory:
@@ -74,6 +75,10 @@ class Directory:
         wanted = {q.tag for q in query.children()}
         users_out: list[Node] = []
         for user in users_in.children("user"):
+            asked = user.child("contact")
+            if "jid" not in user.attrs and asked is not None and asked.content_bytes():
+                users_out.append(self._number_user(asked.content_bytes().decode(), wanted))
+                continue
             jid = user.attrs.get("jid")
             if not jid or "@" not in jid:
                 return iq_error(node, 400, "bad-request")
@@ -81,6 +86,8 @@ class Directory:
             acc = self.account_for(u, srv)
             contact = self._state.contact_for(jid)
             parts: list[Node] = []
+            if "contact" in wanted:
+                parts.append(Node("contact", {"type": "in" if acc or contact else "out"}))
             if "devices" in wanted:
                 parts.append(self._device_list(acc, contact))
             lid = acc.lid if acc else contact.lid if contact else None
@@ -93,6 +100,23 @@ class Directory:
         result = Node("usync", dict(usync.attrs), [Node("result", {}), Node("list", {}, users_out)])
         return iq_result(node, [result])
 
+    def _number_user(self, number: str, wanted: set[str]) -> Node:
+        """A usync user asked for by phone number (Baileys' onWhatsApp): the account the number
+        reaches, which may be registered under another address, or `type="out"`: not on WhatsApp."""
+        digits = number.strip().lstrip("+")
+        acc = self._state.account(digits)
+        contact = self._state.contact_by_number(digits)
+        if acc is None and contact is None:
+            return Node("user", {"jid": f"{digits}@s.whatsapp.net"}, [Node("contact", {"type": "out"}, number)])
+        address = acc.phone if acc is not None else contact.phone if contact is not None else digits
+        parts = [Node("contact", {"type": "in"}, number)]
+        if "devices" in wanted:
+            parts.append(self._device_list(acc, contact))
+        lid = acc.lid if acc else contact.lid if contact else None
+        if "lid" in wanted and lid is not None:
+            parts.append(Node("lid", {"val": f"{lid}@lid"}))
+        return Node("user", {"jid": f"{address}@s.whatsapp.net"}, parts)
+
     @staticmethod
     def _device_list(acc: Account | None, contact: Contact | None) -> Node:
         items: list[Node] = []
@@ -103,6 +127,23 @@ class Directory:
                 Node("device", {"id": str(d.device_id), "key-index": str(acc.key_index)}) for d in acc.live_devices()
             ]
         return Node("devices", {}, [Node("device-list", {}, items), Node("key-index-list", {"ts": now_s()})])
+
+    def group_metadata(self, conn: Peer, node: Node) -> Node:
+        """A group's subject and members (``w:g2`` query): what a client asks before it posts."""
+        to = node.attrs.get("to", "")
+        group = next((g for g in self._state.groups.values() if g.jid == to), None)
+        if group is None or conn.account is None or conn.account.phone not in group.members:
+            return iq_error(node, 404, "item-not-found")
+        owner = conn.account.phone
+        members = [
+            Node("participant", {"jid": f"{m}@s.whatsapp.net", **({"type": "superadmin"} if m == owner else {})})
+            for m in group.members
+        ]
+        attrs = {
+            "id": group.jid.partition("@")[0], "subject": group.subject, "creation": "1700000000",
+            "creator": f"{owner}@s.whatsapp.net", "s_t": "1700000000", "addressing_mode": "pn",
+        }  # fmt: skip
+        return iq_result(node, [Node("group", attrs, members)])
 
     def key_bundles(self, conn: Peer, node: Node) -> Node:
         key = node.child("key")
@@ -172,9 +213,13 @@ class Directory:
 
     # -- contacts and groups ------------------------------------------------------------------
 
-    def add_contact(self, phone: str, name: str, lid: str | None = None) -> Contact:
-        contact = self._state.add_contact(new_contact(phone, name, lid))
-        self._events.emit("contact.added", phone=contact.phone, lid=contact.lid, name=name)
+    def add_contact(self, phone: str, name: str, lid: str | None = None, address: str | None = None) -> Contact:
+        """A simulated person reached by dialling `phone`, registered as `address` when given
+        (``5215512345678`` for ``+525512345678``): it sends as that address, and usync says so."""
+        contact = self._state.add_contact(new_contact(phone, name, lid, address))
+        self._events.emit(
+            "contact.added", phone=contact.phone, lid=contact.lid, name=name, dialled=list(contact.dialled)
+        )
         return contact
 
     def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
@@ -195,7 +240,7 @@ class Directory:
         return group
 
     def inbox(self, phone: str) -> list[dict[str, Any]]:
-        contact = self._state.contacts.get(phone.lstrip("+"))
+        contact = self._state.contact_by_number(phone)
         if contact is None:
             raise ValueError(f"unknown contact {phone}")
         return list(contact.inbox)
@@ -226,7 +271,13 @@ class Directory:
 
     def describe_contacts(self) -> list[ContactView]:
         return [
-            {"phone": "+" + c.phone, "lid": c.lid, "name": c.name, "own_phone": c.own_phone}
+            {
+                "phone": "+" + c.phone,
+                "lid": c.lid,
+                "name": c.name,
+                "own_phone": c.own_phone,
+                "dialled": ["+" + d for d in c.dialled],
+            }
             for c in self._state.contacts.values()
         ]
 

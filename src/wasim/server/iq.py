@@ -71,6 +71,7 @@ class IqRouter:
             ("md", "set", "remove-companion-device"): remove_device,
             ("usync", "get", "usync"): directory.usync,
             ("encrypt", "get", "key"): directory.key_bundles,
+            ("w:g2", "get", "query"): directory.group_metadata,
         }
 
     def answer(self, conn: Peer, node: Node) -> Node | None:

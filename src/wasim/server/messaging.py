@@ -15,18 +15,19 @@ import logging
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from wasim.protocol import wa_pb2
 from wasim.protocol.binary import Node
-from wasim.protocol.messages import STANZA_TYPE, build_message, read_message, wrap_device_sent
+from wasim.protocol.messages import STANZA_TYPE, Quote, build_message, read_message, wrap_device_sent
 from wasim.server.directory import device_bundle
 from wasim.server.nodes import now_s
 from wasim.server.ports import EventSink, Peer
 from wasim.server.registry import Connections
 from wasim.signal import SessionCipher, SessionRecord, SignalError, pad, unpad
-from wasim.signal.group import GroupSender
+from wasim.signal.group import GroupSender, SenderKeyRecord
 from wasim.state import Account, Contact, Device, WasimState
 
 log = logging.getLogger("wasim.messaging")
@@ -55,6 +56,7 @@ class Outgoing:
     chat_jid: str = ""  # for the own phone's messages: the chat it wrote in
     group: str = ""  # subject of the group it was posted in
     group_jid: str = ""
+    from_device: int = 0  # the owner's message written on another of the account's devices
     garble_first: bool = False  # the first delivery to each device is undecryptable (a fault)
     delivered_to: set[int] = field(default_factory=set)
 
@@ -81,6 +83,8 @@ class Messaging:
         # lost with a connection would leave that contact without the message for good.
         self._unacked_receipts: dict[Peer, dict[tuple[str, str], Node]] = {}
         self._pending_receipts: dict[tuple[str, int], list[Node]] = defaultdict(list)
+        # The account's sender keys, per group and companion device (kept for this run only).
+        self._group_keys: dict[str, SenderKeyRecord] = {}
 
     # -- contact -> account --------------------------------------------------------------------
 
@@ -99,12 +103,17 @@ class Messaging:
         group: str | None = None,
         garble_first: bool = False,
         age: float = 0.0,
+        mentions: Sequence[str] = (),
+        reply_to: str | None = None,
+        from_device: int = 0,
     ) -> str:
         """A contact (`sender` phone, or 'self' for the account's own phone) sends a message to
         account `to` (default: the only/default account). Returns the message id. `age` stamps it
         as written that many seconds ago (a phone that was offline, a backlog kept by the server).
         `withhold_phone` (with `lid_addressed`) leaves out the sender's phone number, so only a
-        LID mapping the companion learned before tells it who wrote."""
+        LID mapping the companion learned before tells it who wrote. `mentions` (phone numbers,
+        or JIDs such as the account's LID) @-mention people; `reply_to` quotes a message the
+        account sent this contact (its id), as replying to it on a phone does."""
         if withhold_phone and not lid_addressed:
             raise ValueError("withhold_phone applies to LID-addressed messages: set lid_addressed too")
         state = self._state
@@ -112,7 +121,7 @@ class Messaging:
         if account is None:
             raise ValueError(f"no account {to or self._default_phone}: link a device first")
         from_self = sender == "self"
-        contact = state.contacts.get(account.phone if from_self else sender.lstrip("+"))
+        contact = state.contacts.get(account.phone) if from_self else state.contact_by_number(sender)
         if contact is None:
             raise ValueError(f"unknown contact {sender}: add it first (wasim contact add)")
         group_jid = ""
@@ -123,10 +132,16 @@ class Messaging:
             if contact.phone not in found.members:
                 raise ValueError(f"+{contact.phone} is not a member of {group!r}")
             group_jid = found.jid
+        if from_device and not from_self:
+            raise ValueError("from_device is for the account's own messages: send from 'self'")
         if from_self and not chat:
             raise ValueError("a message from the account's own phone needs the chat it was written in")
         chat_jid = chat if chat and "@" in chat else f"{(chat or '').lstrip('+')}@s.whatsapp.net"
-        message = build_message(kind, text, target_id=target_id, chat_jid=account.jid if not from_self else chat_jid)
+        quote = self._quote(account, contact, reply_to) if reply_to else None
+        message = build_message(
+            kind, text, target_id=target_id, chat_jid=account.jid if not from_self else chat_jid,
+            mentions=[m if "@" in m else f"{m.lstrip('+')}@s.whatsapp.net" for m in mentions], quote=quote,
+        )  # fmt: skip
         if from_self:
             message = wrap_device_sent(message, chat_jid)
         out = Outgoing(
@@ -143,12 +158,21 @@ class Messaging:
             chat_jid=chat_jid if from_self else "",
             group=group or "",
             group_jid=group_jid,
+            from_device=from_device,
             garble_first=garble_first,
         )
         self._sent[out.id] = out
         await self._dispatch(account, out)
         self._events.emit("contact.sent", id=out.id, sender=contact.phone, content=kind, to=account.phone)
         return out.id
+
+    @staticmethod
+    def _quote(account: Account, contact: Contact, message_id: str) -> Quote:
+        """What replying to a message the account sent this contact quotes: its id, the account
+        as its author, and its text (as the contact's phone shows it)."""
+        got = next((x for x in contact.inbox if x.get("type") == "message" and x.get("id") == message_id), None)
+        # A post to a group that wasim could not take is quoted by its id alone.
+        return Quote(message_id, account.jid, str(got.get("text") or "") if got else "")
 
     async def redeliver(self, message_id: str) -> None:
         """Deliver a message again with the same id (as WhatsApp does after a lost ack)."""
@@ -198,7 +222,7 @@ class Messaging:
         assert account is not None and device is not None
         state = self._state
         contact = state.contacts[out.sender_phone]
-        cipher = self._cipher(contact, account, device)
+        cipher = self._cipher(contact, account, device, out.from_device)
         if not cipher.has_open_session:
             cipher.process_bundle(device_bundle(device))
         if out.garble_first and device.device_id not in out.delivered_to:
@@ -240,8 +264,9 @@ class Messaging:
         return encs
 
     @staticmethod
-    def _cipher(contact: Contact, account: Account, device: Device) -> SessionCipher:
-        address = f"{account.phone}.{device.device_id}"
+    def _cipher(contact: Contact, account: Account, device: Device, from_device: int = 0) -> SessionCipher:
+        # Another device of the account's own (from_device) has a session of its own with each companion.
+        address = f"{account.phone}.{device.device_id}" + (f"|{from_device}" if from_device else "")
         record = contact.sessions.setdefault(address, SessionRecord())
         return SessionCipher(contact.keys, record)
 
@@ -258,7 +283,8 @@ class Messaging:
         elif out.status:
             attrs = {"from": STATUS_JID, "participant": contact.jid, "participant_lid": contact.lid_jid}
         elif contact.own_phone:
-            attrs = {"from": account.jid, "recipient": out.chat_jid}
+            sender = f"{account.phone}:{out.from_device}@s.whatsapp.net" if out.from_device else account.jid
+            attrs = {"from": sender, "recipient": out.chat_jid}
         elif out.lid_addressed:
             attrs = {"from": contact.lid_jid, "addressing_mode": "lid"}
             if not out.withhold_phone:
@@ -281,6 +307,9 @@ class Messaging:
         if account is None or device is None:
             return
         participants = node.child("participants")
+        if to.endswith("@g.us"):
+            await self._group_post(conn, account, device, node)
+            return
         targets = participants.children("to") if participants else [Node("to", {"jid": to}, node.children("enc"))]
         recipient = self._state.contact_for(to)
         if recipient is None:
@@ -298,6 +327,50 @@ class Messaging:
         self._state.save_soon()
         # The recipient's phone got it: a delivery receipt, as WhatsApp sends.
         await self.send_receipt(conn, Node("receipt", {"from": to, "id": msg_id, "t": now_s()}))
+
+    async def _group_post(self, conn: Peer, account: Account, device: Device, node: Node) -> None:
+        """The account posts in a group: the sender key travels to each member in a 1:1 message
+        (<participants>), the text under it (<enc type="skmsg">); every member's phone shows it."""
+        msg_id, to = node.attrs.get("id", ""), node.attrs.get("to", "")
+        group = next((g for g in self._state.groups.values() if g.jid == to), None)
+        if group is None or account.phone not in group.members:
+            await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "error": "404"}))
+            return
+        await conn.send_node(Node("ack", {"class": "message", "id": msg_id, "from": to, "t": now_s()}))
+        record = self._group_keys.setdefault(f"{to}|{account.phone}.{device.device_id}", SenderKeyRecord())
+        participants = node.child("participants")
+        for target in participants.children("to") if participants else []:
+            contact = self._state.contact_for(target.attrs.get("jid", ""))
+            enc = target.child("enc")
+            if contact is None or enc is None:
+                continue
+            cipher = self._cipher(contact, account, device)
+            try:
+                inner = wa_pb2.Message.FromString(unpad(cipher.decrypt(enc.attrs.get("type", ""), enc.content_bytes())))
+            except SignalError as exc:
+                log.warning("contact %s could not decrypt the sender key of %s: %r", contact.phone, msg_id, exc)
+                continue
+            if inner.HasField("sender_key_distribution_message"):
+                record.process(inner.sender_key_distribution_message.axolotl_sender_key_distribution_message)
+        content = next((e for e in node.children("enc") if e.attrs.get("type") == "skmsg"), None)
+        if content is None:
+            return
+        try:
+            read = read_message(unpad(record.decrypt(content.content_bytes())))
+        except SignalError as exc:
+            self._events.emit("decrypt.failed", id=msg_id, contact=to, error=repr(exc))
+            return
+        self._state.save_soon()
+        for phone in group.members:
+            member = self._state.contacts.get(phone)
+            if member is None or member.own_phone:
+                continue
+            entry = {
+                "type": "message", "id": msg_id, "at": time.time(), "kind": read.kind, "text": read.text,
+                "quoted": read.quoted, "chat": to, "enc": "skmsg", "device": device.device_id,
+            }  # fmt: skip
+            member.inbox.append(entry)
+            self._events.emit("contact.received", contact=phone, **entry)
 
     async def _decrypt_for(
         self, conn: Peer, account: Account, device: Device, msg_id: str, chat: str, target: Node
@@ -330,6 +403,7 @@ class Messaging:
             "at": time.time(),
             "kind": read.kind,
             "text": read.text,
+            "quoted": read.quoted,
             "chat": chat,
             "enc": enc.attrs.get("type"),
             "device": device.device_id,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from wasim.protocol.binary import Node
 from wasim.protocol.pairing import PairingError, build_device_identity, check_device_signature, parse_qr
 from wasim.server.nodes import SERVER_JID, new_id, now_s, stream_error
-from wasim.server.ports import EventSink, Kind, Spawn
+from wasim.server.ports import EventSink, Kind, Peer, Spawn
 from wasim.server.registry import Connections
 from wasim.state import Device, SignedPreKey, WasimState, new_account
 
@@ -56,7 +56,22 @@ class SimulatedPhone:
         if data.identity_public != reg.e_ident:
             raise PairingError("couldn't link device: the QR code's identity key does not match")
         self._connections.forget_refs(conn)  # a ref links at most one device
+        return await self.link(conn, data.identity_public, data.adv_secret, data.platform, phone, name)
 
+    async def link(
+        self,
+        conn: Peer,
+        companion_identity: bytes,
+        adv_secret: bytes,
+        platform: str,
+        phone: str | None = None,
+        name: str = "Sim User",
+    ) -> PairResult:
+        """Link the companion on `conn` to account `phone`: pair-success keyed by `adv_secret` (from
+        the QR, or agreed through a typed code), its signature checked, then 515 as after a scan."""
+        if conn.payload is None:
+            raise PairingError("couldn't link device: the companion's connection is not registering")
+        reg = conn.payload.device_pairing_data
         account = self._state.account(phone or self._default_phone)
         if account is None:
             account = self._state.add_account(new_account(phone or self._default_phone, name))
@@ -65,8 +80,8 @@ class SimulatedPhone:
             account.identity,
             account.raw_id,
             account.key_index,
-            data.identity_public,
-            data.adv_secret,
+            companion_identity,
+            adv_secret,
             int(time.time()),
         )
         pair_success = Node(
@@ -101,7 +116,7 @@ class SimulatedPhone:
         if reply.attrs.get("type") != "result" or signed is None:
             self._events.emit("pairing.failed", why="companion rejected pair-success", reply=str(reply))
             raise PairingError(f"couldn't link device: the companion rejected the pairing ({reply})")
-        check_device_signature(signed.content_bytes(), identity, account.identity.public, data.identity_public)
+        check_device_signature(signed.content_bytes(), identity, account.identity.public, companion_identity)
         account.next_device_id += 1
         account.devices[device_id] = Device(
             device_id=device_id,
@@ -111,7 +126,7 @@ class SimulatedPhone:
             signed_prekey=SignedPreKey(
                 int.from_bytes(reg.e_skey_id, "big"), bytes(reg.e_skey_val), bytes(reg.e_skey_sig)
             ),
-            platform=data.platform,
+            platform=platform,
             linked_at=time.time(),
         )
         self._state.save()

@@ -65,7 +65,7 @@ async def test_openai_defaults_to_openai_with_the_key_from_openai_api_key(build:
     assert agent.base_url == "https://api.openai.com/v1"
     assert key_of(agent) == OPENAI_KEY
     assert (agent.timeout, agent.max_history, agent.max_retries) == (60.0, 20, 2)
-    assert agent.system_prompt is None and agent.max_tokens is None and agent.temperature is None
+    assert agent.system_prompt is None and agent.max_tokens == 4096 and agent.temperature is None
 
 
 async def test_openai_with_every_setting(build: Build) -> None:

@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from cortask.agents import AgentError, FailureKind, OpenAICompatAgent, Session
+from cortask.agents.openai_compat import DEFAULT_MAX_TOKENS
 
 if TYPE_CHECKING:
     from conftest import LocalServer, MakeSession, Recorded
@@ -75,6 +76,7 @@ async def test_sends_model_system_prompt_history_and_text_and_returns_the_reply(
             {"role": "user", "content": "what time is it?"},
             {"role": "user", "content": "and the date?"},
         ],
+        "max_tokens": DEFAULT_MAX_TOKENS,  # always bounded (issue #13), unless set otherwise
     }
 
 

@@ -29,8 +29,9 @@ def test_every_state_has_a_label_and_a_tone_and_offers_every_action() -> None:
 @pytest.mark.parametrize(
     ("state", "actions"),
     [
-        (ConnectionState.UNLINKED, {UserAction.LOGOUT, UserAction.QR}),
-        (ConnectionState.LINKING, {UserAction.STOP, UserAction.LOGOUT, UserAction.QR}),
+        # Log out is disabled when nothing is linked (issue #17).
+        (ConnectionState.UNLINKED, {UserAction.QR}),
+        (ConnectionState.LINKING, {UserAction.STOP, UserAction.QR}),
         (ConnectionState.OPEN, {UserAction.PAUSE, UserAction.STOP, UserAction.LOGOUT}),
         (ConnectionState.RECONNECTING, {UserAction.PAUSE, UserAction.STOP, UserAction.LOGOUT}),
         (ConnectionState.PAUSED, {UserAction.START, UserAction.STOP, UserAction.LOGOUT}),

@@ -302,7 +302,13 @@ def test_contacts_and_agent_directly_with_the_apis_checks_and_words(tmp_path: Pa
         env.pop(name, None)
     assert cli_json(env, "contacts", "add", "+44 7911 123456", "--name", "Grace")["permission"] == "write"
     changed = cli_json(env, "contacts", "set", "+447911123456", "--permission", "admin")
-    assert changed == {"phone": "+447911123456", "name": "Grace", "permission": "admin"}
+    assert {k: changed[k] for k in ("phone", "name", "permission", "written", "whatsapp")} == {
+        "phone": "+447911123456",
+        "name": "Grace",
+        "permission": "admin",
+        "written": "+44 7911 123456",  # kept as typed when it was added (issue #13)
+        "whatsapp": "unchecked",
+    }
     cases = [
         (["contacts", "set", "12", "--name", "x"], "too short"),
         (["contacts", "set", "+14155550123", "--name", "x"], "is not a trusted contact"),

@@ -142,7 +142,16 @@ def test_cli_links_by_qr_and_manages_contacts_through_the_gateway(demo: tuple[st
     _, control, env = demo
     added = _cli(env, "contacts", "add", "+44 7911 123456", "--name", "Grace", "--permission", "read", "--json")
     assert added.returncode == 0, added.stderr
-    assert json.loads(added.stdout) == {"phone": "+447911123456", "name": "Grace", "permission": "read"}
+    assert json.loads(added.stdout) == {
+        "phone": "+447911123456",
+        "name": "Grace",
+        "permission": "read",
+        "written": "+44 7911 123456",  # shown as typed (issue #13)
+        "whatsapp": "unchecked",  # not linked yet: WhatsApp is asked after the link
+        "whatsapp_address": None,
+        "whatsapp_checked_at": None,
+        "note": None,
+    }
     bad = _cli(env, "contacts", "add", "12")
     assert bad.returncode == 1 and "too short" in bad.stderr
     listed = json.loads(_cli(env, "contacts", "list", "--json").stdout)

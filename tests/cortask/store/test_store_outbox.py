@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,9 @@ from pathlib import Path
 import pytest
 from store_support import journal_begin_attempt, outbox_get, outbox_mark_failed, outbox_prune
 
+from cortask.migrations import migrate
 from cortask.store import InvalidInput, JournalState, NotFound, OutboxState, Store
+from cortask.store.schema import MIGRATIONS
 
 ME = "4915100000000@s.whatsapp.net"
 ANNA = "4915123456789@s.whatsapp.net"
@@ -147,3 +150,59 @@ def test_the_reserved_message_id_is_kept_for_every_attempt(store: Store) -> None
     again = store.outbox.enqueue(ANNA, "answer, generated again", in_reply_to="M1", account=ME, message_id="3EB0BBB")
     assert (again.id, again.message_id, again.text) == (item.id, "3EB0AAA", "answer")
     assert store.outbox.pending() == [item]
+
+
+def test_a_long_reply_is_queued_as_parts_once_and_answers_its_message_when_all_are_sent(store: Store) -> None:
+    store.journal.record(ME, ANNA, "M1", "+4915123456789", "hi")
+    parts = [
+        store.outbox.enqueue(ANNA, text, in_reply_to="M1", account=ME, message_id=f"R{n}", part=n, parts=3)
+        for n, text in enumerate(("one", "two", "three"))
+    ]
+    again = store.outbox.enqueue(ANNA, "other", in_reply_to="M1", account=ME, message_id="X", part=1, parts=3)
+    assert again == parts[1]  # each part queued once, under its own id
+    assert store.outbox.reply_parts(ANNA, "M1") == parts
+    assert [(p.part, p.parts, p.message_id) for p in parts] == [(0, 3, "R0"), (1, 3, "R1"), (2, 3, "R2")]
+    store.outbox.mark_sent(parts[0].id, "R0")
+    store.outbox.mark_sent(parts[1].id, "R1")
+    entry = store.journal.get(ME, ANNA, "M1")
+    assert entry is not None and entry.state is JournalState.PENDING  # a part is still to go
+    assert store.outbox.pending() == [parts[2]]
+    store.outbox.mark_sent(parts[2].id, "R2")
+    entry = store.journal.get(ME, ANNA, "M1")
+    assert entry is not None and entry.state is JournalState.ANSWERED
+    assert entry.reply_text == "one\n\ntwo\n\nthree"
+    with pytest.raises(InvalidInput, match="numbered from 0"):
+        store.outbox.enqueue(ANNA, "x", in_reply_to="M2", part=3, parts=3)
+
+
+def test_a_send_given_up_fails_its_later_parts_and_its_message(store: Store) -> None:
+    store.journal.record(ME, ANNA, "M1", "+4915123456789", "hi")
+    parts = [
+        store.outbox.enqueue(ANNA, text, in_reply_to="M1", account=ME, message_id=f"R{n}", part=n, parts=3)
+        for n, text in enumerate(("one", "two", "three"))
+    ]
+    store.outbox.mark_sent(parts[0].id, "R0")
+    assert store.outbox.record_failure(parts[1].id, "timed out") == 1
+    assert store.outbox.record_failure(parts[1].id, "timed out again") == 2
+    given_up = store.outbox.mark_failed(parts[1].id, "timed out again")
+    assert [(p.part, p.state, p.attempts) for p in given_up] == [(1, OutboxState.FAILED, 2), (2, OutboxState.FAILED, 0)]
+    assert store.outbox.pending() == []
+    assert outbox_get(store, parts[0].id).state is OutboxState.SENT  # what went out stays sent
+    entry = store.journal.get(ME, ANNA, "M1")
+    assert entry is not None and entry.state is JournalState.FAILED and "timed out again" in (entry.error or "")
+
+
+def test_migration_5_keeps_the_outbox_and_its_one_reply_rule(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as conn:
+        migrate(conn, path, MIGRATIONS[:3])  # a database written before parts existed
+        conn.execute(
+            "INSERT INTO outbox (chat_jid, text, in_reply_to, account, created_at, message_id, attempts) "
+            "VALUES (?, 'kept', 'M1', ?, '2026-01-01T00:00:00.000000+00:00', 'R1', 2)",
+            (ANNA, ME),
+        )
+    conn.close()
+    with Store.open(path) as store:
+        (item,) = store.outbox.pending()
+        assert (item.text, item.message_id, item.attempts, item.part, item.parts) == ("kept", "R1", 2, 0, 1)
+        assert store.outbox.enqueue(ANNA, "again", in_reply_to="M1", account=ME) == item

@@ -217,3 +217,39 @@ def test_policies_are_per_workspace(store: Store, ws: int) -> None:
     store.whatsapp.add_contact(work, ANNA)
     assert store.whatsapp.access_policy(work).decide(ANNA).runs_agent
     assert not store.whatsapp.access_policy(ws).decide(ANNA).runs_agent
+
+
+# --- real numbers: as written, and what WhatsApp said (issue #13, migration 4) -----------------
+
+
+def test_a_contact_keeps_the_number_as_written_and_starts_unchecked(store: Store, ws: int) -> None:
+    from cortask.contacts.access import WhatsAppState
+
+    added = store.whatsapp.add_contact(ws, " +52 1 55 1234 5678 ", "write", "Lupita")
+    assert (added.phone, added.written) == ("+525512345678", "+52 1 55 1234 5678")
+    [stored] = store.whatsapp.contacts(ws)
+    assert stored.written == "+52 1 55 1234 5678"
+    assert stored.whatsapp.state is WhatsAppState.UNCHECKED and stored.whatsapp.checked_at is None
+    with pytest.raises(Duplicate):
+        store.whatsapp.add_contact(ws, "5215512345678")  # the same number written another way
+
+
+def test_what_whatsapp_said_is_kept_and_survives_a_change_of_permission(store: Store, ws: int) -> None:
+    from datetime import UTC, datetime
+
+    from cortask.contacts.access import Registration, WhatsAppState
+
+    store.whatsapp.add_contact(ws, "+55 11 98765-4321", "write")
+    at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    reg = Registration(WhatsAppState.REGISTERED, "551187654321", "100200300400500", at)
+    kept = store.whatsapp.record_registration(ws, "+5511987654321", reg)
+    assert kept is not None and kept.whatsapp == reg
+    changed = store.whatsapp.update_contact(ws, "+55 11 98765-4321", permission="read")
+    assert changed.whatsapp == reg and changed.written == "+55 11 98765-4321"
+    # The access policy built from the store matches the registered address.
+    decision = store.whatsapp.access_policy(ws).decide("+551187654321")
+    assert decision.verdict is Verdict.READ_ONLY
+    nobody = Registration(WhatsAppState.NOT_ON_WHATSAPP, None, None, at)
+    assert store.whatsapp.record_registration(ws, "+5511987654321", nobody) is not None
+    assert store.whatsapp.contacts(ws)[0].whatsapp == nobody
+    assert store.whatsapp.record_registration(ws, "+4915123456789", nobody) is None  # not a contact

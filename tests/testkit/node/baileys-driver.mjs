@@ -6,6 +6,7 @@
 //                "serializeSessions":BOOL}
 //               {"cmd":"logout"} {"cmd":"end"} {"cmd":"send","jid":J,"text":T,"id":N}
 //               {"cmd":"presence","type":"composing","jid":J} {"cmd":"exit"}
+//               {"cmd":"onWhatsApp","numbers":[...]} (Baileys' own onWhatsApp: the accounts found)
 // Events out:   {"event":"qr","qr":S} {"event":"connection",...} {"event":"creds",...}
 //               {"event":"upsert","type":T,"messages":[...]} {"event":"result","id":N,...}
 import readline from 'node:readline';
@@ -117,6 +118,7 @@ const handlers = {
     return { key: msg.key };
   },
   async presence(cmd) { await sock.sendPresenceUpdate(cmd.type, cmd.jid); },
+  async onWhatsApp(cmd) { return { found: (await sock.onWhatsApp(...cmd.numbers)) ?? [] }; },
   // Raw stanzas through Baileys' own socket, for bad-input tests: {tag, attrs, content} where
   // content is a string, a list of nodes, or {"b64": "..."} for bytes.
   async query(cmd) {
@@ -125,6 +127,8 @@ const handlers = {
   },
   async sendNode(cmd) { await sock.sendNode(toNode(cmd.node)); },
   async echo(cmd) { echo = Boolean(cmd.enabled); },
+  // Link by phone number instead of a QR: the code the phone must type.
+  async pairingCode(cmd) { return { code: await sock.requestPairingCode(cmd.phone, cmd.code ?? undefined) }; },
   async creds() { return { creds: authState?.creds ?? null }; },
   async exit() {
     sock?.end(undefined);

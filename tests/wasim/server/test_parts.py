@@ -155,7 +155,37 @@ def test_the_directory_describes_accounts_with_what_the_registry_says_is_connect
     [view] = directory.describe_accounts(lambda d: d is device)
     assert view["phone"] == "+" + PHONE
     assert view["devices"][0]["connected"] and view["devices"][0]["prekeys"] == 2
-    assert {"phone": "+15550002222", "lid": contact.lid, "name": "Ada", "own_phone": False} in (
+    assert {"phone": "+15550002222", "lid": contact.lid, "name": "Ada", "own_phone": False, "dialled": []} in (
         directory.describe_contacts()
     )
     assert [e.kind for e in events.since()] == ["contact.added"]
+
+
+def test_usync_by_number_answers_with_the_registered_address_or_not_on_whatsapp() -> None:
+    state = WasimState(None)
+    directory = Directory(state, EventLog(), PHONE)
+    lupita = directory.add_contact("+525512345678", "Lupita", "100000000000001", address="5215512345678")
+    assert (lupita.phone, lupita.dialled) == ("5215512345678", ["525512345678"])
+    assert state.contact_by_number("+525512345678") is lupita and state.contact_for(lupita.jid) is lupita
+
+    def ask(*numbers: str) -> list[Node]:
+        users = [Node("user", {}, [Node("contact", {}, n)]) for n in numbers]
+        query = Node("query", {}, [Node("contact", {}), Node("lid", {})])
+        iq = Node(
+            "iq", {"id": "q1", "type": "get", "xmlns": "usync"}, [Node("usync", {}, [query, Node("list", {}, users)])]
+        )
+        answer = directory.usync(None, iq)  # type: ignore[arg-type]  # no connection is needed to answer
+        usync = answer.child("usync")
+        assert usync is not None and usync.child("list") is not None
+        return usync.child("list").children("user")  # type: ignore[union-attr]
+
+    dialled, registered, nobody = ask("+525512345678", "+5215512345678", "+525587654321")
+    for user in (dialled, registered):
+        assert user.attrs["jid"] == "5215512345678@s.whatsapp.net"
+        assert user.child("contact").attrs["type"] == "in"  # type: ignore[union-attr]
+        assert user.child("lid").attrs["val"] == "100000000000001@lid"  # type: ignore[union-attr]
+    assert nobody.attrs["jid"] == "525587654321@s.whatsapp.net"
+    assert nobody.child("contact").attrs["type"] == "out"  # type: ignore[union-attr]
+    assert nobody.child("lid") is None
+    with pytest.raises(ValueError, match="already reaches"):
+        directory.add_contact("+525512345678", "Again")  # the dialled number is taken

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +23,7 @@ class ActivityLog:
         self._entries: collections.deque[Entry] = collections.deque(maxlen=capacity)
         self._changed = asyncio.Event()
         self._feed: Broadcast[Entry] = Broadcast()
+        self.listeners: list[Callable[[Entry], None]] = []  # called at once, in order (the metrics)
 
     @property
     def entries(self) -> list[Entry]:
@@ -34,6 +36,11 @@ class ActivityLog:
         self._changed.set()
         self._changed = asyncio.Event()
         self._feed.publish(entry)
+        for listener in self.listeners:
+            try:
+                listener(entry)
+            except Exception:  # counting must never stop a message being handled
+                logging.getLogger("cortask.whatsapp").exception("an activity listener failed")
 
     async def wait(self, predicate: Callable[[Entry], bool], timeout: float = 30) -> Entry:
         """The first entry (kept or coming) that `predicate` accepts."""

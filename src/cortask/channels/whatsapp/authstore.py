@@ -31,7 +31,6 @@ log = logging.getLogger("cortask.whatsapp")
 
 DB_FILE = "auth.db"
 LOCK_FILE = "owner.lock"
-SENT_RETENTION_SECONDS = 14 * 24 * 3600
 
 # Numbered like the main database's (cortask.store.schema), with the same cortask.migrations:
 # append, never edit one that shipped.
@@ -213,7 +212,16 @@ class AuthStore:
         now = time.time() if at is None else at
         with self._write() as db:
             db.execute("INSERT OR REPLACE INTO sent VALUES (?, ?, ?, ?)", (message_id, jid, text, now))
-            db.execute("DELETE FROM sent WHERE sent_at < ?", (now - SENT_RETENTION_SECONDS,))
+
+    def prune_sent(self, before: float) -> int:
+        """Forget what we sent before `before` (Unix seconds): the service's retention schedule
+        calls this; a retry receipt for something that old gets no text. Returns how many."""
+        with self._write() as db:
+            return db.execute("DELETE FROM sent WHERE sent_at < ?", (before,)).rowcount
+
+    def has_sent(self, message_id: str) -> bool:
+        """Whether `message_id` is one we reserved for a message of ours (kept as long as the text)."""
+        return bool(self._query("SELECT 1 FROM sent WHERE id = ?", (message_id,)))
 
     def sent_text(self, message_id: str, chat: str | None) -> str | None:
         """What we sent under `message_id`, only when asked for by the chat we sent it to: a
@@ -308,7 +316,10 @@ def _open_db(path: Path) -> sqlite3.Connection:
 
 def account_in_creds(creds_json: str | None) -> dict[str, str] | None:
     """The paired device in Baileys' stored credentials (`creds.me`), or None before pairing."""
-    me = json.loads(creds_json).get("me") if creds_json else None
+    creds = json.loads(creds_json) if creds_json else {}
+    if creds.get("pairingCode") and not creds.get("account"):
+        return None  # a pairing code was requested (which sets `me`), but no phone linked with it
+    me = creds.get("me")
     return dict(me) if isinstance(me, dict) and me else None
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cortask.channels.whatsapp.flood import FloodPolicy
+from cortask.channels.whatsapp.groups import GroupRule
 from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.channels.whatsapp.reconnect import ReconnectPolicy
+from cortask.channels.whatsapp.retry import RetryPolicy
 from cortask.contacts.access import AccessPolicy, TrustedContact
 from cortask.home import cortask_home
 
@@ -39,6 +41,9 @@ class Sandbox:
             raise ConfigError("the sandbox root key must be 64 hex characters (wasim prints it as root_public_key)")
 
 
+MAX_MESSAGE_CHARS = 65_536
+
+
 @dataclass(frozen=True, slots=True)
 class WhatsAppConfig:
     auth_dir: Path
@@ -47,6 +52,8 @@ class WhatsAppConfig:
     allowed_users: tuple[str, ...] = ()
     open_to_everyone: bool = False
     answer_groups: bool = False
+    self_chat: bool = False  # the owner talks to the agent in their own chat (issue #14)
+    group_rule: GroupRule = field(default_factory=GroupRule)  # mention-gated groups (issue #14)
     default_region: str | None = None
     qr_session_seconds: float = 60.0
     reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
@@ -62,6 +69,12 @@ class WhatsAppConfig:
     # silence: a quiet personal account is normal.
     watchdog_interval_seconds: float = 30.0
     watchdog_timeout_seconds: float = 10.0
+    # A journal that cannot be written now (locked, disk full): retried until it can, never given up.
+    store_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(0.5, 10.0))
+    # A reply whose send keeps failing: retried, then marked failed (other chats go on meanwhile).
+    send_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(2.0, 60.0, attempts=5))
+    # WhatsApp takes at most 65,536 characters in a message; longer replies go out in parts.
+    max_part_chars: int = MAX_MESSAGE_CHARS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> WhatsAppConfig:
@@ -92,6 +105,16 @@ class WhatsAppConfig:
         flood = _flood_from_env(environ)
         if flood is not None:
             overrides["flood"] = flood
+        # The soak benchmark answers a day of 50 contacts in minutes: faster than a person types.
+        rate = environ.get("CORTASK_WHATSAPP_PACING_PER_SECOND")
+        if rate:
+            try:
+                overrides["pacing"] = PacingPolicy(rate_per_second=float(rate))
+            except ValueError:
+                raise ConfigError(
+                    f"CORTASK_WHATSAPP_PACING_PER_SECOND must be a number of replies per second > 0 (got {rate!r})"
+                ) from None
+        overrides.update(_parts_from_env(environ))
         return overrides
 
     def access_policy(self) -> AccessPolicy:
@@ -122,3 +145,16 @@ def _flood_from_env(environ: Mapping[str, str]) -> FloodPolicy | None:
             raise ConfigError(f"{name} must be a whole number of at least 1 (got {text!r})")
         limits[field_name] = int(text)
     return dataclasses.replace(FloodPolicy(), **limits) if limits else None
+
+
+def _parts_from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    """`CORTASK_WHATSAPP_MAX_PART_CHARS`: the longest part a long reply is sent in (default and
+    most 65,536, WhatsApp's limit), for people who prefer shorter messages."""
+    text = environ.get("CORTASK_WHATSAPP_MAX_PART_CHARS")
+    if not text:
+        return {}
+    if not text.isdigit() or not 100 <= int(text) <= MAX_MESSAGE_CHARS:
+        raise ConfigError(
+            f"CORTASK_WHATSAPP_MAX_PART_CHARS must be a whole number from 100 to {MAX_MESSAGE_CHARS} (got {text!r})"
+        )
+    return {"max_part_chars": int(text)}

@@ -7,7 +7,11 @@ raises on odd input: anything it cannot read is `Ignored(MALFORMED)`.
 
 Rules, in the order they are checked:
 
-* ``status@broadcast`` is always ignored, and so is anything we sent ourselves (``fromMe``).
+* ``status@broadcast`` is always ignored, and so is anything we sent ourselves (``fromMe``),
+  except, with the self-chat setting on (`SelfChat`), what the owner writes in their own chat
+  ("Message yourself") from the phone or another linked device: that is accepted as the owner's
+  (`from_owner`), unless its id is one we reserved for a reply of ours (no loops). The owner's
+  messages in any other chat stay ignored.
 * ``notify`` (live) and ``append`` (queued while we were offline) take the same path, flagged
   ``offline``; any other upsert type (e.g. ``history``, should the sidecar forward history sync)
   is ignored. Optionally, messages older than ``max_age`` seconds are ignored as stale.
@@ -47,6 +51,7 @@ __all__ = [
     "Ignored",
     "InboundText",
     "LidResolver",
+    "SelfChat",
     "classify",
     "classify_upsert",
     "is_lid",
@@ -186,6 +191,25 @@ class InboundText:
     timestamp: int | None  # seconds since the epoch, as WhatsApp stamped it
     is_group: bool
     offline: bool  # delivered from the offline queue (upsert type "append")
+    from_owner: bool = False  # the account's owner, in their own chat (self-chat)
+    # In groups: whom the text @-mentions (JIDs, as sent), and the message it replies to, if any.
+    mentions: tuple[str, ...] = ()
+    quoted_id: str | None = None
+    quoted_participant: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelfChat:
+    """The self-chat setting, switched on: the account's own addresses (user parts of its phone
+    JID and LID), and `ours`, which says whether a message id is one we reserved for a reply."""
+
+    own: frozenset[str]
+    ours: Callable[[str], bool]
+
+    def is_own_chat(self, chat: str) -> bool:
+        server = _server(chat)
+        user = chat.partition("@")[0].partition(":")[0]
+        return (server in _PN_SERVERS or server in _LID_SERVERS) and user in self.own
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +236,7 @@ def classify(
     lid_to_phone: LidResolver | None = None,
     now: float | None = None,
     max_age: float | None = None,
+    self_chat: SelfChat | None = None,
 ) -> InboundText | Ignored:
     """Classify one message of a ``messages.upsert`` (see the module docstring for the rules)."""
     key = raw.get("key") if isinstance(raw, Mapping) else None
@@ -224,7 +249,9 @@ def classify(
 
     # The rules in their documented order: the envelope, the chat and sender, stubs, the content.
     timestamp = _timestamp(raw.get("messageTimestamp"))
-    reason = _envelope_reason(chat, key, upsert_type, timestamp, now, max_age)
+    from_owner = key.get("fromMe") is True and _owner_writes(self_chat, chat, message_id)
+    envelope = {**key, "fromMe": False} if from_owner else key
+    reason = _envelope_reason(chat, envelope, upsert_type, timestamp, now, max_age)
     if reason is not None:
         return Ignored(reason, message_id, chat)
     sender = _chat_sender(chat, key, answer_groups, lid_to_phone)
@@ -238,6 +265,8 @@ def classify(
         return Ignored(text_or_reason, message_id, chat)
 
     sender_jid, sender_phone, sender_lid = sender
+    in_group = _server(chat) == "g.us"
+    mentions, quoted_id, quoted_participant = _context(raw.get("message")) if in_group else ((), None, None)
     return InboundText(
         chat_jid=chat,
         message_id=message_id,
@@ -249,6 +278,10 @@ def classify(
         timestamp=timestamp,
         is_group=_server(chat) == "g.us",
         offline=upsert_type == "append",
+        from_owner=from_owner,
+        mentions=mentions,
+        quoted_id=quoted_id,
+        quoted_participant=quoted_participant,
     )
 
 
@@ -259,6 +292,7 @@ def classify_upsert(
     lid_to_phone: LidResolver | None = None,
     now: float | None = None,
     max_age: float | None = None,
+    self_chat: SelfChat | None = None,
 ) -> list[InboundText | Ignored]:
     """Classify every message of a sidecar ``{"event": "messages", "type", "messages"}`` line."""
     upsert_type = event.get("type")
@@ -274,6 +308,7 @@ def classify_upsert(
             lid_to_phone=lid_to_phone,
             now=now,
             max_age=max_age,
+            self_chat=self_chat,
         )
         for m in messages
     ]
@@ -296,6 +331,11 @@ def is_lid(jid: object) -> bool:
 
 
 # --- internals -----------------------------------------------------------------------------
+
+
+def _owner_writes(self_chat: SelfChat | None, chat: str, message_id: str) -> bool:
+    """A message of ours that the owner wrote in their own chat, not a reply we sent there."""
+    return self_chat is not None and self_chat.is_own_chat(chat) and not self_chat.ours(message_id)
 
 
 def _envelope_reason(
@@ -410,6 +450,28 @@ def _text(message: object) -> str | IgnoreReason:
         if k in _KINDS:
             return _KINDS[k]
     return IgnoreReason.UNSUPPORTED_KIND
+
+
+def _context(message: object) -> tuple[tuple[str, ...], str | None, str | None]:
+    """(mentioned JIDs, quoted message id, quoted author) of a text, from its ``contextInfo``."""
+    content = message
+    for _ in range(_MAX_UNWRAP):
+        if not isinstance(content, Mapping):
+            return (), None, None
+        inner = next(
+            (content[k].get("message") for k in _CONTAINERS if isinstance(content.get(k), Mapping)),
+            None,
+        )
+        if not isinstance(inner, Mapping):
+            break
+        content = inner
+    extended = content.get("extendedTextMessage") if isinstance(content, Mapping) else None
+    context = extended.get("contextInfo") if isinstance(extended, Mapping) else None
+    if not isinstance(context, Mapping):
+        return (), None, None
+    mentioned = context.get("mentionedJid")
+    mentions = tuple(m for m in mentioned if isinstance(m, str)) if isinstance(mentioned, list) else ()
+    return mentions, _str_or_none(context.get("stanzaId")), _str_or_none(context.get("participant"))
 
 
 def _timestamp(value: object) -> int | None:

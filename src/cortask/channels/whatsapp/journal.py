@@ -14,13 +14,21 @@ service uses the durable `StoreJournal` in `cortask.store_journal`, backed by th
 from __future__ import annotations
 
 import collections
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
 from cortask.channels.whatsapp.inbound import InboundText
 
-__all__ = ["Admission", "Journal", "MemoryJournal", "PlannedReply"]
+__all__ = ["Admission", "Journal", "JournalUnavailable", "MemoryJournal", "PlannedReply"]
+
+
+class JournalUnavailable(Exception):
+    """The journal could not record anything now (its database is locked by another process for
+    longer than it waits, or the disk is full): nothing was recorded, the same call may succeed
+    later. The channel retries with backoff and says so in its status."""
 
 
 class Admission(StrEnum):
@@ -38,6 +46,9 @@ class PlannedReply:
     message_id: str
     in_reply_to: str | None
     ref: int | str  # the journal's own handle for it
+    part: int = 0  # a long reply goes out in `parts` messages, each planned with its own id
+    parts: int = 1
+    attempts: int = 0  # failed sends so far
 
 
 class Journal(Protocol):
@@ -57,7 +68,29 @@ class Journal(Protocol):
         the apology for a failed agent run."""
         ...
 
+    async def plan_parts(
+        self,
+        account: str,
+        item: InboundText,
+        texts: Sequence[str],
+        message_ids: Sequence[str],
+        *,
+        error: str | None = None,
+    ) -> list[PlannedReply]:
+        """`plan_reply` for a reply in several parts, all recorded at once, each under its own
+        id; if the reply was planned before, those parts are returned instead."""
+        ...
+
     async def mark_sent(self, reply: PlannedReply) -> None: ...
+
+    async def send_failed(self, reply: PlannedReply, error: str) -> int:
+        """A send of the reply failed: count it; returns its failed attempts so far."""
+        ...
+
+    async def give_up(self, reply: PlannedReply, error: str) -> None:
+        """Sending kept failing: the reply (and its later parts) is never sent; its message is
+        recorded as failed."""
+        ...
 
     async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
         """Messages admitted but never answered (no reply planned), in arrival order, and replies
@@ -70,6 +103,7 @@ class _Entry:
     item: InboundText
     done: bool = False
     reply: PlannedReply | None = None
+    later: list[PlannedReply] = dataclasses.field(default_factory=list)  # a long reply's other parts
 
 
 class MemoryJournal:
@@ -108,11 +142,48 @@ class MemoryJournal:
             self._reply_of[message_id] = self._key(account, item)
         return entry.reply
 
-    async def mark_sent(self, reply: PlannedReply) -> None:
-        self._unsent.pop(str(reply.ref), None)
-        entry = self._entries.get(self._reply_of.pop(str(reply.ref), ("", "", "")))
+    async def plan_parts(
+        self,
+        account: str,
+        item: InboundText,
+        texts: Sequence[str],
+        message_ids: Sequence[str],
+        *,
+        error: str | None = None,
+    ) -> list[PlannedReply]:
+        entry = self._entries.setdefault(self._key(account, item), _Entry(item))
+        if entry.reply is not None:
+            return [entry.reply, *entry.later]
+        planned = [
+            PlannedReply(item.chat_jid, text, message_id, item.message_id, ref=message_id, part=n, parts=len(texts))
+            for n, (text, message_id) in enumerate(zip(texts, message_ids, strict=True))
+        ]
+        entry.reply, entry.later = planned[0], planned[1:]
+        for reply in planned:
+            self._unsent[reply.message_id] = reply
+            self._reply_of[reply.message_id] = self._key(account, item)
+        return planned
+
+    async def send_failed(self, reply: PlannedReply, error: str) -> int:
+        known = self._unsent.get(str(reply.ref), reply)
+        self._unsent[str(reply.ref)] = replace(known, attempts=known.attempts + 1)
+        return known.attempts + 1
+
+    async def give_up(self, reply: PlannedReply, error: str) -> None:
+        key = self._reply_of.get(str(reply.ref))
+        for ref, other in list(self._unsent.items()):
+            if self._reply_of.get(ref) == key and other.part >= reply.part:
+                del self._unsent[ref]
+        entry = self._entries.get(key) if key is not None else None
         if entry is not None:
             entry.done = True
+
+    async def mark_sent(self, reply: PlannedReply) -> None:
+        self._unsent.pop(str(reply.ref), None)
+        key = self._reply_of.pop(str(reply.ref), ("", "", ""))
+        entry = self._entries.get(key)
+        if entry is not None and key not in {self._reply_of.get(ref) for ref in self._unsent}:
+            entry.done = True  # every part of its reply is sent
 
     async def unfinished(self, account: str) -> tuple[list[InboundText], list[PlannedReply]]:
         messages = [

@@ -11,9 +11,27 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.qr import QrCode
+
+
+@dataclass(frozen=True, slots=True)
+class PairingCode:
+    """A code to type on the phone ("Link with phone number instead") instead of scanning a QR."""
+
+    code: str  # eight characters, as WhatsApp issued it
+    phone: str  # the account's own number, E.164 digits without "+"
+    expires_at: float  # when the linking session ends (seconds since the epoch)
+
+    @property
+    def grouped(self) -> str:
+        """As WhatsApp shows it, and as the phone's field expects it: ABCD-EFGH."""
+        return f"{self.code[:4]}-{self.code[4:]}"
+
+    def seconds_left(self, now: float) -> int:
+        return max(0, int(self.expires_at - now + 0.5))
 
 
 class QrSession:
@@ -21,7 +39,9 @@ class QrSession:
         self.seconds = seconds
         self.expires_at = time.time() + seconds
         self.latest: QrCode | None = None
+        self.code: PairingCode | None = None  # the pairing code asked for, if any
         self._codes: Broadcast[QrCode] = Broadcast(replay_latest=True)
+        self._on_expired = on_expired
         self._deadline: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(seconds, on_expired)
 
     @property
@@ -34,6 +54,23 @@ class QrSession:
         self.latest = qr
         self._codes.publish(qr)
         return qr
+
+    def show_code(self, code: str, phone: str) -> PairingCode:
+        """A pairing code from WhatsApp. The 60-second rule applies to it as to the QR: the
+        session's deadline starts again from now, so a code asked for late still gets its minute."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self.expires_at = time.time() + self.seconds
+            self._deadline = asyncio.get_running_loop().call_later(self.seconds, self._on_expired)
+        self.code = PairingCode(code, phone, self.expires_at)
+        return self.code
+
+    async def ready(self) -> bool:
+        """Wait until the linking connection is up (WhatsApp issued its first QR); False when the
+        session ended first."""
+        async for _ in self.follow():
+            return True
+        return False
 
     def scanned(self) -> None:
         self._cancel_deadline()

@@ -44,3 +44,7 @@ class TokenBucket:
             return 0.0
         # in debt: this send waits until its token has grown back, plus a person's hesitation
         return -self._tokens / p.rate_per_second + self._random() * p.jitter_seconds
+
+    def refund(self) -> None:
+        """Give back the token of a send that did not go out (it failed, or was not connected)."""
+        self._tokens = min(float(self._policy.burst), self._tokens + 1.0)

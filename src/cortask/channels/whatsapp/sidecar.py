@@ -23,7 +23,10 @@ from typing import Any, TypeVar
 
 from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
+from cortask.channels.whatsapp.baileys_log import classify as classify_baileys
+from cortask.channels.whatsapp.sidecar_files import PACKAGE_DIR, candidate_dirs
 from cortask.childenv import child_environment
+from cortask.home import cortask_home
 
 log = logging.getLogger("cortask.whatsapp.sidecar")
 baileys_log = logging.getLogger("cortask.whatsapp.baileys")
@@ -32,7 +35,6 @@ PROTOCOL = wire.PROTOCOL
 # What Node itself reads (index.mjs reads only the CORTASK_SIDECAR_* variables launch() sets).
 NODE_VARIABLES = ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "NODE_PATH", "NODE_DEBUG", "UV_THREADPOOL_SIZE")
 MIN_NODE_MAJOR = 20
-PACKAGE_DIR = Path(__file__).resolve().parent / "sidecar"
 MAX_LINE = 64 * 1024 * 1024
 
 
@@ -58,7 +60,9 @@ class Exited:
 
 
 # What `Sidecar.events` yields: the sidecar's events for the channel, then one Exited.
-SidecarEvent = wire.Qr | wire.Connection | wire.Messages | wire.Creds | wire.Receipts | wire.Lid | wire.Fatal | Exited
+SidecarEvent = (
+    wire.Qr | wire.Connection | wire.Messages | wire.Creds | wire.Receipts | wire.Lid | wire.Fatal | Exited
+) | wire.CodeRefused
 R = TypeVar("R")
 
 
@@ -77,7 +81,9 @@ def locate_sidecar(home: Path | None = None) -> SidecarInstall:
     """Find Node >= 20 and an installed sidecar whose Baileys matches the pinned version."""
     node = shutil.which("node")
     if node is None:
-        raise SidecarNotInstalled("Node.js is not installed: install Node 20 or newer, then run scripts/setup.")
+        raise SidecarNotInstalled(
+            "Node.js is not installed: install Node 20 or newer (with npm), then run `cortask sidecar install`."
+        )
     try:
         version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
         major = int(version.lstrip("v").split(".")[0])
@@ -86,22 +92,20 @@ def locate_sidecar(home: Path | None = None) -> SidecarInstall:
     if major < MIN_NODE_MAJOR:
         raise SidecarNotInstalled(f"Node {version} is too old: the sidecar needs Node {MIN_NODE_MAJOR} or newer.")
     pinned = pinned_baileys_version()
-    candidates = [Path(p) for p in [os.environ.get("CORTASK_SIDECAR_DIR")] if p]
-    candidates.append(PACKAGE_DIR)
-    if home is not None:
-        candidates.append(home / "sidecar" / pinned)
-    for directory in candidates:
+    # The rule (sidecar_files): CORTASK_SIDECAR_DIR, else the source tree once set up, else $CORTASK_HOME's.
+    for _, directory in candidate_dirs(home if home is not None else cortask_home()):
         installed = directory / "node_modules" / "baileys" / "package.json"
         if installed.exists():
             found = json.loads(installed.read_text())["version"]
             if found != pinned:
                 raise SidecarNotInstalled(
                     f"the sidecar in {directory} has Baileys {found}, but this version of Cortask needs {pinned}: "
-                    f"run `npm ci` in {directory} (or scripts/setup)."
+                    "run `cortask sidecar install` (in a checkout: scripts/setup)."
                 )
             return SidecarInstall(directory, node, found)
     raise SidecarNotInstalled(
-        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run scripts/setup, or `npm ci` in {PACKAGE_DIR}."
+        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run `cortask sidecar install` "
+        "(in a checkout: scripts/setup)."
     )
 
 
@@ -179,11 +183,14 @@ class Sidecar:
             await self.stop()
             raise SidecarNotInstalled(
                 f"the installed sidecar speaks protocol {self.hello.protocol}, Python expects {PROTOCOL}: "
-                "reinstall it with scripts/setup."
+                "reinstall it with `cortask sidecar install` (in a checkout: scripts/setup)."
             )
         if self.hello.baileys != self._install.baileys_version:
             await self.stop()
-            raise SidecarNotInstalled(f"the sidecar runs Baileys {self.hello.baileys}; run scripts/setup.")
+            raise SidecarNotInstalled(
+                f"the sidecar runs Baileys {self.hello.baileys}; run `cortask sidecar install` "
+                "(in a checkout: scripts/setup)."
+            )
 
     async def request(self, command: wire.Command[R], timeout: float = 60.0) -> R:
         """Send a command and return its typed result; raises SidecarError on failure or exit."""
@@ -306,15 +313,7 @@ class Sidecar:
 
     async def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
-        async for raw in self._proc.stderr:
-            line = raw.decode(errors="replace").rstrip()
-            try:
-                record = json.loads(line)
-                level = int(record.get("level", 30))
-                text = record.get("msg", "")
-                baileys_log.log(logging.WARNING if level >= 50 else logging.DEBUG, "%s %s", text, line[:2000])
-            except (json.JSONDecodeError, AttributeError, ValueError):
-                baileys_log.debug("%s", line[:2000])
+        await log_stderr(self._proc.stderr)
 
     async def _serve(self, request: wire.StoreRequest) -> None:
         """Answer an auth-state request from the sidecar, in order, on the store's thread."""
@@ -379,3 +378,43 @@ async def read_lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterat
             discarding = True
         if not discarding:
             buffer += chunk[start:]
+
+
+STDERR_KEEP = 64 * 1024  # of one log line; Baileys logs whole stanzas, megabytes at times
+
+
+async def log_stderr(stream: asyncio.StreamReader, keep: int = STDERR_KEEP) -> None:
+    """The sidecar's log lines (pino JSON, or plain text) to Python logging, until the stream
+    ends. Read in chunks: a line of any length costs at most `keep` bytes and never stops the
+    reader (a stopped reader would fill the pipe and block the sidecar's next log write)."""
+    async for head, cut in bounded_lines(stream, keep):
+        line = head.decode(errors="replace").rstrip()
+        if cut:
+            baileys_log.debug("%s… (a log line of %d bytes, cut)", line[:2000], cut)
+            continue
+        try:
+            level, text = classify_baileys(json.loads(line))  # 515 after pairing is routine (issue #17)
+            baileys_log.log(level, "%s %s", text, line[:2000])
+        except (json.JSONDecodeError, AttributeError, ValueError, TypeError):
+            baileys_log.debug("%s", line[:2000])
+
+
+async def bounded_lines(stream: asyncio.StreamReader, keep: int) -> AsyncIterator[tuple[bytes, int]]:
+    """Each line of `stream` as (its first `keep` bytes, its full length when longer, else 0)."""
+    head = bytearray()
+    length = 0
+    while chunk := await stream.read(256 * 1024):
+        start = 0
+        while (newline := chunk.find(b"\n", start)) >= 0:
+            piece = chunk[start:newline]
+            head += piece[: max(0, keep - len(head))]
+            length += len(piece)
+            yield bytes(head), (length if length > keep else 0)
+            head.clear()
+            length = 0
+            start = newline + 1
+        piece = chunk[start:]
+        head += piece[: max(0, keep - len(head))]
+        length += len(piece)
+    if length:
+        yield bytes(head), (length if length > keep else 0)

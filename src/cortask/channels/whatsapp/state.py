@@ -12,7 +12,6 @@ time format it in `tz` (default: the machine's local zone).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -26,6 +25,7 @@ __all__ = [
     "ChannelStatus",
     "ConnectionState",
     "Offer",
+    "StatusNote",
     "Tone",
     "UserAction",
     "from_decision",
@@ -35,6 +35,11 @@ __all__ = [
 NOT_LINKED_ERROR = "WhatsApp is not linked: generate a QR code and scan it first."
 SANDBOX_NOTE = "Sandbox: this is wasim, not the real WhatsApp."
 _RELINK_ACTION = "Generate a new QR code and scan it."
+CODE_STEPS = (
+    "On your phone open WhatsApp → Settings → Linked Devices → Link a device → "
+    "Link with phone number instead, and type the code."
+)
+CODE_REFUSED_DETAIL = "The phone refused the code; it cannot be used again."
 _SCAN_ACTION = "Open WhatsApp on your phone, go to Settings → Linked Devices → Link a device, and scan the code."
 
 
@@ -135,23 +140,36 @@ _LABELS: dict[ConnectionState, tuple[str, Tone]] = {
 
 
 def offers(state: ConnectionState) -> tuple[Offer, ...]:
-    """The actions a UI may offer in `state`, in button order. Logout is always allowed: it also
-    clears credentials left behind by a failed link."""
+    """The actions a UI may offer in `state`, in button order. Logout is allowed whenever something
+    may be stored: it also clears credentials left behind by a failed link."""
     unlinked = state.needs_relink or state in (ConnectionState.UNLINKED, ConnectionState.LINKING)
     start_blocked = "Already running." if state.running else None
     if unlinked:
         start_blocked = "Link your phone first: generate a QR code and scan it."
     resume = state in (ConnectionState.PAUSED, ConnectionState.GAVE_UP)
     nothing_to_stop = state in (ConnectionState.UNLINKED, ConnectionState.STOPPED, ConnectionState.LOGGED_OUT)
+    no_link = state in (ConnectionState.UNLINKED, ConnectionState.LINKING)
     return (
         Offer(UserAction.START, start_blocked is None, "Resume" if resume else "Start", start_blocked),
         Offer(
             UserAction.PAUSE, state.running, "Pause", None if state.running else "Only a running channel can be paused."
         ),
-        Offer(UserAction.STOP, not nothing_to_stop, "Stop", "Nothing to stop." if nothing_to_stop else None),
-        Offer(UserAction.LOGOUT, True, "Log out"),
+        # Stop tells WhatsApp (the phone's Linked Devices drops this device); Log out forgets the link
+        # here only: the words on the buttons say which (issue #17).
+        Offer(UserAction.STOP, not nothing_to_stop, "Stop and unlink", "Nothing to stop." if nothing_to_stop else None),
+        # Allowed whenever something may be stored (a link, or what a failed one left behind).
+        Offer(UserAction.LOGOUT, not no_link, "Forget link here", "Nothing is linked." if no_link else None),
         Offer(UserAction.QR, unlinked, "Generate QR code", None if unlinked else "WhatsApp is already linked."),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusNote:
+    """Something the owner should know that is not the connection's state: `kind` is a code
+    (`store_failing`, `send_failed`), `sentence` says it in words."""
+
+    kind: str
+    sentence: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +185,7 @@ class ChannelStatus:
     last_inbound_at: float | None = None
     last_outbound_at: float | None = None
     detail: str | None = None
+    notes: tuple[StatusNote, ...] = ()  # troubles beside the connection's state (a failing store…)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready; `terminal` and `needs_relink` are included so a UI need not know the rules."""
@@ -184,6 +203,7 @@ class ChannelStatus:
             "detail": self.detail,
             "terminal": self.state.terminal,
             "needs_relink": self.state.needs_relink,
+            "notes": [{"kind": n.kind, "sentence": n.sentence} for n in self.notes],
         }
 
     def with_activity(self, *, inbound_at: float | None = None, outbound_at: float | None = None) -> ChannelStatus:
@@ -228,11 +248,45 @@ class ChannelStatus:
         )
 
     @classmethod
-    def linking(cls, qr_expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
-        left = max(0, math.ceil(qr_expires_at - now))
+    def code_linking(cls, grouped_code: str, expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
+        """Linking by phone number: waiting for the code to be typed on the phone."""
+        del now  # the time left is shown by the code panel's countdown alone (issue #17: one countdown)
         return cls._make(
             ConnectionState.LINKING,
-            f"Waiting for the QR code to be scanned; it expires in {left} s.",
+            f"Waiting for the code {grouped_code} to be typed on the phone.",
+            CODE_STEPS,
+            qr_expires_at=expires_at,
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def code_expired(cls, *, sandbox: bool = False) -> ChannelStatus:
+        """Back to unlinked because nobody typed the code in time."""
+        return cls._make(
+            ConnectionState.UNLINKED,
+            "The code expired before it was typed on the phone.",
+            "Ask for a new code and type it on the phone within 60 seconds.",
+            sandbox=sandbox,
+        )
+
+    @classmethod
+    def code_refused(cls, *, sandbox: bool = False) -> ChannelStatus:
+        """The phone refused the code (it was typed wrong): it is spent, linking ended."""
+        return cls._make(
+            ConnectionState.UNLINKED,
+            "WhatsApp refused the code: it was not typed on the phone exactly as shown.",
+            "Ask for a new code and type it exactly as shown, or link with a QR code instead.",
+            sandbox=sandbox,
+            detail=CODE_REFUSED_DETAIL,
+        )
+
+    @classmethod
+    def linking(cls, qr_expires_at: float, now: float, *, sandbox: bool = False) -> ChannelStatus:
+        del now  # the time left is shown by the countdown, from qr_expires_at
+        return cls._make(
+            ConnectionState.LINKING,
+            # The countdown is the QR panel's (and the terminal's) alone: one countdown (issue #17).
+            "Waiting for the QR code to be scanned.",
             _SCAN_ACTION,
             qr_expires_at=qr_expires_at,
             sandbox=sandbox,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -36,6 +37,7 @@ class SidecarSupervisor:
         on_decision: Callable[[Decision], None],
         reconnect: Callable[[], Awaitable[None]],
         on_hung: Callable[[str], None],
+        on_messages: Callable[[wire.Messages, Callable[[], Awaitable[None]]], None] | None = None,
     ) -> None:
         self._config = config
         self._store = store
@@ -43,6 +45,9 @@ class SidecarSupervisor:
         self._on_decision = on_decision
         self._reconnect = reconnect
         self._on_hung = on_hung
+        # Message batches, with their acknowledgement to the sidecar that sent them, to whoever
+        # journals them; without one they are acknowledged once `on_event` returns.
+        self._on_messages = on_messages
         self.reconnector = Reconnector(config.reconnect)
         self.wanted = False  # the user wants a connection (started or linking)
         self.closing = False  # the service is shutting down: nothing restarts
@@ -106,6 +111,10 @@ class SidecarSupervisor:
                 if self._sidecar is sidecar:
                     self._sidecar = None
                 await sidecar.stop()  # already gone: this releases its pipes
+            if isinstance(event, wire.Messages) and self._on_messages is not None:
+                # acknowledged once journaled, which may take a while when the store fails
+                self._on_messages(event, functools.partial(sidecar.notify, wire.Ack(event.seq)))
+                continue
             try:
                 await self._on_event(event)
             except Exception:

@@ -80,6 +80,16 @@ class MessageKey:
 
 
 @dataclass(frozen=True, slots=True)
+class Quoted:
+    """The message a reply quotes (a group message we answer): its key and text (issue #14)."""
+
+    id: str
+    remote_jid: str
+    participant: str | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SandboxTarget:
     url: str
     root_key: str
@@ -128,6 +138,22 @@ class PhoneFound:
     jid: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NumberFound:
+    """WhatsApp's answer for one number: `jid` is the account it is registered as (which may not
+    be the number's own digits), `lid` its LID; `exists` false means not on WhatsApp."""
+
+    number: str
+    exists: bool
+    jid: str | None = None
+    lid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumbersChecked:
+    numbers: tuple[NumberFound, ...]
+
+
 R = TypeVar("R")
 
 
@@ -156,6 +182,7 @@ class SendText(Command[Sent]):
     jid: str
     text: str
     message_id: str | None = None
+    quoted: Quoted | None = None  # a reply in a group quotes the message it answers
 
 
 PresenceType = Literal["available", "unavailable", "composing", "recording", "paused"]
@@ -191,6 +218,16 @@ class PhoneForLid(Command[PhoneFound]):
 
 
 @dataclass(frozen=True, slots=True)
+class CheckNumbers(Command[NumbersChecked]):
+    """Ask WhatsApp (usync, what Baileys' onWhatsApp asks) which account each number is; each
+    number ``+`` and digits, one answer per number in the same order."""
+
+    TAG: ClassVar[str] = "check_numbers"
+    RESULT: ClassVar[type[Any]] = NumbersChecked
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Ack(Command[Done]):
     """The `messages` batches up to `seq` are journaled: the sidecar may forget them."""
 
@@ -223,9 +260,27 @@ class Exit(Command[Done]):
     RESULT: ClassVar[type[Any]] = Done
 
 
+@dataclass(frozen=True, slots=True)
+class PairingCodeIssued:
+    code: str  # eight characters, as the phone's person types them
+
+
+@dataclass(frozen=True, slots=True)
+class RequestPairingCode(Command[PairingCodeIssued]):
+    """Link by phone number instead of a QR: on a linking connection, ask WhatsApp for a code
+    that the phone of account `phone` (digits only) types. `code`: a custom one, 8 characters."""
+
+    TAG: ClassVar[str] = "pairing_code"
+    RESULT: ClassVar[type[Any]] = PairingCodeIssued
+    phone: str
+    code: str | None = None
+
+
 COMMANDS: Mapping[str, type[Command[Any]]] = {
-    c.TAG: c for c in (Connect, SendText, Presence, Read, LidForPhone, PhoneForLid, Ack, Logout, Ping, Close, Exit)
+    c.TAG: c
+    for c in (Connect, SendText, Presence, Read, LidForPhone, PhoneForLid, Ack, Logout, Ping, Close, Exit, CheckNumbers)
 }
+COMMANDS = {**COMMANDS, RequestPairingCode.TAG: RequestPairingCode}
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,10 +362,20 @@ class ProtocolError:
     message: str
 
 
-Event = Hello | Qr | Connection | Messages | Creds | Receipts | Lid | Fatal | ProtocolError
+@dataclass(frozen=True, slots=True)
+class CodeRefused:
+    """WhatsApp told the companion its pairing code was refused on the phone (typed wrong): the
+    code is spent, and linking needs a new one."""
+
+    TAG: ClassVar[str] = "code_refused"
+    message: str
+
+
+Event = Hello | Qr | Connection | Messages | Creds | Receipts | Lid | Fatal | ProtocolError | CodeRefused
 EVENTS: Mapping[str, type[Event]] = {
     c.TAG: c for c in (Hello, Qr, Connection, Messages, Creds, Receipts, Lid, Fatal, ProtocolError)
 }
+EVENTS = {**EVENTS, CodeRefused.TAG: CodeRefused}
 
 # -- store requests: sidecar -> Python, each answered with {"re": req, "ok", "result" | "error"} --
 
@@ -622,5 +687,6 @@ def describe() -> dict[str, dict[str, dict[str, bool]]]:
             "sandbox": _shape(SandboxTarget),
             "messageKey": _shape(MessageKey),
             "receipt": _shape(Receipt),
+            "numberFound": _shape(NumberFound),
         },
     }

@@ -5,7 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from cortask.app.models import EntriesIn, Overview, PhoneCheck, PhoneIn, QrCode, SettingsPatch, Status
+from cortask.app.models import (
+    CodeIn,
+    EntriesIn,
+    Overview,
+    PairingCode,
+    PhoneCheck,
+    PhoneIn,
+    QrCode,
+    SettingsPatch,
+    Status,
+)
 from cortask.gateway.routes import App
 
 router = APIRouter(prefix="/api")
@@ -44,6 +54,12 @@ async def status(app: App) -> Status:
 @router.post("/whatsapp/qr", response_model=QrCode)
 async def generate_qr(app: App) -> QrCode:
     return await app.begin_link()
+
+
+@router.post("/whatsapp/code", response_model=PairingCode)
+async def request_code(body: CodeIn, app: App) -> PairingCode:
+    """Link by phone number instead of a QR: a code to type on the phone (a new one each time)."""
+    return await app.request_code(body)
 
 
 @router.post("/whatsapp/start", response_model=Status)

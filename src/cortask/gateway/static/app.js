@@ -291,10 +291,24 @@ function render() {
 // ---------------------------------------------------------------------------------------------
 // Rendering: connection card
 
+/** Troubles beside the connection's state (a failing database, replies that could not be sent),
+ *  as the server words them. */
+function renderStatusNotes(st) {
+  const ul = $('status-notes');
+  const notes = st.notes || [];
+  ul.hidden = notes.length === 0;
+  const key = JSON.stringify(notes);
+  if (ul.dataset.key === key) return;
+  ul.dataset.key = key;
+  ul.replaceChildren(...notes.map((n) => h('li', { text: n.sentence, 'data-kind': n.kind })));
+}
+
 function renderStatus() {
   if (!S.wa) return;
   const st = status();
-  setText('status-state', st.state);
+  // The state in words (the code stays in data-state for scripts and styles).
+  setText('status-state', st.label || st.state);
+  $('status-state').dataset.state = st.state;
   $('status-state').dataset.tone = st.tone || 'idle';
   $('status-state').title = `Connection state: ${st.label || st.state}`;
   $('status-dot').dataset.tone = st.tone || 'idle';
@@ -308,17 +322,21 @@ function renderStatus() {
   const acct = needsLink() ? null : S.wa.account;
   show('fact-account', Boolean(acct));
   if (acct) {
-    const num = digits(String(acct.id || '').split(/[:@]/)[0]);
+    // The server writes our own number for people (+1 555-000-1111); digits are the fallback.
+    const num = S.wa.account_number || digits(String(acct.id || '').split(/[:@]/)[0]);
     const el = $('status-account');
     const key = JSON.stringify([acct.name, acct.id]);
     if (el.dataset.key !== key) {
       el.dataset.key = key;
-      el.replaceChildren(...[acct.name, num ? `+${num}` : acct.id].filter(Boolean)
+      el.replaceChildren(...[acct.name, num ? (num.startsWith('+') ? num : `+${num}`) : acct.id].filter(Boolean)
         .flatMap((t, i) => [i ? h('br') : null, h('span', { class: 'nowrap', text: t })]).filter(Boolean));
     }
   }
   renderRetry();
   renderLastTimes();
+  renderPhoneLink();
+  renderStorage();
+  renderStatusNotes(st);
 
   // Buttons: as the server offers them
   for (const id of ['start', 'pause', 'stop', 'logout']) {
@@ -330,6 +348,15 @@ function renderStatus() {
     if (o.label && b.lastChild && b.lastChild.textContent !== o.label) b.lastChild.textContent = o.label;
   }
   renderBusy();
+  if (!$('server-gone').hidden) setOffline(true); // a late render must not bring stale buttons back
+}
+
+// The demo's simulated phone, when the server names one (sandbox mode only).
+function renderPhoneLink() {
+  const url = S.wa && S.wa.phone_url;
+  const a = $('phone-link');
+  show('phone-link', Boolean(url));
+  if (url && a.getAttribute('href') !== url) a.setAttribute('href', url);
 }
 
 function renderRetry() {
@@ -358,6 +385,23 @@ function renderLastTimes() {
       el.dataset.epoch = String(epoch);
     }
   }
+}
+
+// The database's size and its oldest record (the server's sentence says the rest, on hover).
+function renderStorage() {
+  const sto = status().storage;
+  show('fact-storage', Boolean(sto));
+  if (!sto) return;
+  const el = $('status-storage');
+  el.title = sto.sentence;
+  const size = sto.database_bytes < 1024 * 1024
+    ? `${Math.max(1, Math.round(sto.database_bytes / 1024))} KB`
+    : `${(sto.database_bytes / (1024 * 1024)).toFixed(1)} MB`;
+  const key = `${size} ${sto.oldest_record_at}`;
+  if (el.dataset.key === key) return;
+  el.dataset.key = key;
+  const since = sto.oldest_record_at ? [h('br'), h('span', { class: 'nowrap', text: 'since ' }), timeEl(sto.oldest_record_at)] : [];
+  el.replaceChildren(h('span', { class: 'nowrap', text: size }), ...since);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,13 +467,14 @@ function renderQr() {
   }
   if (mode !== 'intro' && mode !== 'expired') setText('qr-error', '');
   renderCountdown();
+  renderCode();
 }
 
 function renderCountdown() {
   if (lastQrMode !== 'qr') return;
   const left = qrRemaining();
   const el = $('qr-countdown');
-  const secs = Math.max(0, Math.ceil(left));
+  const secs = Math.max(0, Math.min(QR_LIFETIME, Math.ceil(left)));  // never "61 s" for a 60 s code
   if (el.dataset.seconds !== String(secs)) {
     el.dataset.seconds = String(secs);
     el.textContent = `This code expires in ${secondsText(secs)}`;
@@ -445,6 +490,85 @@ function setQr(qr) {
   S.qrDead = false;
   S.linkFlow = true;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rendering: link with phone number instead (a code typed on the phone, no camera)
+
+function codeRemaining() {
+  const code = S.wa && S.wa.code;
+  return code && code.expires_at ? code.expires_at - nowSec() : 0;
+}
+
+function renderCode() {
+  if (!S.wa) return;
+  const linking = needsLink() && !(S.linkFlow && status().state === 'connecting');
+  const on = Boolean(S.codeMode) && linking;
+  const code = S.wa.code;
+  const live = on && Boolean(code) && status().state === 'linking' && codeRemaining() > 0;
+  show('code-link', linking);
+  show('code-toggle', linking && !on);
+  show('code-form', on && !live);
+  show('code-shown', live);
+  show('code-back', on);
+  if (on) {
+    // The QR and its instructions make way for the code.
+    for (const id of ['qr-intro', 'qr-waiting', 'qr-figure', 'qr-expired', 'qr-instructions', 'generate-qr', 'qr-copy']) show(id, false);
+  }
+  setText('code-value', live ? code.grouped : '');
+  const st = status();
+  if (on && S.codeAsked && !live && st.state === 'unlinked') {
+    // The session ended: a wrong code or no time left; the server's sentence says what to do.
+    setText('code-error', [st.sentence, st.action].filter(Boolean).join(' '));
+  }
+  renderCodeCountdown();
+}
+
+function renderCodeCountdown() {
+  const el = $('code-countdown');
+  if (!el || $('code-shown').hidden) return;
+  const left = codeRemaining();
+  const secs = Math.max(0, Math.ceil(left));
+  if (el.dataset.seconds !== String(secs)) {
+    el.dataset.seconds = String(secs);
+    el.textContent = `This code expires in ${secondsText(secs)}`;
+    el.classList.toggle('urgent', secs <= 10);
+  }
+  $('code-countdown-fill').style.transform = `scaleX(${Math.max(0, Math.min(1, left / QR_LIFETIME))})`;
+}
+
+async function requestCode() {
+  setText('code-error', '');
+  const phone = $('code-phone').value.trim();
+  if (!phone) { setText('code-error', 'Type the number of your phone, with its country code, e.g. +49 151 23456789.'); return; }
+  try {
+    const code = await api('POST', '/api/whatsapp/code', { phone });
+    S.wa.code = code;
+    S.codeAsked = true;
+    S.linkFlow = true;
+  } catch (err) {
+    setText('code-error', err.message);
+  }
+  render();
+}
+
+$('code-toggle').addEventListener('click', () => {
+  S.codeMode = true;
+  setText('code-error', '');
+  render();
+  $('code-phone').focus();
+});
+$('code-form').addEventListener('submit', (e) => { e.preventDefault(); withBusy('code-request', requestCode); });
+$('code-new').addEventListener('click', () => withBusy('code-new', requestCode));
+$('code-back').addEventListener('click', () => withBusy('code-back', async () => {
+  S.codeMode = false;
+  S.codeAsked = false;
+  S.wa.code = null;
+  setText('code-error', '');
+  if (status().state === 'linking') {
+    try { const qr = await api('POST', '/api/whatsapp/qr'); if (qr && qr.png) setQr(qr); } catch (err) { setText('qr-error', err.message); }
+  }
+  render();
+}));
 
 // ---------------------------------------------------------------------------------------------
 // Rendering: access, contacts, legacy list, options
@@ -463,7 +587,22 @@ function renderAccess() {
 }
 
 function contactSig(c, editing) {
-  return editing ? 'edit' : JSON.stringify([c.phone, c.name, c.permission]);
+  return editing ? 'edit' : JSON.stringify([c.phone, c.name, c.permission, c.written, c.whatsapp, c.note]);
+}
+
+// The number as the person wrote it, its E.164 form when that reads differently, and what
+// WhatsApp said about it (the server words the note).
+function contactPhoneCell(c) {
+  const written = c.written || c.phone;
+  const td = h('td', { class: 'phone', 'data-testid': 'contact-row-phone' }, h('span', { 'data-testid': 'contact-row-written', text: written }));
+  if (written !== c.phone) {
+    td.append(h('span', { class: 'phone-e164 muted', 'data-testid': 'contact-row-e164', text: c.phone }));
+  }
+  if (c.note) {
+    const tone = c.whatsapp === 'not_on_whatsapp' ? 'warn' : 'info';
+    td.append(h('span', { class: `contact-note contact-note-${tone}`, 'data-testid': 'contact-row-note', text: c.note }));
+  }
+  return td;
 }
 
 function permSelect(value, attrs) {
@@ -477,7 +616,7 @@ function contactRow(c) {
   const tr = h('tr', { 'data-phone': c.phone, 'data-testid': 'contact-row' });
   tr.dataset.sig = contactSig(c, editing);
   const who = c.name ? `${c.name} (${c.phone})` : c.phone;
-  tr.append(h('td', { class: 'phone', 'data-testid': 'contact-row-phone', text: c.phone }));
+  tr.append(contactPhoneCell(c));
   if (!editing) {
     tr.append(
       h('td', { 'data-testid': 'contact-row-name' }, c.name ? c.name : h('span', { class: 'muted', text: 'No name' })),
@@ -547,6 +686,14 @@ function renderOptions() {
   const s = S.wa.settings || {};
   $('setting-answer-groups').checked = Boolean(s.answer_groups);
   $('setting-open-to-everyone').checked = Boolean(s.open_to_everyone);
+  $('setting-self-chat').checked = Boolean(s.self_chat);
+  $('setting-approvals').checked = Boolean(s.approvals);
+  $('setting-group-mode').value = s.group_mode === 'always' ? 'always' : 'mention';
+  const groups = $('setting-groups-allowed');
+  if (document.activeElement !== groups && !groups.dataset.dirty) groups.value = (s.groups_allowed || []).join('\n');
+  $('setting-answers-paused').checked = Boolean(s.answers_paused);
+  const prefix = $('setting-self-chat-prefix');
+  if (document.activeElement !== prefix && !prefix.dataset.dirty) prefix.value = s.self_chat_prefix || '';
   const region = $('setting-default-region');
   if (document.activeElement !== region && !region.dataset.dirty) region.value = s.default_region || '';
   if (!S.optionsOpened && s.open_to_everyone) { S.optionsOpened = true; $('options').open = true; }
@@ -560,10 +707,12 @@ function renderOptions() {
 // is routine noise (quiet).
 
 function describeChat(jid) {
+  // Entries of the service itself (a failing database, a restarted sidecar) belong to no chat.
+  if (!jid || jid === '?') return { title: 'Cortask', sub: 'the service itself, not a chat' };
   const s = String(jid || '');
   const [user, server = ''] = s.split('@');
   const num = digits(user.split(':')[0]);
-  const contact = (S.wa.contacts || []).find((c) => digits(c.phone) === num);
+  const contact = (S.wa.contacts || []).find((c) => digits(c.phone) === num || digits(c.whatsapp_address || '') === num);
   if (s === 'status@broadcast') return { title: 'Status updates', sub: s };
   if (server === 'g.us') return { title: 'Group chat', sub: user };
   if (server === 'lid') return { title: contact ? contact.name || contact.phone : 'Hidden number', sub: `LID ${user}` };
@@ -627,6 +776,7 @@ function tick() {
   if (!S.wa || !S.wa.enabled) return;
   if (lastQrMode === 'qr' && qrRemaining() <= 0) renderQr();
   else renderCountdown();
+  renderCodeCountdown();
   renderRetry();
 }
 
@@ -651,6 +801,12 @@ async function loadAll() {
   ]);
   const prev = S.wa;
   if (!prev && wa.qr && wa.status && wa.status.state === 'linking') S.linkFlow = true;
+  // Reopened while a code is waiting to be typed: show the code, not the QR.
+  if (!prev && wa.code && wa.status && wa.status.state === 'linking') {
+    S.codeMode = true;
+    S.codeAsked = true;
+    if (!$('code-phone').value) $('code-phone').value = wa.code.phone; // for "Get a new code" later
+  }
   // Keep a code we are showing when the snapshot has none, so that "expired" stays on screen
   // instead of the code silently vanishing.
   if (!wa.qr && prev && prev.qr && S.linkFlow && wa.enabled && wa.status && needsLink(wa.status)) {
@@ -660,6 +816,59 @@ async function loadAll() {
   S.wa = wa;
   if (Array.isArray(activity)) S.activity = activity.slice(-500);
   render();
+  loadApprovals();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Strangers waiting for approval (issue #14): the buttons do what /approve and /reject do.
+
+async function loadApprovals() {
+  try {
+    renderApprovals(await api('GET', '/api/whatsapp/approvals'));
+  } catch (err) {
+    setText('approvals-error', err.message);
+  }
+}
+
+function renderApprovals(list) {
+  const items = Array.isArray(list) ? list : [];
+  show('approvals-card', items.length > 0);
+  const ul = $('approvals-list');
+  ul.replaceChildren(...items.map((a) => {
+    const li = document.createElement('li');
+    li.dataset.code = a.code;
+    li.dataset.testid = 'approval';
+    const who = document.createElement('strong');
+    who.textContent = a.name ? `${a.name} (${a.phone})` : a.phone;
+    const line = document.createElement('span');
+    line.className = 'muted';
+    line.textContent = ` “${a.first_line}” · code ${a.code}`;
+    const buttons = [['write', 'Approve'], ['read', 'Approve read-only']].map(([permission, label]) => {
+      const b = document.createElement('button');
+      b.className = 'button';
+      b.textContent = label;
+      b.dataset.testid = permission === 'write' ? 'approval-approve' : 'approval-approve-read';
+      b.addEventListener('click', () => decide(a.code, 'approve', { permission }));
+      return b;
+    });
+    const reject = document.createElement('button');
+    reject.className = 'button danger';
+    reject.textContent = 'Reject';
+    reject.dataset.testid = 'approval-reject';
+    reject.addEventListener('click', () => decide(a.code, 'reject'));
+    li.append(who, line, ' ', ...buttons, reject);
+    return li;
+  }));
+}
+
+async function decide(code, verb, body) {
+  setText('approvals-error', '');
+  try {
+    await api('POST', `/api/whatsapp/approvals/${encodeURIComponent(code)}/${verb}`, body || {});
+  } catch (err) {
+    setText('approvals-error', err.message);
+  }
+  await loadApprovals();
 }
 
 let refreshTimer = null;
@@ -701,7 +910,26 @@ let sourceRetry = 0;
 let sourceTimer = null;
 let sourceWatchdog = null;
 
+// While the gateway does not answer, say so plainly and switch the buttons off (they could not work);
+// they come back as the status describes them once the stream is live again.
+function setOffline(offline) {
+  show('server-gone', offline);
+  for (const b of document.querySelectorAll('main button, main input, main select')) {
+    if (b.id === 'retry-load') continue;
+    if (offline && !b.disabled) { b.disabled = true; b.dataset.offline = '1'; }
+    if (!offline && b.dataset.offline) { b.disabled = false; delete b.dataset.offline; }
+  }
+  if (offline) {
+    // What the card last heard may no longer be true: do not show it as the state.
+    setText('status-state', 'Not answering');
+    $('status-state').dataset.tone = 'error';
+  } else if (S.wa) {
+    renderStatus();
+  }
+}
+
 function setLive(state) {
+  setOffline(state === 'down');
   const el = $('live-indicator');
   el.dataset.live = state;
   setText(el.querySelector('.live-text'), { live: 'Live', connecting: 'Connecting…', down: 'Reconnecting…' }[state]);
@@ -740,8 +968,10 @@ function connectEvents() {
   });
   es.addEventListener('status', (e) => { const d = parse(e); if (d) onStatus(d); });
   es.addEventListener('qr', (e) => { const d = parse(e); if (d) onQr(d); });
+  es.addEventListener('code', (e) => { const d = parse(e); if (d && S.wa) { S.wa.code = d; render(); } });
   es.addEventListener('activity', (e) => { const d = parse(e); if (d) onActivity(d); });
   es.addEventListener('contacts', (e) => { const d = parse(e); if (Array.isArray(d)) onContacts(d); });
+  es.addEventListener('approvals', (e) => { const d = parse(e); if (Array.isArray(d)) renderApprovals(d); });
 }
 
 function reconnectLater() {
@@ -870,9 +1100,9 @@ statusAction('stop', '/api/whatsapp/stop', {
   ok: 'Stop and unlink',
 });
 statusAction('logout', '/api/whatsapp/logout', {
-  title: 'Log out and delete the link?',
-  text: 'Logging out unlinks your phone and deletes the stored credentials from this computer. You will need to scan a new QR code to use the channel again.',
-  ok: 'Log out',
+  title: 'Forget the link on this computer?',
+  text: 'This deletes the stored link from this computer without telling WhatsApp: your phone still lists the device under Linked Devices until you remove it there. To log the device out of WhatsApp too, use Stop and unlink instead.',
+  ok: 'Forget link here',
 });
 
 $('remove-channel').addEventListener('click', async () => {
@@ -969,6 +1199,8 @@ $('contact-form').addEventListener('submit', (e) => {
     setFieldError('name', '');
     setFieldError('permission', '');
     if (!phone) {
+      clearTimeout(validateTimer); // a pending inline check of an emptied field would wipe this error
+      S.validateSeq += 1;
       setFieldError('phone', 'Enter the phone number with its country code, for example +49 151 23456789.');
       phoneInput.focus();
       return;
@@ -1169,6 +1401,27 @@ async function saveSettings(patch) {
 }
 
 $('setting-answer-groups').addEventListener('change', (e) => saveSettings({ answer_groups: e.target.checked }));
+$('setting-group-mode').addEventListener('change', (e) => saveSettings({ group_mode: e.target.value }));
+$('setting-groups-allowed').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });
+$('groups-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $('setting-groups-allowed');
+  withBusy('groups-save', async () => {
+    const ids = input.value.split(/[\s,]+/).filter(Boolean);
+    if (await saveSettings({ groups_allowed: ids })) delete input.dataset.dirty;
+  });
+});
+$('setting-approvals').addEventListener('change', (e) => saveSettings({ approvals: e.target.checked }));
+$('setting-self-chat').addEventListener('change', (e) => saveSettings({ self_chat: e.target.checked }));
+$('setting-answers-paused').addEventListener('change', (e) => saveSettings({ answers_paused: e.target.checked }));
+$('setting-self-chat-prefix').addEventListener('input', (e) => { e.target.dataset.dirty = '1'; });
+$('prefix-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const input = $('setting-self-chat-prefix');
+  withBusy('prefix-save', async () => {
+    if (await saveSettings({ self_chat_prefix: input.value })) delete input.dataset.dirty;
+  });
+});
 
 $('setting-open-to-everyone').addEventListener('change', async (e) => {
   const box = e.target;

@@ -106,10 +106,12 @@ def test_a_write_that_cannot_be_made_durable_raises_instead_of_pretending(tmp_pa
         store.set_keys([("session", "a.0", "{}")])
 
 
-def test_sent_messages_are_remembered_for_retries_and_pruned_after_14_days(tmp_path: Path) -> None:
+def test_sent_messages_are_remembered_for_retries_and_pruned_after_the_retention_period(tmp_path: Path) -> None:
     store = AuthStore.open(tmp_path / "auth")
     store.remember_sent("OLD", "a@s.whatsapp.net", "old text", at=1_000_000.0)
-    store.remember_sent("NEW", "a@s.whatsapp.net", "new text", at=1_000_000.0 + 15 * 24 * 3600)
+    store.remember_sent("NEW", "a@s.whatsapp.net", "new text", at=1_000_000.0 + 31 * 24 * 3600)
+    assert store.sent_text("OLD", "a@s.whatsapp.net") == "old text"  # kept until the schedule prunes
+    assert store.prune_sent(before=1_000_000.0 + 31 * 24 * 3600 - 30 * 24 * 3600) == 1
     assert store.sent_text("NEW", "a@s.whatsapp.net") == "new text"
     assert store.sent_text("OLD", "a@s.whatsapp.net") is None
     assert store.sent_text("MISSING", "a@s.whatsapp.net") is None

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from cortask.channels.whatsapp.config import ConfigError, Sandbox, WhatsAppConfig
+from cortask.channels.whatsapp.config import MAX_MESSAGE_CHARS, ConfigError, Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.flood import FloodPolicy
+from cortask.channels.whatsapp.pacing import PacingPolicy
 from cortask.home import cortask_home
 
 KEY = "ab" * 32
@@ -48,3 +49,21 @@ def test_flood_limits_come_from_the_environment_or_default() -> None:
     for bad in ("0", "-3", "many"):
         with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT must be a whole number"):
             WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_CHAT_QUEUE_LIMIT": bad})
+
+
+def test_a_benchmark_can_pace_replies_faster_and_a_bad_rate_is_refused() -> None:
+    assert "pacing" not in WhatsAppConfig.tuning_from_env({})
+    tuned = WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_PACING_PER_SECOND": "4"})
+    assert tuned["pacing"] == PacingPolicy(rate_per_second=4.0)
+    for bad in ("fast", "0", "-1"):
+        with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_PACING_PER_SECOND must be a number"):
+            WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_PACING_PER_SECOND": bad})
+
+
+def test_the_part_size_is_set_from_the_environment_within_whatsapps_limit() -> None:
+    assert WhatsAppConfig.tuning_from_env({}).get("max_part_chars") is None
+    assert WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_MAX_PART_CHARS": "1000"})["max_part_chars"] == 1000
+    for bad in ("99", "65537", "many", "-5"):
+        with pytest.raises(ConfigError, match="CORTASK_WHATSAPP_MAX_PART_CHARS must be a whole number from 100"):
+            WhatsAppConfig.tuning_from_env({"CORTASK_WHATSAPP_MAX_PART_CHARS": bad})
+    assert MAX_MESSAGE_CHARS == 65_536

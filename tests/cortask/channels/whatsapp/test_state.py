@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, timedelta, timezone
 
@@ -13,6 +14,7 @@ from cortask.channels.whatsapp.state import (
     SANDBOX_NOTE,
     ChannelStatus,
     ConnectionState,
+    StatusNote,
     from_decision,
 )
 
@@ -37,7 +39,7 @@ T = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
         (
             ChannelStatus.linking(T + 42.3, T),
             ConnectionState.LINKING,
-            "Waiting for the QR code to be scanned; it expires in 43 s.",
+            "Waiting for the QR code to be scanned.",
             "Open WhatsApp on your phone, go to Settings → Linked Devices → Link a device, and scan the code.",
         ),
         (ChannelStatus.connecting(), ConnectionState.CONNECTING, "Connecting to WhatsApp…", None),
@@ -164,10 +166,10 @@ def test_terminal_and_relink(state: ConnectionState, terminal: bool, relink: boo
     assert (state.terminal, state.needs_relink) == (terminal, relink)
 
 
-def test_linking_counts_down_and_never_goes_negative() -> None:
-    assert ChannelStatus.linking(T + 60, T).sentence.endswith("expires in 60 s.")
-    assert ChannelStatus.linking(T + 60, T + 59.5).sentence.endswith("expires in 1 s.")
-    assert ChannelStatus.linking(T + 60, T + 75).sentence.endswith("expires in 0 s.")
+def test_linking_leaves_the_countdown_to_the_qr_panel() -> None:
+    # One countdown (issue #17): the sentence stays still, the deadline travels in qr_expires_at.
+    assert ChannelStatus.linking(T + 60, T).sentence == ChannelStatus.linking(T + 60, T + 59.5).sentence
+    assert "expires in" not in ChannelStatus.linking(T + 60, T).sentence
     assert ChannelStatus.linking(T + 60, T).qr_expires_at == T + 60
 
 
@@ -221,7 +223,13 @@ def test_to_dict_is_json_ready() -> None:
         "detail": "code 408",
         "terminal": False,
         "needs_relink": False,
+        "notes": [],
     }
+
+
+def test_notes_are_said_in_the_dict() -> None:
+    status = dataclasses.replace(ChannelStatus.open(), notes=(StatusNote("store_failing", "The disk is full."),))
+    assert status.to_dict()["notes"] == [{"kind": "store_failing", "sentence": "The disk is full."}]
 
 
 def test_with_activity_keeps_what_is_not_given() -> None:

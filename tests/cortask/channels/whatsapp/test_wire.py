@@ -30,10 +30,11 @@ def test_the_node_side_and_python_describe_the_same_messages() -> None:
 def test_every_command_and_event_is_in_a_table() -> None:
     assert set(wire.COMMANDS) == {
         "connect", "send_text", "presence", "read", "lid_for_phone", "phone_for_lid",
-        "ack", "logout", "ping", "close", "exit",
+        "ack", "logout", "ping", "close", "exit", "check_numbers", "pairing_code",
     }  # fmt: skip
     assert set(wire.EVENTS) == {
         "hello", "qr", "connection", "messages", "creds", "receipts", "lid", "fatal", "protocol_error",
+        "code_refused",
     }  # fmt: skip
     assert (
         set(wire.REQUESTS) == set(wire.STORE_RESULTS) == {"keys.get", "keys.set", "creds.get", "creds.set", "sent.get"}
@@ -59,6 +60,31 @@ def test_commands_encode_as_one_line_in_camel_case_without_absent_fields() -> No
         {"id": "X", "remoteJid": "g@g.us", "participant": "p@s.whatsapp.net", "fromMe": False}
     ]
     assert json.loads(wire.encode(wire.Ack(3))) == {"id": 0, "cmd": "ack", "seq": 3}
+    assert json.loads(wire.encode(wire.RequestPairingCode("4915123456789", "CORTASK1"), 8)) == {
+        "id": 8, "cmd": "pairing_code", "phone": "4915123456789", "code": "CORTASK1",
+    }  # fmt: skip
+
+
+def test_check_numbers_asks_for_each_number_and_reads_each_answer() -> None:
+    command = wire.CheckNumbers(("+525512345678", "+4915123456789"))
+    assert json.loads(wire.encode(command, 9)) == {
+        "id": 9, "cmd": "check_numbers", "numbers": ["+525512345678", "+4915123456789"],
+    }  # fmt: skip
+    answer = wire.parse(
+        '{"re": 9, "ok": true, "result": {"numbers": ['
+        '{"number": "+525512345678", "exists": true, "jid": "5215512345678@s.whatsapp.net", "lid": "77@lid"},'
+        '{"number": "+4915123456789", "exists": false}]}}'
+    )
+    assert isinstance(answer, wire.Answer)
+    found = wire.result_of(command, answer).numbers
+    assert found == (
+        wire.NumberFound("+525512345678", True, "5215512345678@s.whatsapp.net", "77@lid"),
+        wire.NumberFound("+4915123456789", False),
+    )
+    bad = wire.parse('{"re": 9, "ok": true, "result": {"numbers": [{"number": "+52", "exists": "yes"}]}}')
+    assert isinstance(bad, wire.Answer)
+    with pytest.raises(wire.WireError, match="exists"):
+        wire.result_of(command, bad)
 
 
 def test_store_answers_carry_a_result_or_an_error() -> None:
@@ -96,6 +122,7 @@ def test_events_parse_into_their_types() -> None:
     assert wire.parse(b'{"event":"creds","registered":true,"me":{"id":"1:2@s.whatsapp.net"}}') == wire.Creds(
         True, {"id": "1:2@s.whatsapp.net"}
     )
+    assert wire.parse(b'{"event":"code_refused","message":"typed wrong"}') == wire.CodeRefused("typed wrong")
 
 
 def test_store_requests_and_answers_parse() -> None:

@@ -8,10 +8,12 @@
 //
 // Python -> sidecar, commands {"id":N,"cmd":...} (id 0: nobody waits for the answer):
 //   connect {sandbox?, qrTimeoutMs?, keepAliveMs?, connectTimeoutMs?}   -> {generation}
-//   send_text {jid, text, messageId?}                                  -> {id, remoteJid, timestamp}
+//   send_text {jid, text, messageId?, quoted?}                         -> {id, remoteJid, timestamp}
 //   presence {type, jid?}   read {keys}   ack {seq}   logout   close    -> {}
 //   lid_for_phone {jid} -> {lid}   phone_for_lid {jid} -> {jid}   ping -> {connected}
+//   check_numbers {numbers} -> {numbers: [{number, exists, jid, lid}]}   which account each number is
 //   exit (close the socket keeping the link, spill, leave)            -> {}
+//   pairing_code {phone, code?} (link by phone number, on a linking socket) -> {code}
 // sidecar -> Python, answers: {"re":N,"ok":true,"result":{...}} or {"re":N,"ok":false,"error":"..."}
 // sidecar -> Python, events {"event":...}:
 //   hello {protocol, baileys, node}         first line, once
@@ -23,6 +25,7 @@
 //   lid {mapping}                           Baileys learned a LID <-> phone number pair
 //   fatal {code, message}                   a durable write failed: the sidecar exits (code 3)
 //   protocol_error {message}                a line from Python it could not use (protocol.mjs)
+//   code_refused {message}                  the phone refused our pairing code (typed wrong)
 // sidecar -> Python, auth store requests {"req":N,"op":...}, answered {"re":N,"ok",...}:
 //   keys.get {type, ids} -> {values}   keys.set {items: [[type, id, value|null]]} -> {}
 //   creds.get -> {creds}   creds.set {creds} -> {}   sent.get {id, jid} -> {text}
@@ -30,7 +33,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
-  makeWASocket, initAuthCreds, BufferJSON, proto, WA_CERT_DETAILS, Browsers,
+  makeWASocket, initAuthCreds, BufferJSON, proto, WA_CERT_DETAILS, Browsers, USyncQuery, USyncUser,
 } from 'baileys';
 import pino from 'pino';
 import { format } from 'node:util';
@@ -98,7 +101,10 @@ function keyCache() {
 
 async function loadAuthState() {
   const stored = await ask('creds.get');
-  const creds = stored.creds ? revive(stored.creds) : initAuthCreds();
+  let creds = stored.creds ? revive(stored.creds) : initAuthCreds();
+  // A pairing code that never linked leaves `me` set without a signed account identity: such
+  // credentials would try to log in as a device that does not exist. Start linking afresh.
+  if (creds.me && !creds.account && creds.pairingCode) creds = initAuthCreds();
   const cache = keyCache();
   const keys = {
     async get(type, ids) {
@@ -176,6 +182,11 @@ function spillUnacknowledged() {
 // ---- the one socket -------------------------------------------------------------------------
 let sock = null;
 let generation = 0;
+// Whether `sock` has finished its handshake and logged in (connection 'open'). Until then Baileys
+// must not be asked to write a stanza: its noise handler frames nodes unencrypted before the
+// handshake is done, and the server takes such a frame for a broken ClientFinish and closes the
+// connection (issue #13: a read receipt or typing state reaching a freshly restarted sidecar).
+let sockOpen = false;
 
 function describeMessage(m) {
   return {
@@ -191,6 +202,7 @@ function describeMessage(m) {
 
 async function connect(cmd) {
   if (sock) { sock.end(undefined); sock = null; }
+  sockOpen = false;
   const gen = ++generation;
   if (cmd.sandbox) {
     // The two test seams, only when Python explicitly configured a sandbox.
@@ -220,7 +232,10 @@ async function connect(cmd) {
   const current = () => gen === generation;
   s.ev.on('creds.update', async () => {
     await saveCreds();
-    if (current()) emitEvent('creds', { registered: Boolean(state.creds.me), me: state.creds.me ?? null });
+    // Registered once the phone paired (pair-success sets the signed `account`); a pairing code
+    // request alone sets `me` already, before anyone typed the code.
+    const registered = Boolean(state.creds.me && (state.creds.account || !state.creds.pairingCode));
+    if (current()) emitEvent('creds', { registered, me: registered ? state.creds.me : null });
   });
   s.ev.on('connection.update', (u) => {
     if (!current()) return;
@@ -236,7 +251,8 @@ async function connect(cmd) {
         ms: Date.now() - started,
       });
     }
-    if (u.connection === 'close') sock = null;
+    if (u.connection === 'open') sockOpen = true;
+    if (u.connection === 'close') { sock = null; sockOpen = false; }
   });
   // Baileys has already sent the delivery receipt when it emits a message, and then holds the
   // event in its buffer (at least 100 ms, up to 20 s while the first sync runs) before listeners
@@ -251,13 +267,23 @@ async function connect(cmd) {
   };
   s.ev.on('messages.update', (updates) => {
     if (!current()) return;
+    // A receipt for a message in the owner's own chat comes without a chat (Baileys leaves
+    // remoteJid out there); nothing waits for those, and one must not spoil the others' line.
     const receipts = updates
-      .filter((u) => u.update?.status != null)
+      .filter((u) => u.update?.status != null && typeof u.key?.remoteJid === 'string')
       .map((u) => ({
         id: u.key.id, remoteJid: u.key.remoteJid, status: u.update.status,
         error: u.update.status === 0 ? (u.update.messageStubParameters?.[0] ?? null) : null,
       }));
     if (receipts.length) emitEvent('receipts', { receipts });
+  });
+  // WhatsApp tells a companion its code was refused on the phone with a link_code_companion_reg
+  // notification at stage refresh_code (Baileys itself ignores the stage): the code is spent.
+  s.ws.on('CB:notification,type:link_code_companion_reg', (node) => {
+    const reg = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'link_code_companion_reg') : null;
+    if (current() && reg?.attrs?.stage === 'refresh_code') {
+      emitEvent('code_refused', { message: 'the code was refused on the phone: it was not typed as shown' });
+    }
   });
   s.ev.on('lid-mapping.update', (mapping) => {
     if (current()) emitEvent('lid', { mapping });
@@ -270,16 +296,28 @@ function requireSocket() {
   return sock;
 }
 
+// For commands that make Baileys write to WhatsApp: only on a connection that is open.
+function requireOpenSocket() {
+  if (!sock || !sockOpen) throw new Error('not connected');
+  return sock;
+}
+
 const commands = {
   connect,
   async send_text(cmd) {
     // Python chooses the id and records the text durably first, so a retry receipt that
     // arrives at once can always be answered (getMessage).
-    const msg = await requireSocket().sendMessage(cmd.jid, { text: cmd.text }, cmd.messageId ? { messageId: cmd.messageId } : {});
+    const options = cmd.messageId ? { messageId: cmd.messageId } : {};
+    if (cmd.quoted) {
+      // A reply in a group quotes the message it answers (Baileys builds the contextInfo from it).
+      const { id, remoteJid, participant, text } = cmd.quoted;
+      options.quoted = { key: { id, remoteJid, participant, fromMe: false }, message: { conversation: text ?? '' } };
+    }
+    const msg = await requireOpenSocket().sendMessage(cmd.jid, { text: cmd.text }, options);
     return { id: msg.key.id, remoteJid: msg.key.remoteJid, timestamp: Number(msg.messageTimestamp ?? 0) };
   },
-  async presence(cmd) { await requireSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },
-  async read(cmd) { await requireSocket().readMessages(cmd.keys); return {}; },
+  async presence(cmd) { await requireOpenSocket().sendPresenceUpdate(cmd.type, cmd.jid); return {}; },
+  async read(cmd) { await requireOpenSocket().readMessages(cmd.keys); return {}; },
   async lid_for_phone(cmd) {
     const lid = await requireSocket().signalRepository.lidMapping.getLIDForPN(cmd.jid);
     return { lid: lid ?? null };
@@ -288,16 +326,61 @@ const commands = {
     const pn = await requireSocket().signalRepository.lidMapping.getPNForLID(cmd.jid);
     return { jid: pn ?? null };
   },
-  async logout() {
+  async check_numbers(cmd) {
+    // The usync query Baileys' onWhatsApp sends (contact protocol), with the LID protocol too, one
+    // number per query: onWhatsApp drops the numbers that are not on WhatsApp and its answers do
+    // not say which number each account was found for, which is the whole point here.
     const s = requireSocket();
+    const numbers = [];
+    for (const number of cmd.numbers) {
+      const query = new USyncQuery().withContactProtocol().withLIDProtocol().withUser(new USyncUser().withPhone(number));
+      const found = (await s.executeUSyncQuery(query))?.list?.[0];
+      const exists = found?.contact === true;
+      numbers.push(checked('shapes', 'numberFound', {
+        number, exists, jid: exists ? found.id : null, lid: exists ? (found.lid ?? null) : null,
+      }));
+    }
+    return { numbers };
+  },
+  async logout() {
+    const s = requireOpenSocket();
     await s.logout();
     return {};
   },
   async ping() { return { connected: Boolean(sock) }; },
+  pairing_code: requestPairingCode,
   async ack(cmd) { acknowledge(Number(cmd.seq)); return {}; },
-  async close() { if (sock) { sock.end(undefined); sock = null; } return {}; },
+  async close() { if (sock) { sock.end(undefined); sock = null; } sockOpen = false; return {}; },
   async exit() { if (sock) sock.end(undefined); spillUnacknowledged(); setTimeout(() => process.exit(0), 20); return {}; },
 };
+
+// Baileys sends the code request without waiting for WhatsApp's answer; the answer says whether
+// the number has a WhatsApp account (an iq result with a pairing ref, or an error), so we wait.
+const CODE_ANSWER_MS = 20_000;
+async function requestPairingCode(cmd) {
+  const s = requireSocket();
+  if (s.authState.creds.account) throw new Error('this device is already linked: log out first to link another phone');
+  const answered = new Promise((resolve, reject) => {
+    const done = () => {
+      clearTimeout(timer);
+      s.ws.off('CB:iq,type:result,link_code_companion_reg', onResult);
+      s.ws.off('CB:iq,type:error', onError);
+    };
+    const onResult = () => { done(); resolve(); };
+    const onError = (node) => {
+      done();
+      const err = Array.isArray(node.content) ? node.content.find((c) => c.tag === 'error') : null;
+      reject(new Error(`WhatsApp refused a code for +${cmd.phone} (${err?.attrs?.code ?? '?'} ${err?.attrs?.text ?? 'error'})`));
+    };
+    const timer = setTimeout(() => { done(); reject(new Error('WhatsApp did not answer the pairing code request')); }, CODE_ANSWER_MS);
+    s.ws.on('CB:iq,type:result,link_code_companion_reg', onResult);
+    s.ws.on('CB:iq,type:error', onError);
+  });
+  answered.catch(() => {}); // awaited below; never an unhandled rejection if the request throws first
+  const code = await s.requestPairingCode(cmd.phone, cmd.code ? cmd.code.toUpperCase() : undefined);
+  await answered;
+  return { code };
+}
 
 async function onLine(line) {
   if (!line.trim()) return; // a blank line carries nothing to answer

@@ -76,6 +76,8 @@ const FIELDS = {
     jid: [true, jid, 'a WhatsApp JID such as 4915123456789@s.whatsapp.net'],
     text: [true, (v) => typeof v === 'string', 'a string'],
     messageId: [false, string, 'a non-empty string'],
+    quoted: [false, (v) => isObject(v) && string(v.id) && jid(v.remoteJid) && (v.participant === undefined || jid(v.participant))
+      && (v.text === undefined || typeof v.text === 'string'), 'the quoted message: {id, remoteJid, participant?, text?}'],
   },
   presence: {
     type: [true, (v) => presence.has(v), `one of ${[...presence].join(', ')}`],
@@ -89,6 +91,14 @@ const FIELDS = {
   ping: {},
   close: {},
   exit: {},
+  check_numbers: {
+    numbers: [true, (v) => Array.isArray(v) && v.length > 0 && v.length <= 50 && v.every((n) => typeof n === 'string' && /^\+[1-9][0-9]{1,14}$/.test(n)),
+      'a list of 1 to 50 phone numbers, each + and digits (E.164)'],
+  },
+  pairing_code: {
+    phone: [true, (v) => typeof v === 'string' && /^[1-9][0-9]{6,14}$/.test(v), 'the account\'s own phone number, digits only with the country code'],
+    code: [false, (v) => typeof v === 'string' && /^[0-9A-Za-z]{8}$/.test(v), 'eight letters and digits'],
+  },
 };
 
 export const COMMANDS = Object.freeze(Object.keys(FIELDS));
@@ -135,6 +145,8 @@ const RESULTS = {
   ping: { connected: true },
   close: {},
   exit: {},
+  check_numbers: { numbers: true },
+  pairing_code: { code: true },
 };
 
 const EVENTS = {
@@ -147,6 +159,7 @@ const EVENTS = {
   lid: { mapping: true },
   fatal: { code: true, message: true },
   protocol_error: { message: true },
+  code_refused: { message: true },
 };
 
 // Requests to Python's auth store ({"req": N, "op": ..., fields}), and what each answer carries.
@@ -170,10 +183,11 @@ const SHAPES = {
   sandbox: { url: true, rootKey: true },
   messageKey: { id: true, remoteJid: true, participant: false, fromMe: false },
   receipt: { id: true, remoteJid: true, status: true, error: false },
+  numberFound: { number: true, exists: true, jid: false, lid: false },
 };
 const SPILL = { batch: { type: true, messages: true } };
 
-const TABLES = { results: RESULTS, events: EVENTS, requests: REQUESTS, storeResults: STORE_RESULTS, spill: SPILL };
+const TABLES = { results: RESULTS, events: EVENTS, requests: REQUESTS, storeResults: STORE_RESULTS, spill: SPILL, shapes: SHAPES };
 
 // `body` with exactly the fields `TABLES[table][name]` lists (every required one set); throws
 // otherwise: a bug in this sidecar, to be seen at once.

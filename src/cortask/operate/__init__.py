@@ -1,0 +1,1 @@
+"""Operating Cortask: installing its sidecar, checking its health, running it as a service."""
