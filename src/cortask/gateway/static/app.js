@@ -129,6 +129,8 @@ async function api(method, path, body) {
 const S = {
   wa: null,              // the GET /api/whatsapp snapshot, kept current by events
   activity: [],          // GET /api/activity, newest last
+  loads: 0,              // snapshots on their way
+  arrivedWhileLoading: [], // live activity entries received meanwhile (kept when the snapshot lands)
   linkFlow: false,       // a code was generated (or streamed) while this page was open
   qrDead: false,         // the server ended the linking session before the code's expiry
   editing: null,         // { phone, name, permission, error, busy } for the contact being edited
@@ -795,10 +797,19 @@ setInterval(tickSlow, 15000);
 // Loading and refreshing
 
 async function loadAll() {
-  const [wa, activity] = await Promise.all([
-    api('GET', '/api/whatsapp'),
-    api('GET', '/api/activity').catch(() => null),
-  ]);
+  // Live entries that arrive while the snapshot is on its way may be missing from it.
+  S.loads += 1;
+  let wa, activity, arrived;
+  try {
+    [wa, activity] = await Promise.all([
+      api('GET', '/api/whatsapp'),
+      api('GET', '/api/activity').catch(() => null),
+    ]);
+  } finally {
+    arrived = S.arrivedWhileLoading;
+    S.loads -= 1;
+    if (S.loads === 0) S.arrivedWhileLoading = [];
+  }
   const prev = S.wa;
   if (!prev && wa.qr && wa.status && wa.status.state === 'linking') S.linkFlow = true;
   // Reopened while a code is waiting to be typed: show the code, not the QR.
@@ -814,7 +825,11 @@ async function loadAll() {
     if (wa.status.state !== 'linking') S.qrDead = true;
   }
   S.wa = wa;
-  if (Array.isArray(activity)) S.activity = activity.slice(-500);
+  if (Array.isArray(activity)) {
+    const seen = new Set(activity.map(activityKey));
+    const live = arrived.filter((e) => !seen.has(activityKey(e)));
+    S.activity = [...activity, ...live].sort((a, b) => (a.at || 0) - (b.at || 0)).slice(-500);
+  }
   render();
   loadApprovals();
 }
@@ -1021,6 +1036,7 @@ function onActivity(entry) {
   if (!S.wa) return;
   const key = activityKey(entry);
   if (S.activity.some((e) => activityKey(e) === key)) return;
+  if (S.loads > 0) S.arrivedWhileLoading.push(entry);
   S.activity.push(entry);
   S.activity.sort((a, b) => (a.at || 0) - (b.at || 0));
   if (S.activity.length > 500) S.activity.splice(0, S.activity.length - 500);
