@@ -38,6 +38,7 @@ from testkit.baileys import BaileysDriver
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.inbound import InboundText
+from cortask.channels.whatsapp.pipeline import ReplyPipeline as Pipeline
 from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
 from cortask.store import AsyncStore
@@ -93,20 +94,20 @@ class HopProbe:
     def __init__(self) -> None:
         self.arrived: dict[str, float] = {}
         self.hops: list[float] = []
-        on_inbound, deliver = WhatsAppChannel._on_inbound, WhatsAppChannel._deliver
+        arrive, deliver = Pipeline.arrive, Pipeline._deliver
 
-        async def timed_inbound(channel: WhatsAppChannel, raw: dict[str, Any], upsert_type: str) -> None:
+        async def timed_arrive(pipeline: Pipeline, raw: Any, upsert_type: str) -> None:
             self.arrived.setdefault(str((raw.get("key") or {}).get("id")), time.perf_counter())
-            await on_inbound(channel, raw, upsert_type)
+            await arrive(pipeline, raw, upsert_type)
 
-        async def timed_deliver(channel: WhatsAppChannel, reply: Any, remembered: bool = False) -> None:
+        async def timed_deliver(pipeline: Pipeline, reply: Any, remembered: bool = False) -> bool:
             start = self.arrived.pop(str(reply.in_reply_to), None)
             if start is not None:
                 self.hops.append((time.perf_counter() - start) * 1000)
-            await deliver(channel, reply, remembered)
+            return await deliver(pipeline, reply, remembered)
 
-        WhatsAppChannel._on_inbound = timed_inbound  # type: ignore[method-assign]
-        WhatsAppChannel._deliver = timed_deliver  # type: ignore[method-assign]
+        Pipeline.arrive = timed_arrive  # type: ignore[method-assign]
+        Pipeline._deliver = timed_deliver  # type: ignore[method-assign]
 
 
 async def measure(control: Control, burst: int, sequential: int, probe: HopProbe | None = None) -> dict[str, float]:
@@ -164,6 +165,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                     pacing=None,
                 )
                 store = await AsyncStore.open(root / "cortask.db")
+                probe = HopProbe()  # before the channel: its parts bind the pipeline's methods when built
                 channel = WhatsAppChannel(config, echo, ledger=StoreJournal(store))
                 await channel.warm_up()  # as the service does once the channel is added
                 t0 = time.perf_counter()
@@ -177,7 +179,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                 await asyncio.sleep(3)  # let start-up work settle before reading idle memory
                 assert channel.sidecar_pid is not None
                 idle_rss = rss_mb(channel.sidecar_pid) + rss_mb(__import__("os").getpid())
-                ours = await measure(control, burst, sequential, HopProbe())
+                ours = await measure(control, burst, sequential, probe)
                 await channel.stop()  # unlink, so (b) is the account's only device
                 await channel.close()
 
