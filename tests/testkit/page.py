@@ -64,12 +64,7 @@ def serve_on_wasim(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         "CORTASK_WHATSAPP_SANDBOX_URL": info["url"],
         "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": info["root_public_key"],
     }
-    gateway = subprocess.Popen(
-        [sys.executable, "-m", "cortask", "serve", "--port", str(free_port())],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    gateway = _cortask(env, "serve", "--port", str(free_port()))
     assert gateway.stdout is not None
     line = gateway.stdout.readline()
     try:
@@ -81,17 +76,17 @@ def serve_on_wasim(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
             proc.wait(20)
 
 
+def _cortask(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """`cortask` with `args` as a separate process, its output read line by line."""
+    return subprocess.Popen([sys.executable, "-m", "cortask", *args], env=env, stdout=subprocess.PIPE, text=True)
+
+
 @contextmanager
 def serve_demo(home: Path) -> Iterator[tuple[str, str]]:
     """`cortask demo` with its home in `home`: the address it printed (with its token, as a visitor
     opens it) and its simulated phone's page."""
     env = {**os.environ, "CORTASK_HOME": str(home)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cortask", "demo", "--port", str(free_port())],
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    proc = _cortask(env, "demo", "--port", str(free_port()))
     assert proc.stdout is not None
     lines = [proc.stdout.readline() for _ in range(3)]
     phone = re.search(r"(http://127\.0\.0\.1:\d+/phone)", "".join(lines))
