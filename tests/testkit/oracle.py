@@ -7,8 +7,11 @@ import base64
 import itertools
 import json
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from wasim.signal import PreKeyBundle
 
 
 def b64(data: bytes) -> str:
@@ -17,6 +20,20 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str) -> bytes:
     return base64.b64decode(text)
+
+
+def pre_key_bundle(b: Mapping[str, Any]) -> PreKeyBundle:
+    """A bundle as libsignal-node writes it (keys in base64), for our side to start a session with."""
+    pre_key = b.get("preKey")
+    return PreKeyBundle(
+        registration_id=b["registrationId"],
+        identity_key=unb64(b["identityKey"]),
+        signed_pre_key_id=b["signedPreKey"]["keyId"],
+        signed_pre_key=unb64(b["signedPreKey"]["publicKey"]),
+        signed_pre_key_signature=unb64(b["signedPreKey"]["signature"]),
+        pre_key_id=None if pre_key is None else pre_key["keyId"],
+        pre_key=None if pre_key is None else unb64(pre_key["publicKey"]),
+    )
 
 
 class OracleError(Exception):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.oracle import NodeOracle, b64, unb64
+from testkit.oracle import NodeOracle, b64, pre_key_bundle, unb64
 from testkit.paths import NODE_DIR
 
 from wasim.signal import (
@@ -64,17 +64,7 @@ class NodeParty:
         self.identity_key, self.registration_id = identity_key, registration_id
 
     def bundle(self, with_pre_key: bool = True) -> PreKeyBundle:
-        b = self.oracle.call("bundle", name=self.name, withPreKey=with_pre_key)["bundle"]
-        pre_key = b.get("preKey")
-        return PreKeyBundle(
-            registration_id=b["registrationId"],
-            identity_key=unb64(b["identityKey"]),
-            signed_pre_key_id=b["signedPreKey"]["keyId"],
-            signed_pre_key=unb64(b["signedPreKey"]["publicKey"]),
-            signed_pre_key_signature=unb64(b["signedPreKey"]["signature"]),
-            pre_key_id=None if pre_key is None else pre_key["keyId"],
-            pre_key=None if pre_key is None else unb64(pre_key["publicKey"]),
-        )
+        return pre_key_bundle(self.oracle.call("bundle", name=self.name, withPreKey=with_pre_key)["bundle"])
 
     def process_bundle(self, bundle: PreKeyBundle) -> None:
         node_bundle: dict[str, Any] = {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.oracle import NodeOracle, OracleError, b64, unb64
+from testkit.oracle import NodeOracle, OracleError, b64, pre_key_bundle, unb64
 from testkit.paths import NODE_DIR
 
 from wasim.protocol import wa_pb2
@@ -411,16 +411,9 @@ def test_bounds_on_states_and_skipped_keys() -> None:
 
 
 def oracle_bundle(oracle: Oracle) -> PreKeyBundle:
-    b = oracle.call("bundle")["bundle"]
-    return PreKeyBundle(
-        registration_id=b["registrationId"],
-        identity_key=unb64(b["identityKey"]),
-        signed_pre_key_id=b["signedPreKey"]["keyId"],
-        signed_pre_key=unb64(b["signedPreKey"]["publicKey"]),
-        signed_pre_key_signature=unb64(b["signedPreKey"]["signature"]),
-        pre_key_id=b["preKey"]["keyId"],
-        pre_key=unb64(b["preKey"]["publicKey"]),
-    )
+    bundle = pre_key_bundle(oracle.call("bundle")["bundle"])
+    assert bundle.pre_key is not None  # the group oracle always hands out a one-time pre-key
+    return bundle
 
 
 def group_stanza(group: str, attrs: dict[str, str], encs: list[tuple[str, bytes]]) -> dict[str, Any]:
