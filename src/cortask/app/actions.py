@@ -539,8 +539,8 @@ class CortaskApp:
     async def activity(self) -> list[ActivityEntry]:
         """The newest entries, kept in the store: the same after a restart (issue #17)."""
         store, ws = self._ws()
-        names = await self._contact_names()
-        return [_entry(e, names) for e in await store.activity.recent(ws)]
+        names, own = await self._contact_names(), await self._own_users()
+        return [_entry(e, names, own) for e in await store.activity.recent(ws)]
 
     async def sessions(self) -> list[SessionInfo]:
         store, _ = self._ws()
@@ -570,6 +570,14 @@ class CortaskApp:
         settings = await self._settings()
         status = channel_status(channel, await self._peek(settings), settings, running=self.serving)
         return await self._with_storage(await self._with_stored_traffic(status))
+
+    async def _own_users(self) -> frozenset[str]:
+        """Our account's addresses (user parts): the running channel's, else the stored link's."""
+        channel = self.service.channel
+        me = channel.account if channel is not None and channel.account else None
+        if me is not None:
+            return describe.own_users((me.get("id"), me.get("lid")))
+        return describe.own_users([(await self._peek(await self._settings())).account])
 
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
@@ -622,7 +630,8 @@ class CortaskApp:
                 except StoreError as exc:
                     # The entry still reaches the page live; only its copy for after a restart is lost.
                     log.warning("an activity entry was not kept across restarts: %s", exc)
-                self.events.publish(ActivityEvent(data=_entry(entry, await self._contact_names())))
+                names, own = await self._contact_names(), await self._own_users()
+                self.events.publish(ActivityEvent(data=_entry(entry, names, own)))
 
         self._followers = [asyncio.create_task(_logged(statuses())), asyncio.create_task(_logged(activities()))]
 
@@ -712,10 +721,12 @@ def _qr_out(qr: ChannelQr) -> QrCode:
     return QrCode(qr=qr.data, png=png, expires_at=qr.expires_at)
 
 
-def _entry(entry: Any, names: Mapping[str, str]) -> ActivityEntry:
-    """An activity entry as the channel recorded it (a mapping of codes), described."""
+def _entry(entry: Any, names: Mapping[str, str], own: frozenset[str] = frozenset()) -> ActivityEntry:
+    """An activity entry as the channel recorded it (a mapping of codes), described; `own` are
+    our account's addresses, whose chat is the owner's own."""
     data: Mapping[str, Any] = entry if isinstance(entry, Mapping) else dataclasses.asdict(entry)
     sentence, tone, quiet = describe.describe(data, names.get)
+    chat_title, chat_sub = describe.chat_words(str(data.get("chat") or ""), own) or (None, None)
 
     def text(key: str) -> str | None:
         value = data.get(key)
@@ -736,4 +747,6 @@ def _entry(entry: Any, names: Mapping[str, str]) -> ActivityEntry:
         sentence=sentence,
         tone=tone,
         quiet=quiet,
+        chat_title=chat_title,
+        chat_sub=chat_sub,
     )
