@@ -9,8 +9,10 @@ commands run from that code too, alternating with ours run by run, so a busy mac
 alike; the ratios (ours / baseline, lower is better) are the figures to compare. Both use this
 checkout's installed sidecar (CORTASK_SIDECAR_DIR), so neither installs one.
 
-Last line: one JSON object: help_s, gateway_ready_s (medians), with min and max; with a baseline
-also baseline_help_s, baseline_gateway_ready_s and help_ratio, gateway_ratio.
+Last line: one JSON object: help_s, gateway_ready_s (medians), with min and max, and help_cpu_s,
+gateway_cpu_s (the CPU time each takes to answer, steadier than the clock on a busy machine); with
+a baseline also baseline_* for each and the ratios help_ratio, help_cpu_ratio, gateway_ratio,
+gateway_cpu_ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,7 +50,22 @@ def time_help(src: Path | None = None) -> float:
     return time.perf_counter() - t0
 
 
-def time_gateway(src: Path | None = None) -> float:
+def cpu_help(src: Path | None = None) -> float:
+    """The CPU time (user + system) `cortask --help` takes: less swayed by other work than the clock."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-m", "cortask", "--help"], check=True, capture_output=True, env=code_env(src))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_of(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def time_gateway(src: Path | None = None) -> tuple[float, float]:
+    """Seconds from launch to the ready line, and the CPU time the process used to get there."""
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
         env = {**code_env(src), "CORTASK_HOME": home}
@@ -58,13 +76,14 @@ def time_gateway(src: Path | None = None) -> float:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         ready = time.perf_counter() - t0
+        cpu = cpu_of(proc.pid)
         assert "ready" in line, line
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
         auth = bearer(Path(home))  # the token file, as the CLI reads it
         assert httpx.get(f"http://127.0.0.1:{port}/api/whatsapp/status", headers=auth).status_code == 200
         proc.terminate()
         proc.wait(20)
-        return ready
+        return ready, cpu
 
 
 def main() -> None:
@@ -76,28 +95,42 @@ def main() -> None:
     if baseline is not None and not (baseline / "cortask" / "cli.py").is_file():
         parser.error(f"--baseline {baseline}: no cortask/cli.py there; give the src/ directory of a checkout")
     helps, gateways, base_helps, base_gateways = [], [], [], []
+    cpus, base_cpus = [], []
     for _ in range(args.runs):  # alternating, so load on a shared machine falls on both alike
         helps.append(time_help())
+        cpus.append(cpu_help())
         if baseline is not None:
             base_helps.append(time_help(baseline))
+            base_cpus.append(cpu_help(baseline))
+    gateway_cpus, base_gateway_cpus = [], []
     for _ in range(args.runs):
-        gateways.append(time_gateway())
+        ready, cpu = time_gateway()
+        gateways.append(ready)
+        gateway_cpus.append(cpu)
         if baseline is not None:
-            base_gateways.append(time_gateway(baseline))
+            ready, cpu = time_gateway(baseline)
+            base_gateways.append(ready)
+            base_gateway_cpus.append(cpu)
     result: dict[str, object] = {
         "runs": args.runs,
         "help_s": round(statistics.median(helps), 3),
         "help_min_max_s": [round(min(helps), 3), round(max(helps), 3)],
+        "help_cpu_s": round(statistics.median(cpus), 3),
         "gateway_ready_s": round(statistics.median(gateways), 3),
         "gateway_min_max_s": [round(min(gateways), 3), round(max(gateways), 3)],
+        "gateway_cpu_s": round(statistics.median(gateway_cpus), 3),
     }
     if baseline is not None:
         result |= {
             "baseline": str(baseline),
             "baseline_help_s": round(statistics.median(base_helps), 3),
+            "baseline_help_cpu_s": round(statistics.median(base_cpus), 3),
             "baseline_gateway_ready_s": round(statistics.median(base_gateways), 3),
+            "baseline_gateway_cpu_s": round(statistics.median(base_gateway_cpus), 3),
             "help_ratio": round(statistics.median(helps) / statistics.median(base_helps), 3),
+            "help_cpu_ratio": round(statistics.median(cpus) / statistics.median(base_cpus), 3),
             "gateway_ratio": round(statistics.median(gateways) / statistics.median(base_gateways), 3),
+            "gateway_cpu_ratio": round(statistics.median(gateway_cpus) / statistics.median(base_gateway_cpus), 3),
         }
     print(json.dumps(result))
 
