@@ -15,7 +15,8 @@ fast the pipeline can go, not the pace we choose to keep.
     .venv/bin/python bench/pipeline.py [--burst N] [--sequential N]
 
 Last line: one JSON object (ours_msgs_per_s, node_msgs_per_s, ratio, ours_p99_ms, node_p99_ms,
-added_p99_ms, ours_hop_p50_ms, ours_hop_p99_ms, qr_s, idle_rss_mb, ...). added_p99_ms is the
+added_p99_ms, ours_hop_p50_ms, ours_hop_p99_ms, qr_s, idle_rss_mb (= idle_rss_sidecar_mb +
+idle_rss_python_mb, the latter this bench's own process, which runs the channel), ...). added_p99_ms is the
 difference of two end-to-end p99s, taken minutes apart, so a shared machine's noise dominates it;
 ours_hop_* times our extra hop directly (see HopProbe).
 """
@@ -179,6 +180,7 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                 await asyncio.sleep(3)  # let start-up work settle before reading idle memory
                 assert channel.sidecar_pid is not None
                 idle_rss = rss_mb(channel.sidecar_pid) + rss_mb(__import__("os").getpid())
+                sidecar_rss = rss_mb(channel.sidecar_pid)  # the breakdown: Node and Baileys, the rest is Python
                 ours = await measure(control, burst, sequential, probe)
                 await channel.stop()  # unlink, so (b) is the account's only device
                 await channel.close()
@@ -215,6 +217,8 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
         "node_lost": node["lost"],
         "qr_s": round(qr_s, 3),
         "idle_rss_mb": round(idle_rss, 1),
+        "idle_rss_sidecar_mb": round(sidecar_rss, 1),
+        "idle_rss_python_mb": round(idle_rss - sidecar_rss, 1),
     }
 
 

@@ -58,7 +58,13 @@ async def run_gateway(
     app = create_app(service, bind_host=host, token=token, allowed_hosts=allowed_hosts)
     # The backstop for a client that keeps a connection open past the event streams' end.
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=SHUTDOWN_SECONDS
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        ws="none",  # no WebSocket routes (events are SSE): uvicorn need not import its WebSocket stack at start-up
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()
