@@ -1,7 +1,8 @@
 """`AsyncStore`: the same repositories as `Store`, awaited, without ever blocking the event loop.
 
 Writes run on one dedicated worker thread (the writer), so its SQLite connection is only ever used
-by that thread and writes run one at a time in the order they were made. Reads (`@readonly`
+by that thread and writes run one at a time in the order they were made; the writes waiting at the
+same moment share one commit (`GroupCommit`), and none returns before its commit is on disk. Reads (`@readonly`
 methods, and functions given to `read`) run on a second thread with their own connection: in WAL
 mode they never wait for a writer, so a write that waits out the busy timeout (another process
 holds the lock, a full disk) does not hold up the page's status. A read awaited after a write
@@ -28,7 +29,7 @@ import asyncio
 import functools
 import os
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -38,6 +39,7 @@ from cortask.store.approvals import ApprovalRepository
 from cortask.store.base import Async, Reader
 from cortask.store.db import Clock, connect_reader, utcnow
 from cortask.store.errors import StoreClosed
+from cortask.store.group_commit import GroupCommit
 from cortask.store.journal import JournalRepository
 from cortask.store.outbox import OutboxRepository
 from cortask.store.sessions import SessionRepository
@@ -57,9 +59,9 @@ class AsyncStore:
     def __init__(
         self,
         store: Store,
-        executor: ThreadPoolExecutor,
+        executor: Executor,
         reader: Store | None = None,
-        read_executor: ThreadPoolExecutor | None = None,
+        read_executor: Executor | None = None,
     ) -> None:
         """`reader` (a `connect_reader` connection) and its `read_executor`: without them reads share the writer."""
         self._sync = store
@@ -86,7 +88,7 @@ class AsyncStore:
         environ: Mapping[str, str] = os.environ,
         clock: Clock = utcnow,
     ) -> AsyncStore:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortask-store")
+        executor = GroupCommit("cortask-store")
         read_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cortask-store-read")
         loop = asyncio.get_running_loop()
         try:
@@ -106,6 +108,7 @@ class AsyncStore:
             executor.shutdown(wait=False)
             read_executor.shutdown(wait=False)
             raise
+        executor.database = store  # from now on, writes waiting at the same moment share a commit
         return cls(store, executor, reader, read_executor)
 
     @property
@@ -138,10 +141,13 @@ class AsyncStore:
         try:
             if self._reader is not self._sync:  # first, so the writer's close is the last and checkpoints the WAL
                 await loop.run_in_executor(self._read_executor, self._reader.close)
-            await loop.run_in_executor(self._executor, self._sync.close)
+            # The writer finishes what was submitted and stops; the close then runs alone, never
+            # inside a group of writes.
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
+            await asyncio.to_thread(self._sync.close)
         finally:
             self._read_executor.shutdown(wait=False)
-            self._executor.shutdown(wait=False)  # the worker is idle: the close was the last call
+            self._executor.shutdown(wait=False)
 
     async def __aenter__(self) -> AsyncStore:
         return self

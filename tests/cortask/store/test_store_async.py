@@ -292,3 +292,58 @@ async def test_the_readonly_methods_only_read(tmp_path: Path) -> None:
                 if isinstance(value, readonly):
                     source = inspect.getsource(value.method)
                     assert "_db.read()" in source and "_db.write()" not in source, f"{name}.{method}"
+
+
+# -- writes waiting at the same moment share one commit (issue #18) ---------------------------------
+
+
+class _Commits:
+    """Counts the commits on the writer's connection (each is one fsync with synchronous=FULL)."""
+
+    def __init__(self, astore: AsyncStore) -> None:
+        self.count = 0
+        astore.sync._conn.set_trace_callback(self._seen)  # type: ignore[union-attr]
+
+    def _seen(self, statement: str) -> None:
+        if statement.strip().upper() == "COMMIT":
+            self.count += 1
+
+
+async def test_writes_waiting_at_once_share_a_commit_and_each_returns_after_it(astore: AsyncStore) -> None:
+    commits = _Commits(astore)
+    chats = [f"49151000{i:05d}@s.whatsapp.net" for i in range(40)]
+    results = await asyncio.gather(*(astore.journal.record(ME, c, "M1", c, "hi") for c in chats))
+    assert results == [True] * 40
+    assert 1 <= commits.count < 40  # shared: far fewer commits than writes
+    # Every write is committed, seen from another connection, once its caller heard back.
+    with Store.open(astore.path) as other:
+        assert all(other.journal.get(ME, c, "M1") is not None for c in chats)
+
+
+async def test_a_failing_write_in_a_group_fails_alone(astore: AsyncStore) -> None:
+    ws = (await astore.run(default_workspace)).id
+    outcomes = await asyncio.gather(
+        astore.whatsapp.add_contact(ws, "+49 151 11111111", "write"),
+        astore.whatsapp.add_contact(ws, "+49 151 11111111", "write"),  # a duplicate: refused
+        astore.whatsapp.add_contact(ws, "+49 151 22222222", "write"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], Duplicate)
+    assert not isinstance(outcomes[0], BaseException) and not isinstance(outcomes[2], BaseException)
+    assert sorted(c.phone for c in await astore.whatsapp.contacts(ws)) == ["+4915111111111", "+4915122222222"]
+
+
+async def test_a_database_failure_fails_the_whole_group_and_commits_none_of_it(astore: AsyncStore) -> None:
+    def broken(store: Store) -> None:
+        with store.write() as db:
+            db.execute("INSERT INTO no_such_table VALUES (1)")  # an OperationalError, like a full disk
+
+    chats = [f"49151000{i:05d}@s.whatsapp.net" for i in range(10)]
+    calls = [astore.journal.record(ME, c, "M1", c, "hi") for c in chats]
+    outcomes = await asyncio.gather(*calls[:5], astore.run(broken), *calls[5:], return_exceptions=True)
+    failed = [o for o in outcomes if isinstance(o, DatabaseFailed)]
+    assert failed, outcomes
+    recorded = [c for c in chats if await astore.journal.get(ME, c, "M1") is not None]
+    # What a caller heard as done is committed; what it heard as failed is not.
+    assert len(recorded) == sum(o is True for o in outcomes)
+    assert len(recorded) + len(failed) == len(outcomes)
