@@ -185,7 +185,7 @@ class CortaskApp:
     async def _with_storage(self, status: Status) -> Status:
         """The status with the database's size, its oldest record and the retention period."""
         store, _ = self._ws()
-        found = await store.run(footprint)
+        found = await store.read(footprint)
         storage = describe_storage(found.bytes, found.oldest, self.service.retention.days, utcnow())
         return status.model_copy(update={"storage": storage})
 

@@ -32,7 +32,7 @@ async def metrics(request: Request) -> Response:
     found.busy_chats.set(channel.busy_chats)
     found.queued.set(channel.queued_messages)
     if service.store is not None:
-        pending = await service.store.run(_pending)
+        pending = await service.store.read(_pending)
         found.outbox_pending.set(len(pending))
         oldest = min((item.created_at for item in pending), default=None)
         found.outbox_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0)
