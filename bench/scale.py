@@ -74,8 +74,13 @@ class Control:
 
 
 def service_rss(channel: WhatsAppChannel) -> float:
+    return sum(split_rss(channel))
+
+
+def split_rss(channel: WhatsAppChannel) -> tuple[float, float]:
+    """RSS of this process (the channel, and the bench's own small bookkeeping) and the sidecar."""
     assert channel.sidecar_pid is not None
-    return rss_mb(os.getpid()) + rss_mb(channel.sidecar_pid)
+    return rss_mb(os.getpid()), rss_mb(channel.sidecar_pid)
 
 
 async def sample_peak(channel: WhatsAppChannel, peak: list[float]) -> None:
@@ -184,7 +189,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 group = await control.call("POST", "/groups", {"subject": "Everyone", "members": members})
                 await asyncio.sleep(3)  # let start-up work settle before reading memory
                 gc.collect()
-                rss_before = service_rss(channel)
+                before_py, before_node = split_rss(channel)
+                rss_before = before_py + before_node
                 tasks_before = len(asyncio.all_tasks())
 
                 plan: list[tuple[float, dict[str, Any]]] = []
@@ -218,7 +224,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         await asyncio.sleep(0.2)
                 await asyncio.sleep(3)
                 gc.collect()
-                rss_after = service_rss(channel)
+                after_py, after_node = split_rss(channel)
+                rss_after = after_py + after_node
                 tasks_after = len(asyncio.all_tasks())
 
                 assert channel.sidecar_pid is not None
@@ -249,6 +256,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_before_mb": round(rss_before, 1),
         "rss_peak_mb": round(peak[0], 1),
         "rss_after_mb": round(rss_after, 1),
+        "rss_python_mb": [round(before_py, 1), round(after_py, 1)],  # before, after
+        "rss_sidecar_mb": [round(before_node, 1), round(after_node, 1)],
         "tasks_before": tasks_before,
         "tasks_after": tasks_after,
         "idle_s": args.idle,
