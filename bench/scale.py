@@ -18,7 +18,7 @@ sidecar, utime+stime from /proc) uses over `--idle` seconds (60) with nothing ha
 one core.
 
     .venv/bin/python bench/scale.py [--contacts 1000] [--messages 3] [--group 256] [--posters 10]
-                                    [--minute 60] [--idle 60] [--seed 1]
+                                    [--minute 60] [--idle 60] [--drain-limit 600] [--seed 1]
 
 Last line: one JSON object (sent, answered_once, answered_twice, lost, group_members_missing,
 drain_s, hop_p50_ms, hop_p99_ms, rss_before_mb, rss_peak_mb, rss_after_mb, tasks_before,
@@ -110,12 +110,13 @@ async def traffic(control: Control, plan: list[tuple[float, dict[str, Any]]]) ->
     return time.monotonic() - t0
 
 
-async def wait_replies(control: Control, since: int, expected: set[str], quiet: float = 30) -> None:
+async def wait_replies(control: Control, since: int, expected: set[str], limit: float, quiet: float = 30) -> None:
     """Until every expected reply text reached a contact after event `since` (or nothing new
-    came for `quiet` s)."""
+    came for `quiet` s, or `limit` s passed: what has not arrived then counts as lost)."""
     seen: set[str] = set()
     last_news = time.monotonic()
-    while not expected <= seen and time.monotonic() - last_news < quiet:
+    deadline = last_news + limit
+    while not expected <= seen and time.monotonic() - last_news < quiet and time.monotonic() < deadline:
         data = await control.call("GET", f"/events?since={since}&kind=contact.received&wait=2")
         since = max([since] + [e["seq"] for e in data["events"]])
         new = {str(e.get("text")) for e in data["events"]} & expected - seen
@@ -212,14 +213,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 since = int((await control.call("GET", "/events?since=999999999"))["last"])
                 t_start = time.monotonic()
                 send_s = await traffic(control, plan)
-                await wait_replies(control, since, expected)
+                await wait_replies(control, since, expected, args.drain_limit)
                 drain_s = time.monotonic() - t_start
                 sampler.cancel()
                 figures = await count(control, contacts, dm, group["jid"], group_texts, members)
 
                 # Idle: every chat's worker released, nothing left running per chat.
                 pipeline = channel._pipeline  # the bench looks inside, as the probe does
-                async with asyncio.timeout(30):
+                async with asyncio.timeout(args.drain_limit):
                     while pipeline.busy_chats:  # noqa: ASYNC110  (a count, with no event to wait on)
                         await asyncio.sleep(0.2)
                 await asyncio.sleep(3)
@@ -273,6 +274,7 @@ def main() -> int:
     parser.add_argument("--posters", type=int, default=10, help="members who post in the group")
     parser.add_argument("--minute", type=float, default=60.0, help="seconds the traffic is spread over")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of nothing happening for idle CPU")
+    parser.add_argument("--drain-limit", type=float, default=600.0, help="seconds to wait for the replies")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     if not 1 <= args.posters < args.group <= args.contacts + 1:
