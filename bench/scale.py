@@ -21,8 +21,10 @@ one core.
                                     [--minute 60] [--idle 60] [--drain-limit 600] [--seed 1]
 
 Last line: one JSON object (sent, answered_once, answered_twice, lost, group_members_missing,
-drain_s, hop_p50_ms, hop_p99_ms, rss_before_mb, rss_peak_mb, rss_after_mb, tasks_before,
-tasks_after, idle_cpu_pct, ...).
+drain_s, hop_p50_ms, hop_p99_ms, rss_before_mb, rss_peak_mb, rss_after_mb, rss_python_mb and
+rss_sidecar_mb as [before, after], tasks_before, tasks_after, idle_cpu_pct, ...). Replies not in
+by `--drain-limit` seconds after the traffic count as lost (group_members_missing: group replies
+missing at a member); the exit status says whether none was lost or doubled.
 """
 
 from __future__ import annotations
