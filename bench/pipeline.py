@@ -39,15 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
 import aiohttp
+from _kit import HopProbe, pct, rss_mb  # (also puts tests/ on the path, for testkit)
 from testkit.baileys import BaileysDriver
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.flood import FloodPolicy
 from cortask.channels.whatsapp.inbound import InboundText
-from cortask.channels.whatsapp.pipeline import ReplyPipeline as Pipeline
 from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
 from cortask.store import AsyncStore
@@ -55,18 +54,6 @@ from cortask.store_journal import StoreJournal
 
 CONTACT = "+4915123456789"
 NO_FLOOD_LIMITS = FloodPolicy(per_minute=10**9, open_per_hour=10**9, chat_queue=10**9)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
 
 class Control:
@@ -93,31 +80,6 @@ class Control:
             since = max([since] + [e["seq"] for e in data["events"]])
             got += [e for e in data["events"] if e["contact"] == CONTACT[1:] and e.get("text")]
         return since, got
-
-
-class HopProbe:
-    """Our added latency, measured inside: from the channel getting a message from the sidecar to
-    its reply being handed back to the sidecar (access, journal, typing, the handler, the reply's
-    record). A plain Node bot does the same in its own process in about no time, so this is what
-    the architecture adds, free of the machine's noise that swamps a difference of two p99s."""
-
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        self.hops: list[float] = []
-        arrive, deliver = Pipeline.arrive, Pipeline._deliver
-
-        async def timed_arrive(pipeline: Pipeline, raw: Any, upsert_type: str) -> None:
-            self.arrived.setdefault(str((raw.get("key") or {}).get("id")), time.perf_counter())
-            await arrive(pipeline, raw, upsert_type)
-
-        async def timed_deliver(pipeline: Pipeline, reply: Any, remembered: bool = False) -> bool:
-            start = self.arrived.pop(str(reply.in_reply_to), None)
-            if start is not None:
-                self.hops.append((time.perf_counter() - start) * 1000)
-            return await deliver(pipeline, reply, remembered)
-
-        Pipeline.arrive = timed_arrive  # type: ignore[method-assign]
-        Pipeline._deliver = timed_deliver  # type: ignore[method-assign]
 
 
 async def measure(control: Control, burst: int, sequential: int, probe: HopProbe | None = None) -> dict[str, float]:
