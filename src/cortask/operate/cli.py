@@ -44,7 +44,7 @@ def ensure_sidecar(home: Path) -> None:
     A failure is said, not fatal: the command goes on, and its status says what is missing."""
     import shutil
 
-    from cortask.channels.whatsapp.sidecar import SidecarNotInstalled, locate_sidecar
+    from cortask.channels.whatsapp.sidecar_files import SidecarNotInstalled, locate_sidecar
 
     if shutil.which("node") is None or shutil.which("npm") is None:
         return  # the channel's status says Node is missing, with what to do
@@ -96,7 +96,7 @@ def sidecar_install() -> None:
 @sidecar_app.command("where")
 def sidecar_where() -> None:
     """Which sidecar runs (CORTASK_SIDECAR_DIR, the source tree once set up, else $CORTASK_HOME's)."""
-    from cortask.channels.whatsapp.sidecar import SidecarNotInstalled, locate_sidecar
+    from cortask.channels.whatsapp.sidecar_files import SidecarNotInstalled, locate_sidecar
 
     try:
         found = locate_sidecar(cortask_home())

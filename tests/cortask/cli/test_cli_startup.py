@@ -5,11 +5,16 @@ The time itself is a benchmark (bench/startup.py), not a test."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
+import httpx
 import pytest
+from testkit.gateway import bearer
 from testkit.paths import ROOT
+from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e  # starts a process
 
@@ -47,3 +52,47 @@ def test_importing_the_agents_does_not_import_the_webhook_client() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
 
     assert done.stdout.split() == ["False"], done.stderr
+
+
+# `cortask serve` with WhatsApp not added says ready before it loads the channel, the sidecar
+# protocol or the QR library (issue #18), and builds the channel right after. The probe prints a
+# line when one of them is imported, on the same stdout as the ready line, so the order is exact.
+SERVE_PROBE = """
+import sys
+WATCHED = {"cortask.channels.whatsapp." + m for m in ("channel", "wire", "qr")} | {"segno"}
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in WATCHED:
+            print("imported " + name, flush=True)
+        return None
+
+sys.meta_path.insert(0, Watch())
+sys.argv = ["cortask", "serve", "--port", sys.argv[1]]
+from cortask.cli import main
+main()
+"""
+
+
+def test_serve_with_whatsapp_not_added_is_ready_before_loading_the_channel(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port = free_port()
+    env = {**os.environ, "CORTASK_HOME": str(home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE_PROBE, str(port)], env=env, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("Cortask is ready"), f"before the ready line: {first!r}"
+        # The channel is built just after: the status comes from it, and the page can link.
+        url = f"http://127.0.0.1:{port}"
+        status = httpx.get(f"{url}/api/whatsapp/status", headers=bearer(home), timeout=30)
+        assert status.status_code == 200, status.text
+        assert status.json()["running"] is True  # the live channel's status, not the stored one
+        loaded = {proc.stdout.readline().split()[-1] for _ in range(4)}
+        assert loaded == {"cortask.channels.whatsapp.channel", "cortask.channels.whatsapp.wire",
+                          "cortask.channels.whatsapp.qr", "segno"}  # fmt: skip
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0

@@ -25,6 +25,7 @@ def _pending(store: Store) -> list[OutboxItem]:
 async def metrics(request: Request) -> Response:
     cortask: CortaskApp = request.app.state.cortask
     service = cortask.service
+    await cortask.channel_built()  # just after "ready" it may still be being built
     channel = service.channel
     if channel is None:
         return Response("the WhatsApp channel is not running here\n", status_code=503, media_type="text/plain")
