@@ -363,8 +363,11 @@ commands.send_text = (cmd) => {
   if (!cmd.messageId) return sendTextOnce(cmd);
   const underWay = sendsInFlight.get(cmd.messageId);
   if (underWay) return underWay;
-  const sending = sendTextOnce(cmd).finally(() => sendsInFlight.delete(cmd.messageId));
+  // The caller gets the send's own promise (no extra step), so answers keep the order they had.
+  const sending = sendTextOnce(cmd);
   sendsInFlight.set(cmd.messageId, sending);
+  const forget = () => { if (sendsInFlight.get(cmd.messageId) === sending) sendsInFlight.delete(cmd.messageId); };
+  sending.then(forget, forget);
   return sending;
 };
 
