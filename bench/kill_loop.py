@@ -12,14 +12,11 @@ answered_once must equal sent.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+import _kit  # (puts tests/ on the path, for testkit)
 from testkit.kill_loop import run_kill_loop
 
 
@@ -29,21 +26,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="run in this directory and keep it (logs, state)")
     args = parser.parse_args()
-    started = time.monotonic()
-
-    def progress(line: str) -> None:
-        print(f"[{time.monotonic() - started:7.1f} s] {line}", file=sys.stderr, flush=True)
+    progress = _kit.progress_to_stderr()
 
     async def run(workdir: Path) -> dict[str, object]:
         result = await run_kill_loop(workdir, args.cycles, seed=args.seed, progress=progress)
         return result.as_dict()
 
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        figures = asyncio.run(run(args.keep))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            figures = asyncio.run(run(Path(tmp)))
+    figures = _kit.run_in_workdir(run, args.keep)
     print(json.dumps(figures))
     ok = figures["answered_twice"] == figures["lost"] == figures["rescans"] == figures["leftover_sidecars"] == 0
     return 0 if ok and figures["answered_once"] == figures["sent"] and figures["auth_loads"] else 1

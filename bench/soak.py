@@ -13,14 +13,11 @@ lost must be 0 and answered_once must equal sent; the exit status says whether t
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+import _kit  # (puts tests/ on the path, for testkit)
 from testkit.soak import SoakPlan, run_soak
 
 
@@ -40,20 +37,12 @@ def main() -> int:
         wasim_restart_every=args.restart_every,
         seed=args.seed,
     )
-    started = time.monotonic()
-
-    def progress(line: str) -> None:
-        print(f"[{time.monotonic() - started:7.1f} s] {line}", file=sys.stderr, flush=True)
+    progress = _kit.progress_to_stderr()
 
     async def run(workdir: Path) -> dict[str, object]:
         return (await run_soak(workdir, plan, progress)).as_dict()
 
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        figures = asyncio.run(run(args.keep))
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            figures = asyncio.run(run(Path(tmp)))
+    figures = _kit.run_in_workdir(run, args.keep)
     print(json.dumps(figures))
     ok = figures["answered_twice"] == figures["lost"] == 0 and figures["answered_once"] == figures["sent"]
     return 0 if ok else 1

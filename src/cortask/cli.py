@@ -8,8 +8,8 @@ command has one code path and prints one JSON shape.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cortask.home import cortask_home
 from cortask.operate.cli import ensure_sidecar
@@ -29,6 +27,7 @@ from cortask.operate.cli import register as register_operations
 
 if TYPE_CHECKING:  # the models and clients are imported when a command runs, not for --help
     from pydantic import BaseModel
+    from rich.console import Console
     from rich.status import Status as RichStatus
 
     from cortask.app.client import Client
@@ -51,7 +50,16 @@ app.add_typer(whatsapp_app, name="whatsapp")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(agent_app, name="agent")
 register_operations(app)  # sidecar, doctor, service
-console = Console(stderr=True, soft_wrap=True)  # no hard wraps: sentences stay greppable
+
+
+@functools.cache
+def _console() -> Console:
+    """The terminal, made when a command first speaks: importing rich costs `--help` a tenth of its time."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)  # no hard wraps: sentences stay greppable
+
+
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 # A number as people write it, spaces and all: `contacts add +33 6 12 34 56 78` needs no quotes
 # (the words after the first arrive as the context's extra arguments).
@@ -95,7 +103,7 @@ def _home() -> Path:
 
 
 def _fail(message: str) -> int:
-    console.print(f"[red]error:[/red] {message}")
+    _console().print(f"[red]error:[/red] {message}")
     return 1
 
 
@@ -143,6 +151,8 @@ def serve(
         raise typer.Exit(_fail(str(exc))) from None
     _needs_sidecar()
     _log_to_terminal()
+    import asyncio
+
     sys.exit(asyncio.run(run_gateway(service, host, port, supplied, allowed_hosts=allowed_host or ())))
 
 
@@ -162,11 +172,15 @@ def demo(
     _check_agent(AgentConfig(agent, {}))
     _needs_sidecar()
     _log_to_terminal()
+    import asyncio
+
     sys.exit(asyncio.run(run_demo(_home(), port, agent)))
 
 
 def _check_agent(config: Any) -> None:
     """`--agent` is checked before anything starts, the way `agent set` checks it (issue #17)."""
+    import asyncio
+
     from cortask.app.actions import check_agent
 
     try:
@@ -229,6 +243,8 @@ def _run(
 ) -> T:
     """Run `action` with the client for this home (chosen once: the running gateway, or this
     process); what it refuses becomes an error sentence and exit code 1, Ctrl-C exit code 130."""
+    import asyncio
+
     from cortask.app.client import gateway_address, open_client
     from cortask.app.errors import AppError
 
@@ -254,7 +270,7 @@ def _run(
 
 def _print_model(data: BaseModel | list[Any], as_json: bool, human: str) -> None:
     if not as_json:
-        console.print(human)
+        _console().print(human)
     elif isinstance(data, list):
         print(json.dumps([d.model_dump(mode="json") for d in data]))
     else:
@@ -383,7 +399,7 @@ def whatsapp_link(
     if code is not None:
         raise typer.Exit(_fail("--code needs --phone: a code links the account of that phone number."))
 
-    with QrPresenter(console, as_json) as view:
+    with QrPresenter(_console(), as_json) as view:
 
         async def follow(client: Client) -> LinkResult:
             async for step in client.link():
@@ -409,7 +425,7 @@ def whatsapp_link(
 def _link_by_code(body: CodeIn, as_json: bool) -> None:
     from cortask.terminal import CodePresenter
 
-    with CodePresenter(console, as_json) as view:
+    with CodePresenter(_console(), as_json) as view:
 
         async def follow(client: Client) -> LinkResult:
             async for step in client.link_by_code(body):
@@ -443,7 +459,7 @@ def _finish_link(view: QrPresenter, result: LinkResult, expired: str = EXPIRED) 
         reason = f"[red]Not linked:[/red] {result.reason or status.sentence}"
         view.finish("failed", reason)
         if view.as_json:
-            console.print(reason)  # scripts get the state on stdout, people the reason on stderr
+            _console().print(reason)  # scripts get the state on stdout, people the reason on stderr
     raise typer.Exit(1)
 
 
@@ -451,7 +467,7 @@ def _finish_link(view: QrPresenter, result: LinkResult, expired: str = EXPIRED) 
 def _waiting(message: str, as_json: bool) -> Iterator[RichStatus | None]:
     from cortask.terminal import waiting
 
-    with waiting(console, message, as_json) as spinner:
+    with waiting(_console(), message, as_json) as spinner:
         yield spinner
 
 
@@ -465,6 +481,9 @@ def contacts_list(as_json: JsonFlag = False) -> None:
     if as_json:
         _print_model(contacts, True, "")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table("phone", "as written", "name", "permission", "on WhatsApp")
     for contact in contacts:
         table.add_row(
@@ -536,7 +555,7 @@ def contacts_remove(ctx: typer.Context, words: PhoneArg, as_json: JsonFlag = Fal
     if as_json:
         print(json.dumps({"removed": phone}))
     else:
-        console.print(f"Removed {phone}.")
+        _console().print(f"Removed {phone}.")
 
 
 # -- strangers waiting for approval (issue #14) ---------------------------------------------------
@@ -570,7 +589,7 @@ def whatsapp_reject(code: str, as_json: JsonFlag = False) -> None:
     if as_json:
         print(json.dumps({"rejected": code.upper()}))
     else:
-        console.print(f"Rejected {code.upper()}: dropped, and that number is muted.")
+        _console().print(f"Rejected {code.upper()}: dropped, and that number is muted.")
 
 
 # -- agent ----------------------------------------------------------------------------------------

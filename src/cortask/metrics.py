@@ -49,7 +49,8 @@ class Metrics:
         )
         self.reply_latency = Histogram(
             "cortask_whatsapp_reply_latency_seconds",
-            "From a message's arrival to its reply going out (per chat, in order)",
+            "From a message's arrival to the last part of its reply (or of the apology, when the "
+            "agent failed) going out (per chat, in order)",
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -95,6 +96,7 @@ class Metrics:
             self.replies.labels(_OUTCOMES[kind]).inc()
         if kind == "replied":
             self.sent.inc()
+        if kind in ("replied", "failed") and _last_part(entry):
             arrivals = self._arrivals.get(chat)
             if arrivals:
                 self.reply_latency.observe(max(0.0, at - arrivals.popleft()[1]))
@@ -113,3 +115,10 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _last_part(entry: Mapping[str, Any]) -> bool:
+    """Whether a sent entry ends its reply: a reply in one part, or the last of a long one's parts
+    (an earlier part leaves the message waiting for the rest)."""
+    part, parts = entry.get("part"), entry.get("parts")
+    return not (isinstance(part, int) and isinstance(parts, int)) or part >= parts - 1

@@ -16,12 +16,11 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cortask.agents import Agent, AgentConfig, Session, Turn, build_agent
 from cortask.channels.whatsapp.authpeek import peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
-from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
 from cortask.channels.whatsapp.groups import GroupMode, GroupRule
 from cortask.channels.whatsapp.inbound import InboundText
@@ -34,6 +33,9 @@ from cortask.store.models import Approval, Workspace, session_id_for_chat
 from cortask.store.prune import Pruned, prune_batch
 from cortask.store.retention import Retention
 from cortask.store_journal import StoreJournal
+
+if TYPE_CHECKING:  # loaded where a channel is built: `serve` with nothing added says ready sooner (#18)
+    from cortask.channels.whatsapp.channel import WhatsAppChannel
 
 log = logging.getLogger("cortask.service")
 
@@ -139,6 +141,8 @@ class CortaskService:
             default_region=settings.default_region,
             **{**WhatsAppConfig.tuning_from_env(self.environ), **self.channel_options},
         )
+        from cortask.channels.whatsapp.channel import WhatsAppChannel
+
         self._auth_dir_made = not config.auth_dir.exists()
         channel = WhatsAppChannel(config, self.handle, ledger=StoreJournal(self.store))
         self._owner_settings(settings)
@@ -162,6 +166,16 @@ class CortaskService:
             await self.channel.start()
         else:
             await self.channel.warm_up()  # the person is about to link: make the first QR quick
+
+    async def channel_can_wait(self) -> bool:
+        """True when starting would only build an idle channel: WhatsApp not added and its link
+        not held by another process. The gateway then says ready first and builds it right after
+        (issue #18); otherwise it starts as before, so a held link still stops it before ready."""
+        await self.open()
+        assert self.store is not None and self.workspace is not None
+        settings = await self.store.whatsapp.settings(self.workspace.id)
+        info = peek_link(self.auth_dir(settings))
+        return not settings.enabled and info.in_use_by is None and info.problem is None
 
     async def close_channel(self) -> None:
         """Close the channel (keeping the link) and let go of the link's lock; the store stays open."""

@@ -45,6 +45,14 @@ def _inbound(entry: JournalEntry) -> InboundText:
     )
 
 
+def _fail_pending(store: Store, account: str, item: InboundText, error: str) -> None:
+    """The agent failed on `item`: its journal entry, if still pending, says so (in the caller's
+    transaction, with the apology that is planned as its reply)."""
+    entry = store.journal.get(account, item.chat_jid, item.message_id)
+    if entry is not None and entry.state is JournalState.PENDING:
+        store.journal.mark_failed(account, item.chat_jid, item.message_id, error)
+
+
 @contextlib.contextmanager
 def _unavailable() -> Iterator[None]:
     """A database that cannot be written now (locked past the busy timeout, disk full) is the
@@ -97,9 +105,7 @@ class StoreJournal:
         def plan(store: Store) -> OutboxItem:
             with store.transaction():
                 if error is not None:
-                    entry = store.journal.get(account, item.chat_jid, item.message_id)
-                    if entry is not None and entry.state is JournalState.PENDING:
-                        store.journal.mark_failed(account, item.chat_jid, item.message_id, error)
+                    _fail_pending(store, account, item, error)
                 return store.outbox.enqueue(
                     item.chat_jid, text, in_reply_to=item.message_id, account=account, message_id=message_id
                 )
@@ -122,9 +128,7 @@ class StoreJournal:
                 if earlier:
                     return earlier  # planned before (the agent ran again after a crash): that one stands
                 if error is not None:
-                    entry = store.journal.get(account, item.chat_jid, item.message_id)
-                    if entry is not None and entry.state is JournalState.PENDING:
-                        store.journal.mark_failed(account, item.chat_jid, item.message_id, error)
+                    _fail_pending(store, account, item, error)
                 parts = len(texts)
                 pairs = enumerate(zip(texts, message_ids, strict=True))
                 return [

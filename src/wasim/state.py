@@ -173,6 +173,9 @@ class WasimState:
         self.accounts: dict[str, Account] = {}
         self.contacts: dict[str, Contact] = {}  # by phone digits; own phones included
         self.groups: dict[str, Group] = {}  # by subject
+        # Lookups by key, never a scan of every contact (wasim carries thousands: bench/scale.py).
+        self._by_lid: dict[str, Contact] = {}
+        self._by_number: dict[str, Contact] = {}  # addresses and dialled numbers
         self._save_pending: asyncio.TimerHandle | None = None
 
     @classmethod
@@ -196,28 +199,51 @@ class WasimState:
 
     def add_account(self, account: Account) -> Account:
         self.accounts[account.phone] = account
-        self.contacts[account.phone] = phone_contact(account)
+        self._put_contact(phone_contact(account))
         self.save()
         return account
 
     def add_contact(self, contact: Contact) -> Contact:
-        existing = self.contacts.get(contact.phone)
-        if existing is not None and not existing.own_phone:
-            raise ValueError(f"contact +{contact.phone} already exists")
-        if any(c.lid == contact.lid for c in self.contacts.values()):
-            raise ValueError(f"LID {contact.lid} is already taken")
-        taken = {contact.phone, *contact.dialled} & {n for c in self.contacts.values() for n in (c.phone, *c.dialled)}
-        if taken - ({contact.phone} if existing is not None and existing.own_phone else set()):
-            raise ValueError(f"+{min(taken)} already reaches another contact")
-        self.contacts[contact.phone] = contact
-        self.save()
+        self.add_contacts([contact])
         return contact
+
+    def add_contacts(self, contacts: list[Contact]) -> list[Contact]:
+        """Add contacts, all or none, with one save (each save rewrites the whole state file)."""
+        numbers: set[str] = set()
+        lids: set[str] = set()
+        for contact in contacts:
+            existing = self.contacts.get(contact.phone)
+            if existing is not None and not existing.own_phone:
+                raise ValueError(f"contact +{contact.phone} already exists")
+            if contact.lid in self._by_lid or contact.lid in lids:
+                raise ValueError(f"LID {contact.lid} is already taken")
+            own = existing is not None and existing.own_phone
+            mine = {contact.phone, *contact.dialled}
+            taken = {n for n in mine if n in self._by_number or n in numbers} - ({contact.phone} if own else set())
+            if taken:
+                raise ValueError(f"+{min(taken)} already reaches another contact")
+            numbers |= mine
+            lids.add(contact.lid)
+        for contact in contacts:
+            self._put_contact(contact)
+        self.save()
+        return contacts
+
+    def _put_contact(self, contact: Contact) -> None:
+        replaced = self.contacts.get(contact.phone)
+        if replaced is not None:
+            self._by_lid.pop(replaced.lid, None)
+            for number in (replaced.phone, *replaced.dialled):
+                self._by_number.pop(number, None)
+        self.contacts[contact.phone] = contact
+        self._by_lid[contact.lid] = contact
+        for number in (contact.phone, *contact.dialled):
+            self._by_number[number] = contact
 
     def contact_by_number(self, phone: str) -> Contact | None:
         """The contact a dialled number (``+`` optional) reaches: its address or a dialled number."""
         digits = phone.strip().lstrip("+")
-        found = self.contacts.get(digits)
-        return found or next((c for c in self.contacts.values() if digits in c.dialled), None)
+        return self.contacts.get(digits) or self._by_number.get(digits)
 
     def contact_for(self, jid: str) -> Contact | None:
         """The contact a `user@s.whatsapp.net` or `lid@lid` JID (device suffix allowed) names."""
@@ -226,7 +252,7 @@ class WasimState:
         if server == "s.whatsapp.net":
             return self.contacts.get(user)
         if server == "lid":
-            return next((c for c in self.contacts.values() if c.lid == user), None)
+            return self._by_lid.get(user)
         return None
 
     def find_device_owner(self, phone: str, device_id: int) -> tuple[Account, Device] | None:
@@ -290,7 +316,9 @@ class WasimState:
             raise ValueError(f"unsupported state version {data.get('version')!r}")
         self.root = KeyPair.from_json(data["root"])
         self.accounts = {a.phone: a for a in (_load_account(x) for x in data["accounts"])}
-        self.contacts = {c.phone: c for c in (_load_contact(x) for x in data.get("contacts", []))}
+        self.contacts, self._by_lid, self._by_number = {}, {}, {}
+        for contact in (_load_contact(x) for x in data.get("contacts", [])):
+            self._put_contact(contact)
         self.groups = {
             g["subject"]: Group(
                 jid=g["jid"],

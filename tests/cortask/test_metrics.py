@@ -56,3 +56,27 @@ def test_two_metrics_never_share_counts() -> None:
     one.on_activity({"kind": "received", "chat": "a", "message_id": "1", "at": 1.0})
     assert _values(one)[("cortask_whatsapp_messages_received_total", ())] == 1
     assert _values(two)[("cortask_whatsapp_messages_received_total", ())] == 0
+
+
+def test_a_reply_in_parts_is_timed_to_its_last_part_and_an_apology_counts_as_the_reply() -> None:
+    m = Metrics(states=["open"])
+    feed = [
+        {"kind": "received", "chat": "a", "message_id": "1", "at": 100.0},
+        {"kind": "received", "chat": "a", "message_id": "2", "at": 100.5},
+        {"kind": "received", "chat": "a", "message_id": "3", "at": 101.0},
+        # message 1's reply in three parts: only the last ends the wait (3 s)
+        {"kind": "replied", "chat": "a", "message_id": "r1a", "at": 101.0, "part": 0, "parts": 3},
+        {"kind": "replied", "chat": "a", "message_id": "r1b", "at": 102.0, "part": 1, "parts": 3},
+        {"kind": "replied", "chat": "a", "message_id": "r1c", "at": 103.0, "part": 2, "parts": 3},
+        # the agent failed on message 2: the apology is its reply (3.5 s)
+        {"kind": "failed", "chat": "a", "message_id": "r2", "at": 104.0, "agent_error": "boom"},
+        # so message 3's reply is timed from message 3's arrival (4 s), not message 2's
+        {"kind": "replied", "chat": "a", "message_id": "r3", "at": 105.0},
+    ]
+    for entry in feed:
+        m.on_activity(entry)
+    v = _values(m)
+    assert v[("cortask_whatsapp_reply_latency_seconds_count", ())] == 3
+    assert abs(v[("cortask_whatsapp_reply_latency_seconds_sum", ())] - (3.0 + 3.5 + 4.0)) < 1e-9
+    assert v[("cortask_whatsapp_reply_latency_seconds_bucket", (("le", "2.0"),))] == 0
+    assert v[("cortask_whatsapp_messages_sent_total", ())] == 4  # every part is a message sent

@@ -13,24 +13,18 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiohttp import web
 
-from testkit.gateway import gateway_token
-from testkit.kill_loop import _sidecars
+from testkit.driven import ECHO_PREFIX, ServedService, Writers, count_replies, settle, sidecars, start_linked
 from testkit.ports import free_port
 from wasim.server.app import Wasim
 
-ECHO_PREFIX = "Echo: "
 CONTACT_COUNT = 50
 
 
@@ -100,90 +94,6 @@ class SlowAgent:
             await self._runner.cleanup()
 
 
-class SoakService:
-    """`cortask serve` as a child process, with the benchmark's pacing."""
-
-    def __init__(self, home: Path, sim: Wasim, log_path: Path, pacing: float) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/api"
-        self.env = {
-            **os.environ,
-            "CORTASK_HOME": str(home),
-            "CORTASK_WHATSAPP_SANDBOX_URL": sim.url,
-            "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": sim.root_public_key,
-            "CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS": "0.5",
-            "CORTASK_WHATSAPP_PACING_PER_SECOND": str(pacing),
-        }
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 (returns at once)
-                [sys.executable, "-m", "cortask", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        await self.wait_state(lambda s: True, "the gateway to answer")
-
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {gateway_token(self.home)}"}
-
-    async def state(self) -> str | None:
-        try:
-            async with httpx.AsyncClient(timeout=5, headers=self._auth()) as client:
-                resp = await client.get(self.url + "/whatsapp/status")
-            return str(resp.json()["state"]) if resp.status_code == 200 else None
-        except (httpx.HTTPError, OSError):
-            return None
-
-    async def wait_state(self, ok: Callable[[str], bool], what: str, timeout: float = 120) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited (code {self.proc.returncode}); see {self.log_path}")
-            state = await self.state()
-            if state is not None and ok(state):
-                return state
-            await asyncio.sleep(0.1)
-        raise TimeoutError(f"waited {timeout:.0f} s for {what}; see {self.log_path}")
-
-    async def api(self, method: str, path: str, body: Any = None) -> Any:
-        async with httpx.AsyncClient(timeout=30, headers=self._auth()) as client:
-            resp = await client.request(method, self.url + path, json=body)
-        if resp.status_code >= 400:
-            raise RuntimeError(f"{method} {path}: {resp.status_code} {resp.text}")
-        return resp.json()
-
-    def sidecar_pid(self) -> int | None:
-        if self.proc is None:
-            return None
-        return next(iter(_sidecars(self.home / "whatsapp-auth", parent=self.proc.pid)), None)
-
-    def rss_mb(self) -> float:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmRSS for the service")
-
-    def open_fds(self) -> int:
-        assert self.proc is not None
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(asyncio.to_thread(self.proc.wait), 30)
-            except TimeoutError:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class Sandbox:
     """wasim, restartable on the same port and state directory (as a server restart would be)."""
 
@@ -225,43 +135,6 @@ class Sandbox:
         await self.sim.stop()
 
 
-class Writers:
-    """The contacts, writing at `rate` messages a second together, until stopped; pausable."""
-
-    def __init__(self, sandbox: Sandbox, rng: random.Random, rate: float) -> None:
-        self.sandbox = sandbox
-        self.rng = rng
-        self.rate = rate
-        self.sending = True
-        self.open = asyncio.Event()
-        self.open.set()
-        self.idle = asyncio.Event()  # set between sends: a pause waits for the send under way
-        self.idle.set()
-        self.texts: dict[str, str] = {}  # text -> the contact that sent it
-        self.ids: dict[str, str] = {}  # wasim's message id -> text
-
-    async def run(self) -> None:
-        phones = contacts()
-        n = 0
-        while self.sending:
-            await self.open.wait()
-            self.idle.clear()
-            phone = self.rng.choice(phones)
-            text = f"s{n}"
-            n += 1
-            self.texts[text] = phone
-            self.ids[await self.sandbox.sim.messaging.send(phone, text)] = text
-            self.idle.set()
-            await asyncio.sleep(self.rng.expovariate(self.rate))
-
-    async def pause(self) -> None:
-        self.open.clear()
-        await self.idle.wait()
-
-    def resume(self) -> None:
-        self.open.set()
-
-
 async def run_soak(workdir: Path, plan: SoakPlan, progress: Callable[[str], None] | None = None) -> SoakResult:
     say = progress or (lambda _: None)
     rng = random.Random(plan.seed)
@@ -271,26 +144,41 @@ async def run_soak(workdir: Path, plan: SoakPlan, progress: Callable[[str], None
     await sandbox.start()
     agent = SlowAgent(random.Random(plan.seed + 1), plan.agent_max_seconds)
     await agent.start()
-    service = await _start_linked(sandbox.sim, home, workdir / "service.log", plan, agent.url)
-    writers = Writers(sandbox, rng, plan.rate)
+    service = ServedService(
+        home, sandbox.sim, workdir / "service.log",
+        env={"CORTASK_WHATSAPP_RECONNECT_BASE_SECONDS": "0.5",
+             "CORTASK_WHATSAPP_PACING_PER_SECOND": str(plan.pacing_per_second)},
+        status_timeout=5, poll=0.1, stop_grace=30,
+    )  # fmt: skip
+
+    async def webhook_agent(service: ServedService) -> None:
+        await service.api("PUT", "/agent", {"provider": "webhook", "settings": {"url": agent.url, "timeout": 30}})
+
+    await start_linked(service, sandbox.sim, contacts(), webhook_agent)
+    # the wasim of the moment: a restart replaces it
+    writers = Writers(
+        lambda phone, text: sandbox.sim.messaging.send(phone, text), contacts(), rng,
+        lambda r: r.expovariate(plan.rate), "s",
+    )  # fmt: skip
     writing = asyncio.create_task(writers.run())
     samples: list[float] = []
     started = time.monotonic()
     try:
         await _load(service, sandbox, writers, plan, rng, result, samples, say)
     finally:
-        writers.sending = False
-        writers.resume()
         with contextlib.suppress(Exception):
-            await writing
+            await writers.stop(writing)
     result.minutes = round((time.monotonic() - started) / 60, 2)
-    await _settle(sandbox.sim, writers.texts, say)
+    await settle(sandbox.sim, writers.texts, contacts(), say, quiet=60, poll=0.5, after=2)
     result.rss_end_mb, result.open_fds_end = round(service.rss_mb(), 1), service.open_fds()
     result.rss_max_mb = round(max([*samples, result.rss_end_mb]), 1)
     await service.stop()
     result.db_mb = round(sum(_size(home / f"cortask.db{s}") for s in ("", "-wal")) / 2**20, 2)
-    _count(result, sandbox.sim, writers.texts)
-    for pid in _sidecars(home / "whatsapp-auth"):
+    replies = count_replies(sandbox.sim, writers.texts, contacts())
+    result.sent, result.answered_once = replies.sent, replies.answered_once
+    result.answered_twice = replies.answered_twice
+    result.lost = len(replies.lost_texts)
+    for pid in sidecars(home / "whatsapp-auth"):
         os.kill(pid, signal.SIGKILL)  # none should be left; never leave one running
     await agent.stop()
     await sandbox.stop()
@@ -299,7 +187,7 @@ async def run_soak(workdir: Path, plan: SoakPlan, progress: Callable[[str], None
 
 
 async def _load(
-    service: SoakService,
+    service: ServedService,
     sandbox: Sandbox,
     writers: Writers,
     plan: SoakPlan,
@@ -336,12 +224,14 @@ async def _load(
         result.rss_start_mb, result.open_fds_start = round(service.rss_mb(), 1), service.open_fds()
 
 
-async def _restart_wasim(service: SoakService, sandbox: Sandbox, writers: Writers, say: Callable[[str], None]) -> None:
+async def _restart_wasim(
+    service: ServedService, sandbox: Sandbox, writers: Writers, say: Callable[[str], None]
+) -> None:
     """Restart wasim once what the contacts sent has reached the device: wasim keeps its offline
     queue in memory only (WhatsApp keeps it for weeks), so a message waiting there would be lost
     by the sandbox, not by us. Replies still on their way are ours to get out after the restart."""
     await writers.pause()
-    delivered = await _wait_delivered(sandbox, set(writers.ids), timeout=60)
+    delivered = await _wait_delivered(sandbox, set(writers.ids.values()), timeout=60)
     await sandbox.restart()
     say(f"wasim restarted ({'after' if delivered else 'without'} every message reaching the device)")
     writers.resume()
@@ -357,54 +247,6 @@ async def _wait_delivered(sandbox: Sandbox, ids: set[str], timeout: float) -> bo
             return True
         await asyncio.sleep(0.2)
     return False
-
-
-async def _start_linked(sim: Wasim, home: Path, log_path: Path, plan: SoakPlan, agent_url: str) -> SoakService:
-    for i, phone in enumerate(contacts()):
-        sim.add_contact(phone, f"Contact {i}")
-    service = SoakService(home, sim, log_path, plan.pacing_per_second)
-    await service.start()
-    await service.api("PUT", "/agent", {"provider": "webhook", "settings": {"url": agent_url, "timeout": 30}})
-    await service.api("POST", "/whatsapp")
-    qr = await service.api("POST", "/whatsapp/qr")
-    await sim.phone.scan(qr["qr"])
-    await service.wait_state(lambda s: s == "open", "the channel to open after the scan")
-    for phone in contacts():
-        await service.api("POST", "/whatsapp/contacts", {"phone": phone, "permission": "write"})
-    return service
-
-
-async def _settle(sim: Wasim, texts: dict[str, str], say: Callable[[str], None]) -> None:
-    """Let the last replies arrive: until every message has one, or nothing changes for 60 s."""
-    last, quiet_since = -1, time.monotonic()
-    while time.monotonic() - quiet_since < 60:
-        answered = len(set(_reply_texts(sim)) & set(texts))
-        if answered == len(texts):
-            break
-        if answered != last:
-            last, quiet_since = answered, time.monotonic()
-        await asyncio.sleep(0.5)
-    say(f"settled: {len(set(_reply_texts(sim)) & set(texts))} of {len(texts)} answered")
-    await asyncio.sleep(2)  # a second reply would come right after the first
-
-
-def _count(result: SoakResult, sim: Wasim, texts: dict[str, str]) -> None:
-    counts = Counter(_reply_texts(sim))
-    result.sent = len(texts)
-    result.answered_once = sum(1 for t in texts if counts[t] == 1)
-    result.answered_twice = sum(1 for t in texts if counts[t] > 1)
-    result.lost = sum(1 for t in texts if counts[t] == 0)
-
-
-def _reply_texts(sim: Wasim) -> list[str]:
-    """The message each reply answers (the agent echoes it), one entry per reply received."""
-    found = []
-    for phone in contacts():
-        for entry in sim.inbox(phone):
-            text = entry.get("text")
-            if entry["type"] == "message" and isinstance(text, str) and text.startswith(ECHO_PREFIX):
-                found.append(text[len(ECHO_PREFIX) :])
-    return found
 
 
 def _size(path: Path) -> int:

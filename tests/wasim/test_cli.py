@@ -11,19 +11,11 @@ from pathlib import Path
 
 import pytest
 from testkit.baileys import BaileysDriver
+from testkit.cli import wasim_cli as _wasim
 
 pytestmark = pytest.mark.e2e
 
 StartBaileys = Callable[..., Awaitable[BaileysDriver]]
-
-
-async def _wasim(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wasim", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_serve_scan_devices_fault_and_clean_exit(tmp_path: Path, make_baileys: StartBaileys) -> None:

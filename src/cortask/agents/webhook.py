@@ -21,8 +21,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
-
 from cortask.agents.base import Agent, AgentError, FailureKind, Session, display_url, fail, server_message, short
 from cortask.agents.bounds import MAX_REPLY_BYTES, cut_reply, read_bounded, reply_prefix_from_json
 
@@ -77,6 +75,8 @@ class WebhookAgent(Agent):
 
     async def reply(self, session: Session, text: str) -> str:
         log.debug("webhook agent (%s) answering in %s: %r", self._where, session.session_id, text)
+        import aiohttp  # here, not at import: it costs a fifth of a second, and most runs use another agent
+
         try:
             async with asyncio.timeout(self.timeout):
                 # A session per reply: nothing to close later, no pool bound to an event loop; replies are rare.

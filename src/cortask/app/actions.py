@@ -22,7 +22,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cortask.agents import AgentConfig
 from cortask.app import activity as describe
@@ -69,9 +69,8 @@ from cortask.app.storage import describe_storage
 from cortask.broadcast import Broadcast
 from cortask.channels.whatsapp.authpeek import LinkInfo, lock_holder, peek_link
 from cortask.channels.whatsapp.authstore import AuthStore
-from cortask.channels.whatsapp.channel import ChannelError, WhatsAppChannel
+from cortask.channels.whatsapp.errors import ChannelError
 from cortask.channels.whatsapp.inbound import InboundText
-from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 from cortask.channels.whatsapp.state import ChannelStatus, ConnectionState
 from cortask.contacts.access import TrustedContact, WhatsAppState
 from cortask.contacts.addresses import format_address, whatsapp_addresses
@@ -82,6 +81,10 @@ from cortask.store.db import utcnow
 from cortask.store.errors import Duplicate, StoreError
 from cortask.store.models import Approval, session_id_for_chat
 from cortask.store.prune import footprint
+
+if TYPE_CHECKING:  # the channel and its QR library load when a channel is built (issue #18)
+    from cortask.channels.whatsapp.channel import WhatsAppChannel
+    from cortask.channels.whatsapp.qr import QrCode as ChannelQr
 
 log = logging.getLogger("cortask.app")
 
@@ -125,6 +128,10 @@ class CortaskApp:
         self._code: PairingCode | None = None
         self._qr_session: asyncio.Task[None] | None = None
         self._followers: list[asyncio.Task[None]] = []
+        # Serving with WhatsApp not added, the gateway may say ready before the channel is built
+        # (issue #18): set by the gateway; actions that use the channel wait for `build_channel`.
+        self.defer_channel = False
+        self._building: asyncio.Future[None] | None = None
         service.on_contacts_checked = self._contacts_checked
         service.on_command = self._whatsapp_command
         service.on_approvals_changed = self._approvals_changed
@@ -144,9 +151,33 @@ class CortaskApp:
             await self.service.open()
             return
         if self.service.channel is None:
+            if self.defer_channel:
+                self._building = asyncio.get_running_loop().create_future()
+                return
             await self.service.start()
         assert self.service.channel is not None
         self._follow(self.service.channel)
+
+    async def build_channel(self) -> None:
+        """Serving with `defer_channel`: build the channel now (after the gateway said ready)
+        and release the actions waiting for it. Raises what starting raises (e.g. the link held
+        by another process), as `open` would have."""
+        building = self._building
+        assert building is not None, "build_channel follows open() with defer_channel"
+        try:
+            await self.service.start()
+            assert self.service.channel is not None
+            self._follow(self.service.channel)
+        except BaseException as exc:
+            building.set_exception(exc)
+            building.exception()  # retrieved: the gateway reports it, an action that waits re-raises it
+            raise
+        building.set_result(None)
+
+    async def channel_built(self) -> None:
+        """Wait until the channel is built, when the gateway said ready before building it."""
+        if self._building is not None:
+            await asyncio.shield(self._building)
 
     async def close(self) -> None:
         if self._qr_session is not None:
@@ -163,6 +194,7 @@ class CortaskApp:
     # -- status ----------------------------------------------------------------------------------
 
     async def status(self) -> Status:
+        await self.channel_built()
         settings = await self._settings()
         info = await self._peek(settings)
         if self.service.channel is not None:
@@ -185,7 +217,7 @@ class CortaskApp:
     async def _with_storage(self, status: Status) -> Status:
         """The status with the database's size, its oldest record and the retention period."""
         store, _ = self._ws()
-        found = await store.run(footprint)
+        found = await store.read(footprint)
         storage = describe_storage(found.bytes, found.oldest, self.service.retention.days, utcnow())
         return status.model_copy(update={"storage": storage})
 
@@ -231,6 +263,7 @@ class CortaskApp:
     async def start(self) -> Status:
         """Connect with the stored link (adding the channel if needed); saved, so the next
         `cortask serve` connects too."""
+        await self.channel_built()
         info = await self._peek(await self._settings())
         if info.problem:
             raise AppError(info.problem + ". Restore that folder, or `cortask whatsapp logout` and link again.")
@@ -246,6 +279,7 @@ class CortaskApp:
     async def pause(self) -> Status:
         """Disconnect but keep the link; saved, so the next `cortask serve` stays paused. With no
         link there is nothing to pause, and nothing is changed."""
+        await self.channel_built()
         info = await self._peek(await self._settings())
         if not info.linked and not info.problem:
             return await self.status()
@@ -285,6 +319,7 @@ class CortaskApp:
         """Start a QR session (or join the one running) and return its current code; later codes
         and the session's end come as events. Adds the channel and unpauses it: the person wants
         it to run once linked."""
+        await self.channel_built()
         if self._qr is not None and self._qr_session is not None and not self._qr_session.done():
             if self._code is not None:  # back from the code to the QR, in the same session
                 self._code = None
@@ -322,6 +357,7 @@ class CortaskApp:
     async def request_code(self, body: CodeIn) -> PairingCode:
         """Link by phone number instead of a QR: a code for the account `body.phone` to type on the
         phone, in the linking session (started, or joined). Asking again gives a new code."""
+        await self.channel_built()
         region = (await self._settings()).default_region
         try:
             e164 = normalize_phone(body.phone, region)
@@ -451,6 +487,7 @@ class CortaskApp:
         """Let a waiting stranger in (read or write) and answer their held message, once."""
         if body.permission not in ("read", "write"):
             raise AppError(f"{body.permission!r} cannot be given on approval: use read or write.", Kind.INVALID)
+        await self.channel_built()
         if self.service.channel is None:  # the code would be spent and their message never answered
             raise AppError(
                 "Approving answers their message, which needs Cortask running: start `cortask serve`, "
@@ -492,6 +529,7 @@ class CortaskApp:
 
     async def _access_changed(self, *, contacts: bool = True) -> None:
         """Apply access changes to the running channel at once, and tell the listeners."""
+        await self.channel_built()
         if self.service.channel is not None:
             await self.service.reload_policy()
         if contacts:
@@ -539,8 +577,8 @@ class CortaskApp:
     async def activity(self) -> list[ActivityEntry]:
         """The newest entries, kept in the store: the same after a restart (issue #17)."""
         store, ws = self._ws()
-        names = await self._contact_names()
-        return [_entry(e, names) for e in await store.activity.recent(ws)]
+        names, own = await self._contact_names(), await self._own_users()
+        return [_entry(e, names, own) for e in await store.activity.recent(ws)]
 
     async def sessions(self) -> list[SessionInfo]:
         store, _ = self._ws()
@@ -571,6 +609,14 @@ class CortaskApp:
         status = channel_status(channel, await self._peek(settings), settings, running=self.serving)
         return await self._with_storage(await self._with_stored_traffic(status))
 
+    async def _own_users(self) -> frozenset[str]:
+        """Our account's addresses (user parts): the running channel's, else the stored link's."""
+        channel = self.service.channel
+        me = channel.account if channel is not None and channel.account else None
+        if me is not None:
+            return describe.own_users((me.get("id"), me.get("lid")))
+        return describe.own_users([(await self._peek(await self._settings())).account])
+
     async def _contact_names(self) -> Mapping[str, str]:
         store, ws = self._ws()
         names: dict[str, str] = {}
@@ -593,6 +639,7 @@ class CortaskApp:
         """The channel: the running one when serving; otherwise one built for this action, which
         holds the link's lock until the action is done and then closes, keeping the link."""
         if self.serving:
+            await self.channel_built()
             yield self._live()
             return
         await self.service.start(connect=False)  # AuthDirInUse names the holder
@@ -622,7 +669,8 @@ class CortaskApp:
                 except StoreError as exc:
                     # The entry still reaches the page live; only its copy for after a restart is lost.
                     log.warning("an activity entry was not kept across restarts: %s", exc)
-                self.events.publish(ActivityEvent(data=_entry(entry, await self._contact_names())))
+                names, own = await self._contact_names(), await self._own_users()
+                self.events.publish(ActivityEvent(data=_entry(entry, names, own)))
 
         self._followers = [asyncio.create_task(_logged(statuses())), asyncio.create_task(_logged(activities()))]
 
@@ -712,10 +760,12 @@ def _qr_out(qr: ChannelQr) -> QrCode:
     return QrCode(qr=qr.data, png=png, expires_at=qr.expires_at)
 
 
-def _entry(entry: Any, names: Mapping[str, str]) -> ActivityEntry:
-    """An activity entry as the channel recorded it (a mapping of codes), described."""
+def _entry(entry: Any, names: Mapping[str, str], own: frozenset[str] = frozenset()) -> ActivityEntry:
+    """An activity entry as the channel recorded it (a mapping of codes), described; `own` are
+    our account's addresses, whose chat is the owner's own."""
     data: Mapping[str, Any] = entry if isinstance(entry, Mapping) else dataclasses.asdict(entry)
     sentence, tone, quiet = describe.describe(data, names.get)
+    chat_title, chat_sub = describe.chat_words(str(data.get("chat") or ""), own) or (None, None)
 
     def text(key: str) -> str | None:
         value = data.get(key)
@@ -736,4 +786,6 @@ def _entry(entry: Any, names: Mapping[str, str]) -> ActivityEntry:
         sentence=sentence,
         tone=tone,
         quiet=quiet,
+        chat_title=chat_title,
+        chat_sub=chat_sub,
     )

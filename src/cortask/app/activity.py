@@ -8,7 +8,7 @@ worded here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from cortask.channels.whatsapp.inbound import Ignored, IgnoreReason
 from cortask.channels.whatsapp.state import Tone
@@ -58,6 +58,25 @@ _VERDICTS = {
     "read_only": ("Read-only contact: answered “You have read-only access.”", Tone.WARN),
     "ignore": ("Ignored.", Tone.IDLE),
 }
+
+
+# The owner's own chat ("Message yourself"), as the page titles a chat.
+OWN_CHAT = ("You", "your own chat")
+_PERSON_SERVERS = ("s.whatsapp.net", "c.us", "lid")
+
+
+def own_users(addresses: Iterable[str | None]) -> frozenset[str]:
+    """The user parts of our account's addresses (`15550001111:2@s.whatsapp.net`, its LID)."""
+    return frozenset(a.partition("@")[0].partition(":")[0] for a in addresses if a)
+
+
+def chat_words(chat: str | None, own: frozenset[str]) -> tuple[str, str] | None:
+    """A chat's title and subtitle where the server knows them for certain: the owner's own chat
+    (by its number or its LID), which is no contact to trust or not; None for any other chat."""
+    user, _, server = (chat or "").partition("@")
+    if server in _PERSON_SERVERS and user.partition(":")[0] in own:
+        return OWN_CHAT
+    return None
 
 
 def reason_sentence(reason: str) -> str:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 from cortask.channels.whatsapp.authstore import AuthStoreError
-from cortask.channels.whatsapp.channel import ChannelError, NotLinked
-from cortask.channels.whatsapp.sidecar import SidecarError
+from cortask.channels.whatsapp.errors import ChannelError, NotLinked, SidecarError
 from cortask.store import StoreError
 from cortask.store.errors import NotFound
 

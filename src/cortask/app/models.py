@@ -220,6 +220,8 @@ class ActivityEntry(BaseModel):
     sentence: str  # what happened, for a person
     tone: Tone
     quiet: bool  # routine noise (own messages, history sync): shown dimmed
+    chat_title: str | None = None  # the chat in words, where the server knows it (the owner's own chat)
+    chat_sub: str | None = None
 
 
 class Agent(BaseModel):

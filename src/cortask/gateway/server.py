@@ -48,7 +48,11 @@ async def run_gateway(
         print(f"cortask: {busy}", file=sys.stderr)
         await service.close()
         return 1
-    if service.store is None:
+    # With WhatsApp not added the channel is built just after "ready": importing it costs a
+    # quarter of the start-up (issue #18). Otherwise as before, so a held link stops us first.
+    fresh = service.store is None  # (a caller may have started it already)
+    defer = fresh and await service.channel_can_wait()
+    if fresh and not defer:
         try:
             await service.start()
         except AuthStoreError as exc:  # e.g. `cortask whatsapp link` holds the link right now
@@ -56,9 +60,16 @@ async def run_gateway(
             await service.close()
             return 1
     app = create_app(service, bind_host=host, token=token, allowed_hosts=allowed_hosts)
+    app.state.cortask.defer_channel = defer
     # The backstop for a client that keeps a connection open past the event streams' end.
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=SHUTDOWN_SECONDS
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+        ws="none",  # no WebSocket routes (events are SSE): uvicorn need not import its WebSocket stack at start-up
     )
     server = _Server(config)
     loop = asyncio.get_running_loop()
@@ -80,6 +91,14 @@ async def run_gateway(
     # The only place the token is shown: the browser trades it for a cookie and drops it from the URL.
     print(f"Cortask is ready: {url}?token={token}{announce}", flush=True)
     try:
+        if defer:
+            try:
+                await app.state.cortask.build_channel()
+            except AuthStoreError as exc:  # taken in the moment since we looked: stop, as before ready
+                print(f"cortask: {exc}", file=sys.stderr)
+                server.should_exit = True
+                await serving
+                return 1
         await serving
     finally:
         info.unlink(missing_ok=True)

@@ -6,21 +6,31 @@ Registered on the `cortask` command by `register`; what they need is imported wh
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from cortask.home import cortask_home
 
-console = Console(stderr=True, soft_wrap=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
 sidecar_app = typer.Typer(help="The Node sidecar that runs Baileys.", no_args_is_help=True)
 service_app = typer.Typer(help="Run Cortask as a systemd user service.", no_args_is_help=True)
 JsonFlag = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 _MARKS = {"ok": "[green]ok[/green]  ", "warn": "[yellow]warn[/yellow]", "fail": "[red]fail[/red]"}
+
+
+@functools.cache
+def _console() -> Console:
+    """Made when a command first speaks: rich is not imported for `cortask --help`."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -34,18 +44,18 @@ def ensure_sidecar(home: Path) -> None:
     A failure is said, not fatal: the command goes on, and its status says what is missing."""
     import shutil
 
-    from cortask.channels.whatsapp.sidecar import SidecarNotInstalled, locate_sidecar
+    from cortask.channels.whatsapp.sidecar_files import SidecarNotInstalled, locate_sidecar
 
     if shutil.which("node") is None or shutil.which("npm") is None:
         return  # the channel's status says Node is missing, with what to do
     try:
         locate_sidecar(home)
     except SidecarNotInstalled:
-        console.print("The WhatsApp sidecar is not installed yet: installing it now (once).")
+        _console().print("The WhatsApp sidecar is not installed yet: installing it now (once).")
         try:
             _install(home)
         except typer.Exit:
-            console.print("Going on without it: WhatsApp cannot connect until `cortask sidecar install` succeeds.")
+            _console().print("Going on without it: WhatsApp cannot connect until `cortask sidecar install` succeeds.")
 
 
 def _install(home: Path) -> None:
@@ -55,23 +65,23 @@ def _install(home: Path) -> None:
     from cortask.channels.whatsapp.sidecar_install import install_sidecar
 
     columns = (TextColumn("npm ci"), BarColumn(), MofNCompleteColumn(), TextColumn("packages"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
+    with Progress(*columns, console=_console(), transient=not _console().is_terminal) as bar:
         task = bar.add_task("npm", total=None)
         last = [-1]
 
         def progress(done: int, total: int, line: str) -> None:
             bar.update(task, completed=done, total=total)
-            if not console.is_terminal and done // 10 != last[0] // 10:  # a log, not a bar: every 10
-                console.print(f"npm ci: {done}/{total} packages")
+            if not _console().is_terminal and done // 10 != last[0] // 10:  # a log, not a bar: every 10
+                _console().print(f"npm ci: {done}/{total} packages")
             last[0] = done
 
         try:
             installed = install_sidecar(home, progress)
         except SidecarNotInstalled as exc:
             bar.stop()
-            console.print(f"[red]error:[/red] {exc}")
+            _console().print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
-    console.print(
+    _console().print(
         f"Installed the sidecar (Baileys {installed.baileys}, {installed.packages} packages) in {installed.directory} "
         f"and verified that it starts ({installed.seconds:.0f} s)."
     )
@@ -86,12 +96,12 @@ def sidecar_install() -> None:
 @sidecar_app.command("where")
 def sidecar_where() -> None:
     """Which sidecar runs (CORTASK_SIDECAR_DIR, the source tree once set up, else $CORTASK_HOME's)."""
-    from cortask.channels.whatsapp.sidecar import SidecarNotInstalled, locate_sidecar
+    from cortask.channels.whatsapp.sidecar_files import SidecarNotInstalled, locate_sidecar
 
     try:
         found = locate_sidecar(cortask_home())
     except SidecarNotInstalled as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        _console().print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     print(found.directory)
 
@@ -112,6 +122,8 @@ def doctor(
     if as_json:
         print(json.dumps({"ok": not failed, "checks": [r.to_dict() for r in results]}))
     else:
+        from rich.console import Console
+
         out = Console(soft_wrap=True)
         for r in results:
             fix = f" [bold]fix:[/bold] {escape(r.fix)}" if r.fix else ""
@@ -138,13 +150,13 @@ def service_install(
         ensure_sidecar(home)  # a confined service cannot install it later
         path = install_unit(home, serve_arg or ())
     except NoSystemd as exc:
-        console.print(
+        _console().print(
             f"[red]error:[/red] {exc}. Run `cortask serve` under your own supervisor instead "
             "(`cortask service unit` prints the unit systemd would get)."
         )
         raise typer.Exit(1) from None
-    console.print(f"Installed and started {path}.\nIts logs: {logs_command()}")
-    console.print("To keep it running after you log out: loginctl enable-linger $USER")
+    _console().print(f"Installed and started {path}.\nIts logs: {logs_command()}")
+    _console().print("To keep it running after you log out: loginctl enable-linger $USER")
 
 
 @service_app.command("remove")
@@ -153,7 +165,7 @@ def service_remove() -> None:
     from cortask.operate.systemd import remove_unit
 
     removed = remove_unit()
-    console.print(f"Removed {removed}." if removed else "No Cortask unit was installed.")
+    _console().print(f"Removed {removed}." if removed else "No Cortask unit was installed.")
 
 
 @service_app.command("unit")

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.workspaces import require_workspace
 
 __all__ = ["KEEP", "ActivityRepository"]
@@ -35,7 +35,7 @@ class ActivityRepository(Repository[M]):
                 (workspace_id, workspace_id, KEEP),
             )
 
-    @offloadable
+    @readonly
     def recent(self, workspace_id: int, limit: int = KEEP) -> list[dict[str, Any]]:
         """The newest `limit` entries, oldest first."""
         with self._db.read() as db:
@@ -44,7 +44,7 @@ class ActivityRepository(Repository[M]):
             ).fetchall()
         return [json.loads(row[0]) for row in reversed(rows)]
 
-    @offloadable
+    @readonly
     def last_at(self, workspace_id: int, kinds: tuple[str, ...]) -> float | None:
         """When the newest entry of one of `kinds` happened (epoch seconds), if any."""
         marks = ", ".join("?" for _ in kinds)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from cortask.store import decode
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.errors import InvalidInput
 from cortask.store.masking import mask_secrets, merge_masked
 from cortask.store.models import AgentSettings, JSONValue
@@ -18,13 +18,13 @@ __all__ = ["AgentRepository"]
 
 
 class AgentRepository(Repository[M]):
-    @offloadable
+    @readonly
     def get(self, workspace_id: int) -> AgentSettings | None:
         """The agent's settings with their secrets, for the agent itself; None if never configured."""
         with self._db.read() as db:
             return _load(db, workspace_id)
 
-    @offloadable
+    @readonly
     def for_display(self, workspace_id: int) -> AgentSettings | None:
         """The same with every secret (API keys, tokens, passwords) replaced by the mask."""
         with self._db.read() as db:

@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.errors import InvalidInput, NotFound
 from cortask.store.models import Approval
 from cortask.store.workspaces import require_workspace
@@ -77,7 +77,7 @@ class ApprovalRepository(Repository[M]):
             )  # fmt: skip
             return Held(_get(db, workspace_id, code))
 
-    @offloadable
+    @readonly
     def pending(self, workspace_id: int, now: float) -> list[Approval]:
         """The requests still waiting (not expired), oldest first."""
         with self._db.read() as db:

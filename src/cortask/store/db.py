@@ -35,6 +35,7 @@ __all__ = [
     "Clock",
     "Database",
     "connect",
+    "connect_reader",
     "decode_time",
     "default_database_path",
     "encode_time",
@@ -75,6 +76,23 @@ def connect(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> sqlite3
                 "Move it aside (Cortask then starts with a new, empty one) or restore it from a backup."
             ) from exc
         raise
+    return conn
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A second connection to a database `connect` has already opened and migrated, for reads only.
+
+    In WAL mode its reads never wait for a writer (ours or another process's), so the page's status
+    answers while a write waits out the busy timeout. ``query_only`` makes a stray write fail loudly.
+    """
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.Error as exc:
+        raise DatabaseUnusable(
+            f"Cannot open the Cortask database {path} for reading: {exc}. Check the path and its permissions."
+        ) from exc
     return conn
 
 

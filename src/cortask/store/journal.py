@@ -10,7 +10,7 @@ import sqlite3
 from datetime import datetime
 
 from cortask.store import decode, validate
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.db import encode_time
 from cortask.store.errors import InvalidInput, JournalStateError, NotFound
 from cortask.store.models import JournalEntry, JournalState
@@ -51,7 +51,7 @@ class JournalRepository(Repository[M]):
             )
             return cursor.rowcount > 0
 
-    @offloadable
+    @readonly
     def get(self, account: str, chat_jid: str, message_id: str) -> JournalEntry | None:
         key = validate.journal_key(account, chat_jid, message_id)
         with self._db.read() as db:
@@ -75,7 +75,7 @@ class JournalRepository(Repository[M]):
             check_open(entry, JournalState.SKIPPED)
             return update_entry(db, entry, self._db.now(), state=JournalState.SKIPPED, reason=str(reason))
 
-    @offloadable
+    @readonly
     def pending(self, account: str | None = None, *, chat_jid: str | None = None) -> list[JournalEntry]:
         """Pending entries in arrival order (so each chat's are in its own arrival order)."""
         sql = "SELECT * FROM inbound_journal WHERE state = 'pending'"

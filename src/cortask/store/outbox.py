@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from cortask.store import decode, validate
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.errors import InvalidInput, NotFound
 from cortask.store.journal import find_entry, update_entry
 from cortask.store.models import JournalState, OutboxItem, OutboxState
@@ -57,7 +57,7 @@ class OutboxRepository(Repository[M]):
                 ).fetchone()
             return decode.outbox_item(row)
 
-    @offloadable
+    @readonly
     def pending(self, chat_jid: str | None = None) -> list[OutboxItem]:
         """Items still to send, in the order they were queued."""
         with self._db.read() as db:
@@ -69,7 +69,7 @@ class OutboxRepository(Repository[M]):
                 ).fetchall()
         return [decode.outbox_item(row) for row in rows]
 
-    @offloadable
+    @readonly
     def reply_parts(self, chat_jid: str, in_reply_to: str) -> list[OutboxItem]:
         """Every part queued as the reply to `in_reply_to` in the chat, in order (empty: none yet)."""
         with self._db.read() as db:

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import datetime
 
 from cortask.store import decode, validate
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.db import encode_time
 from cortask.store.errors import InvalidInput
 from cortask.store.models import HistoryMessage, Role, Session
@@ -24,7 +24,7 @@ class SessionRepository(Repository[M]):
         with self._db.write() as db:
             return _ensure(db, sid, self._db.now())
 
-    @offloadable
+    @readonly
     def recent(self) -> list[Session]:
         """All sessions, most recently active first."""
         with self._db.read() as db:
@@ -70,7 +70,7 @@ class SessionRepository(Repository[M]):
                 ).fetchone()
             return decode.message(row)
 
-    @offloadable
+    @readonly
     def has_message(self, session_id: str, message_id: str) -> bool:
         """Whether the session already holds the turn with this WhatsApp message id."""
         with self._db.read() as db:
@@ -86,7 +86,7 @@ class SessionRepository(Repository[M]):
         with self._db.write() as db:
             return db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,)).rowcount
 
-    @offloadable
+    @readonly
     def history(self, session_id: str, limit: int | None = None) -> list[HistoryMessage]:
         """The last `limit` turns (all when None), oldest first."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cortask.contacts.access import AccessPolicy, Permission, Registration, TrustedContact, WhatsAppState
 from cortask.store import decode, validate
-from cortask.store.base import M, Repository, offloadable
+from cortask.store.base import M, Repository, offloadable, readonly
 from cortask.store.db import encode_time
 from cortask.store.errors import Duplicate, NotFound
 from cortask.store.models import UNSET, Unset, WhatsAppSettings
@@ -22,13 +22,13 @@ __all__ = ["WhatsAppRepository", "allowed_users_of", "read_settings"]
 
 
 class WhatsAppRepository(Repository[M]):
-    @offloadable
+    @readonly
     def settings(self, workspace_id: int) -> WhatsAppSettings:
         """The channel's settings; defaults (not enabled, nobody trusted) if it was never added."""
         with self._db.read() as db:
             return read_settings(db, workspace_id)
 
-    @offloadable
+    @readonly
     def access_policy(self, workspace_id: int) -> AccessPolicy:
         """Who may reach the agent through this workspace's WhatsApp channel, right now."""
         with self._db.read() as db:
@@ -89,7 +89,7 @@ class WhatsAppRepository(Repository[M]):
             changes["auth_dir"] = validate.auth_dir(auth_dir)
         return self._set(workspace_id, changes)
 
-    @offloadable
+    @readonly
     def contacts(self, workspace_id: int) -> tuple[TrustedContact, ...]:
         """The trusted contacts in the order they were added."""
         with self._db.read() as db:

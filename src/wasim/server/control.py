@@ -219,6 +219,17 @@ async def _add_contact(request: web.Request) -> web.Response:
     )
 
 
+@_routes.post("/contacts/bulk")
+async def _add_contacts(request: web.Request) -> web.Response:
+    """Many contacts in one call, saved once: {"contacts": [{"phone": ..., "name": ...}, ...]}."""
+    parts = request.app[_PARTS]
+    people = (await _body(request)).get("contacts")
+    if not isinstance(people, list) or not all(isinstance(p, dict) for p in people):
+        raise BadRequest("field 'contacts' must be a list of objects, each with a 'phone' and a 'name'")
+    added = parts.directory.add_contacts([(_field(p, "phone", str), _field(p, "name", str)) for p in people])
+    return web.json_response({"ok": True, "added": len(added)})
+
+
 @_routes.get("/contacts")
 async def _contacts(request: web.Request) -> web.Response:
     parts = request.app[_PARTS]

@@ -222,6 +222,12 @@ class Directory:
         )
         return contact
 
+    def add_contacts(self, people: list[tuple[str, str]]) -> list[Contact]:
+        """Many simulated people at once, (phone, name) each: all or none, saved once."""
+        contacts = self._state.add_contacts([new_contact(phone, name) for phone, name in people])
+        self._events.emit("contacts.added", phones=[c.phone for c in contacts])
+        return contacts
+
     def create_group(self, subject: str, members: list[str], account: str | None = None) -> Group:
         """A group of the account and the given contacts (phones)."""
         acc = self._state.account(account or self._default_phone)

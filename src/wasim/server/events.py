@@ -38,7 +38,14 @@ class EventLog:
         return event
 
     def since(self, seq: int = 0, kind: str | None = None) -> list[Event]:
-        return [e for e in self._events if e.seq > seq and (kind is None or e.kind == kind)]
+        return [e for e in self._after(seq) if kind is None or e.kind == kind]
+
+    def _after(self, seq: int) -> list[Event]:
+        """The kept events after `seq`, found by position (sequence numbers are consecutive), so a
+        poll costs what it returns, not the whole log."""
+        if not self._events:
+            return []
+        return self._events[max(0, seq - self._events[0].seq + 1) :]
 
     @property
     def last_seq(self) -> int:
@@ -56,7 +63,7 @@ class EventLog:
         async with asyncio.timeout(timeout):
             while True:
                 changed = self._changed
-                for e in self._events:
-                    if e.seq > since and e.kind == kind and predicate(e):
+                for e in self._after(since):
+                    if e.kind == kind and predicate(e):
                         return e
                 await changed.wait()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from cortask.app.activity import describe, label, reason_sentence
+from cortask.app.activity import chat_words, describe, label, own_users, reason_sentence
 from cortask.app.status import channel_status, link_outcome, stored_status
 from cortask.channels.whatsapp.authpeek import LinkInfo
 from cortask.channels.whatsapp.inbound import Ignored, IgnoreReason
@@ -106,3 +106,14 @@ def test_each_entry_has_its_sentence_tone_and_quietness() -> None:
     in_group = {"kind": "received", "chat": "123-456@g.us", "sender": "+447911123456", "verdict": "agent"}
     assert describe(in_group, {"+447911123456": "Grace"}.get)[0] == "From Grace. Passed to the agent."
     assert (label("received"), label("something_new")) == ("Received", "Something new")
+
+
+def test_the_owners_own_chat_is_named_as_theirs_not_as_an_untrusted_number() -> None:
+    own = own_users([ME, "201234567890123@lid", None])
+    for chat in ("4915123456789@s.whatsapp.net", "4915123456789:3@s.whatsapp.net", "201234567890123@lid"):
+        assert chat_words(chat, own) == ("You", "your own chat"), chat
+    # Anyone else's chat (and a group, and no account at all) is for the page to name.
+    assert chat_words("447911123456@s.whatsapp.net", own) is None
+    assert chat_words("4915123456789-1600000000@g.us", own) is None
+    assert chat_words("4915123456789@s.whatsapp.net", frozenset()) is None
+    assert chat_words(None, own) is None

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,42 +20,15 @@ import httpx
 import pytest
 import zxingcpp
 from PIL import Image
+from testkit.cli import CORTASK, on_terminal, plain, popen, read_terminal, sandbox_env
+from testkit.cli import SimProcess as Sim
 from testkit.gateway import bearer
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
-CORTASK = [sys.executable, "-m", "cortask"]
 QR_CHARS = frozenset("█▀▄ ")
-
-
-class Sim:
-    """`python -m wasim serve` in a subprocess, and its control API."""
-
-    def __init__(self, state: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wasim", "serve", "--state", str(state)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        info = json.loads(self.proc.stdout.readline())
-        self.url, self.root_key, self.control = info["url"], info["root_public_key"], info["control_url"]
-
-    def scan(self, qr: str) -> None:
-        resp = httpx.post(self.control + "/scan", json={"qr": qr}, timeout=30)
-        assert resp.status_code == 200, resp.text
-
-    def devices(self) -> list[dict[str, Any]]:
-        accounts = httpx.get(self.control + "/devices", timeout=30).json()["accounts"]
-        return [d for a in accounts for d in a["devices"]]
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +41,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
 @pytest.fixture
 def env(tmp_path: Path, sim: Sim) -> dict[str, str]:
     """A fresh Cortask home on the sandbox, configured by environment exactly as for `serve`."""
-    return {
-        **os.environ,
-        "CORTASK_HOME": str(tmp_path / "home"),
-        "CORTASK_WHATSAPP_SANDBOX_URL": sim.url,
-        "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": sim.root_key,
-        "COLUMNS": "200",
-    }
+    return sandbox_env(tmp_path / "home", sim)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,12 +52,6 @@ def cli_json(env: dict[str, str], *args: str) -> Any:
     done = cli(env, *args, "--json")
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
-
-
-def popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CORTASK, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
 
 
 def read_until(stream: IO[str], marker: str) -> list[str]:
@@ -252,36 +212,17 @@ def test_link_in_human_mode_draws_a_qr_code_that_a_phone_can_scan(env: dict[str,
 
 
 def test_link_on_a_terminal_draws_the_whole_live_code_and_ctrl_c_leaves_nothing_behind(env: dict[str, str]) -> None:
-    import fcntl
-    import pty
-    import struct
-    import termios
     import threading
 
-    leader, follower = pty.openpty()  # 24 lines: shorter than the code, which must still show whole
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    link = subprocess.Popen(
-        [*CORTASK, "whatsapp", "link"], env={**env, "TERM": "xterm"}, stdin=follower, stdout=follower,
-        stderr=follower, cwd=ROOT,
-    )  # fmt: skip
-    os.close(follower)
-    seen = b""
-    try:
-        while not re.search(rb"Scan within \d+ s", seen):
-            chunk = os.read(leader, 65536)
-            assert chunk, seen
-            seen += chunk
+    # 24 lines: shorter than the code, which must still show whole
+    with on_terminal(env, "whatsapp", "link", rows=24) as (link, leader):
+        seen = read_terminal(leader, rb"Scan within \d+ s")
         # keep reading: a terminal nobody reads would block the live display's writes
         drain = threading.Thread(target=lambda: _drain(leader), daemon=True)
         drain.start()
         link.send_signal(signal.SIGINT)
         assert link.wait(60) == 130
-    finally:
-        if link.poll() is None:
-            link.kill()
-            link.wait()
-    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
-    assert decode_terminal_qr(text.splitlines()).startswith("https://wa.me/settings/linked_devices#")
+    assert decode_terminal_qr(plain(seen).splitlines()).startswith("https://wa.me/settings/linked_devices#")
     status = cli_json(env, "whatsapp", "status")
     assert (status["linked"], status["in_use_by"]) == (False, None)  # the lock went with the process
 

@@ -8,65 +8,31 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from testkit.cli import CORTASK, on_terminal, plain, popen, read_terminal, sandbox_env
+from testkit.cli import SimProcess as Sim
 from testkit.gateway import bearer
-from testkit.paths import ROOT
 from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
-CORTASK = [sys.executable, "-m", "cortask"]
 OWN = "4915112345678"  # the simulated phone's own number (WhatsApp's test default is not a valid one)
-
-
-class Sim:
-    def __init__(self, state: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wasim", "serve", "--state", str(state), "--phone", OWN],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        info = json.loads(self.proc.stdout.readline())
-        self.url, self.root_key, self.control = info["url"], info["root_public_key"], info["control_url"]
-
-    def pair(self, code: str) -> httpx.Response:
-        return httpx.post(self.control + "/pair", json={"code": code}, timeout=30)
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(20)
 
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    server = Sim(tmp_path_factory.mktemp("wasim"))
+    server = Sim(tmp_path_factory.mktemp("wasim"), "--phone", OWN)
     yield server
     server.close()
 
 
 @pytest.fixture
 def env(tmp_path: Path, sim: Sim) -> dict[str, str]:
-    return {
-        **os.environ,
-        "CORTASK_HOME": str(tmp_path / "home"),
-        "CORTASK_WHATSAPP_SANDBOX_URL": sim.url,
-        "CORTASK_WHATSAPP_SANDBOX_ROOT_KEY": sim.root_key,
-        "COLUMNS": "200",
-    }
-
-
-def popen(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*CORTASK, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
-    )
+    return sandbox_env(tmp_path / "home", sim)
 
 
 def test_link_by_code_json_prints_the_code_then_linked(env: dict[str, str], sim: Sim) -> None:
@@ -112,11 +78,8 @@ def test_a_number_that_is_not_a_phone_number_or_not_on_whatsapp_says_what_to_do(
     # A real number with no WhatsApp account: WhatsApp refuses the code request, and we say what to do.
     done = subprocess.run(
         [*CORTASK, "whatsapp", "link", "--phone", "+49 30 1234567", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+        env=env, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
     assert done.returncode == 1
     assert "no account for +49301234567" in done.stderr and "QR code instead" in done.stderr
 
@@ -144,25 +107,9 @@ def test_link_by_code_through_a_running_gateway(env: dict[str, str], sim: Sim) -
 
 
 def test_link_by_code_on_a_terminal_shows_the_live_code_and_its_countdown(env: dict[str, str], sim: Sim) -> None:
-    import fcntl
-    import pty
-    import struct
-    import termios
-
-    leader, follower = pty.openpty()
-    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    link = subprocess.Popen(
-        [*CORTASK, "whatsapp", "link", "--phone", "+4915112345678"], env={**env, "TERM": "xterm"},
-        stdin=follower, stdout=follower, stderr=follower, cwd=ROOT,
-    )  # fmt: skip
-    os.close(follower)
-    seen = b""
-    try:
-        while not re.search(rb"Type it within \d+ s", seen):
-            chunk = os.read(leader, 65536)
-            assert chunk, seen
-            seen += chunk
-        text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", seen.decode(errors="replace"))
+    with on_terminal(env, "whatsapp", "link", "--phone", "+4915112345678") as (link, leader):
+        seen = read_terminal(leader, rb"Type it within \d+ s")
+        text = plain(seen)
         code = re.search(r"\b([0-9A-Z]{4}-[0-9A-Z]{4})\b", text)
         assert code, text
         assert "Link with phone number instead" in text
@@ -176,8 +123,4 @@ def test_link_by_code_on_a_terminal_shows_the_live_code_and_its_countdown(env: d
                 break
             seen += chunk
         assert link.wait(60) == 0
-    finally:
-        if link.poll() is None:
-            link.kill()
-            link.wait()
     assert b"Linked." in seen

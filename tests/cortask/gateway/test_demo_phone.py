@@ -4,16 +4,12 @@ a stranger (silence). Debian's Chromium, driven by Playwright."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from testkit.gateway import printed_url
+from playwright.sync_api import expect
+from testkit.page import chromium, serve_demo
 from testkit.paths import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -23,33 +19,13 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cortask", "demo", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    lines = [proc.stdout.readline() for _ in range(3)]
-    phone = re.search(r"(http://127\.0\.0\.1:\d+/phone)", "".join(lines))
-    assert "Cortask is ready" in lines[0] and phone, lines
-    try:
-        yield printed_url(lines[0]), phone.group(1)  # the address with the token, as a visitor opens it
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    with serve_demo(tmp_path / "home") as found:
+        yield found
 
 
 def test_visitor_links_with_the_phone_page_and_chats(demo: tuple[str, str], tmp_path: Path) -> None:
     url, phone_url = demo
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         settings = browser.new_page(viewport={"width": 1280, "height": 1000})
         settings.goto(url)
         settings.get_by_test_id("generate-qr").click()
@@ -71,4 +47,3 @@ def test_visitor_links_with_the_phone_page_and_chats(demo: tuple[str, str], tmp_
         expect(phone.get_by_test_id("phone-chat")).to_contain_text("Echo: hi from the phone page", timeout=20_000)
         SHOTS.mkdir(parents=True, exist_ok=True)
         phone.screenshot(path=str(SHOTS / "5-phone-page.png"))
-        browser.close()

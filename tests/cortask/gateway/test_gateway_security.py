@@ -18,15 +18,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from testkit.gateway import bearer, printed_url
+from testkit.page import chromium
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
 CORTASK = [sys.executable, "-m", "cortask"]
-CHROMIUM = "/usr/bin/chromium"
 ADA = "+4915123456789"  # the demo's trusted contact
 
 
@@ -172,13 +172,7 @@ def hostile(demo: Demo) -> Iterator[str]:
 
 
 def test_a_hostile_page_cannot_frame_the_ui_or_change_anything(demo: Demo, hostile: str) -> None:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         context = browser.new_context()
         # The owner opened the printed address: the browser holds the cookie (the strongest case).
         owner = context.new_page()
@@ -200,6 +194,5 @@ def test_a_hostile_page_cannot_frame_the_ui_or_change_anything(demo: Demo, hosti
         ui = next(f for f in attack.frames if f.name != "sink" and f != attack.main_frame)
         assert ui.query_selector("[data-testid=workspace]") is None  # the frame stays empty
         assert ui.evaluate("document.body ? document.body.innerText : ''").find("Cortask") == -1
-        browser.close()
     assert [c["phone"] for c in demo.api().get("/whatsapp/contacts").json()] == [ADA]
     assert demo.api().get("/whatsapp/status").json()["state"] == before

@@ -5,17 +5,13 @@ on `cortask demo` (real gateway, real sidecar and Baileys, wasim)."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
-from testkit.gateway import printed_url
+from playwright.sync_api import expect
+from testkit.page import chromium, serve_demo
 
 from cortask.demo import DEMO_OWN_PHONE
 
@@ -27,32 +23,14 @@ CODE = re.compile(r"^[0-9A-Z]{4}-[0-9A-Z]{4}$")
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "CORTASK_HOME": str(tmp_path / "home")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cortask", "demo", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    lines = [proc.stdout.readline() for _ in range(3)]
-    phone = re.search(r"(http://127\.0\.0\.1:\d+/phone)", "".join(lines))
-    assert "Cortask is ready" in lines[0] and phone, lines
-    try:
-        yield printed_url(lines[0]), phone.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    with serve_demo(tmp_path / "home") as found:
+        yield found
 
 
 def test_link_by_code_through_the_ui_and_the_phone_page(demo: tuple[str, str]) -> None:
     url, phone_url = demo
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         settings = browser.new_page(viewport={"width": 1280, "height": 1100})
         settings.goto(url)
         # QR first, then the code instead, then back to the QR: one linking session throughout.
@@ -111,4 +89,3 @@ def test_link_by_code_through_the_ui_and_the_phone_page(demo: tuple[str, str]) -
         expect(settings.get_by_test_id("code-link")).to_be_hidden()
         settings.screenshot(path=str(SHOTS / "15-code-linked.png"))
         phone.screenshot(path=str(SHOTS / "15-phone-page-code.png"))
-        browser.close()

@@ -20,15 +20,15 @@ from typing import IO, Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from testkit.gateway import bearer, printed_url
 from testkit.lines import first_lines
+from testkit.page import chromium
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 GRACE = "+447911123456"
 CORTASK = str(Path(sys.executable).parent / "cortask")
@@ -59,15 +59,8 @@ def _wait_for(predicate: Any, timeout: float = 30) -> None:
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @dataclass

@@ -13,15 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from testkit.gateway import bearer
-from testkit.page import inbox_texts, save_shot, serve_on_wasim, sim_request
+from testkit.page import chromium, inbox_texts, link_by_qr, save_shot, serve_on_wasim, sim_request
 
 from cortask.store.db import BUSY_TIMEOUT_MS
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 GRACE = "+447911123456"
 HOLD_LOCK = """
 import sqlite3, sys, time
@@ -43,22 +42,11 @@ def test_the_page_says_the_database_is_failing_and_the_message_is_answered_once_
     product: tuple[str, str, Path],
 ) -> None:
     url, control, home = product
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(url)
         url = page.url
-        page.get_by_test_id("add-channel").click()
-        page.get_by_test_id("generate-qr").click()
-        expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
-        produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
-        sim_request(control, "POST", "/scan", {"qr": produced})
-        expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
+        link_by_qr(page, control, home)
         page.get_by_test_id("contact-phone").fill("+44 7911 123456")
         page.get_by_test_id("contact-permission").select_option("write")
         page.get_by_test_id("contact-add").click()
@@ -93,4 +81,3 @@ def test_the_page_says_the_database_is_failing_and_the_message_is_answered_once_
         assert inbox_texts(control, GRACE) == ["Echo: are you there?"]
         expect(page.get_by_test_id("activity-list")).to_contain_text(re.compile("Database back"), timeout=10_000)
         save_shot(page, "store-2-database-back")
-        browser.close()

@@ -14,13 +14,12 @@ import httpx
 import pytest
 import zxingcpp
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from testkit.gateway import bearer
-from testkit.page import inbox_texts, save_shot, serve_on_wasim, sim_request
+from testkit.page import chromium, inbox_texts, save_shot, serve_on_wasim, sim_request
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 GRACE, EVE = "+447911123456", "+33612345678"
 
 
@@ -32,13 +31,7 @@ def product(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
 
 def test_link_trust_chat_stop_and_log_out_in_the_browser(product: tuple[str, str, Path]) -> None:
     url, control, home = product
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(url)  # the printed address: its token becomes a cookie and leaves the address bar
         assert page.url == url.split("?")[0], page.url
@@ -98,4 +91,3 @@ def test_link_trust_chat_stop_and_log_out_in_the_browser(product: tuple[str, str
         expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "unlinked")
         assert not (home / "whatsapp-auth").exists()
         save_shot(page, "4-logged-out")
-        browser.close()

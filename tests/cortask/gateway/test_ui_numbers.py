@@ -11,13 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from testkit.gateway import bearer
-from testkit.page import save_shot, serve_on_wasim, sim_request
+from testkit.page import chromium, link_by_qr, save_shot, serve_on_wasim, sim_request
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 LUPITA, LUPITA_ADDRESS = "+525512345678", "5215512345678"
 
 
@@ -35,23 +34,12 @@ def _add(page: Page, written: str, name: str) -> None:
 
 def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tuple[str, str, Path]) -> None:
     url, control, home = product
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
     sim_request(control, "POST", "/contacts", {"phone": LUPITA, "name": "Lupita", "address": LUPITA_ADDRESS})
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(url)
         url = page.url
-        page.get_by_test_id("add-channel").click()
-        page.get_by_test_id("generate-qr").click()
-        expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
-        produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
-        sim_request(control, "POST", "/scan", {"qr": produced})
-        expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
+        link_by_qr(page, control, home)
 
         _add(page, "+52 1 55 1234 5678", "Lupita")
         row = page.locator(f'[data-testid="contacts-table"] [data-phone="{LUPITA}"]')
@@ -86,4 +74,3 @@ def test_contacts_show_the_number_as_written_and_what_whatsapp_knows(product: tu
             texts = [x["text"] for x in inbox["inbox"] if x["type"] == "message"]  # type: ignore[index]
             time.sleep(0.2)
         assert texts == ["Echo: hola"]
-        browser.close()

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from testkit.gateway import bearer
-from testkit.page import save_shot, serve_on_wasim, sim_request
+from testkit.page import chromium, link_by_qr, save_shot, serve_on_wasim, sim_request
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 ADA = "+4915123456789"
 EVE = "+4915100000666"
 MAL = "+4915100000777"
@@ -76,23 +75,12 @@ def test_approving_needs_cortask_running(tmp_path: Path) -> None:
 
 def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
     url, control, home = product
-    assert Path(CHROMIUM).exists(), "Debian's chromium is needed: scripts/setup installs it (apt-get install chromium)"
     sim_request(control, "POST", "/contacts", {"phone": ADA, "name": "Ada"})
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.goto(url)
         url = page.url
-        page.get_by_test_id("add-channel").click()
-        page.get_by_test_id("generate-qr").click()
-        expect(page.get_by_test_id("qr-image")).to_be_visible(timeout=20_000)
-        produced = httpx.get(url + "api/whatsapp", headers=bearer(home)).json()["qr"]["qr"]
-        sim_request(control, "POST", "/scan", {"qr": produced})
-        expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
+        link_by_qr(page, control, home)
         page.get_by_test_id("contact-phone").fill(ADA)
         page.get_by_test_id("contact-add").click()
         expect(page.locator(f'[data-testid="contacts-table"] [data-phone="{ADA}"]')).to_be_visible()
@@ -111,6 +99,11 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
             time.sleep(0.1)
         sim_request(control, "POST", "/send", {"from": "self", "chat": "+" + OWN, "text": "hello me"})
         assert _wait_texts(control, OWN, 1, OWN) == ["🤖 Echo: hello me"]
+        # In the activity the owner's own chat is theirs, not a number that is not a trusted contact.
+        own_chat = page.locator('[data-testid="activity-chat"] .chat-name', has_text="your own chat")
+        expect(own_chat.locator("strong")).to_have_text("You", timeout=10_000)
+        expect(page.get_by_test_id("activity-list")).not_to_contain_text("not a trusted contact")
+        save_shot(page, "owner-own-chat")
 
         # Pause answers: Ada gets nothing; the owner's /status still answers, and says so.
         page.get_by_test_id("setting-answers-paused").check()
@@ -188,4 +181,3 @@ def test_the_owners_switches(product: tuple[str, str, Path]) -> None:
         page.get_by_test_id("setting-groups-allowed").fill("not a group")
         page.get_by_test_id("groups-save").click()
         expect(page.get_by_test_id("settings-error")).to_contain_text("is not a group id")
-        browser.close()

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from testkit.gateway import printed_url
+from testkit.page import chromium
 from testkit.paths import ROOT
 from testkit.ports import free_port
 
@@ -21,7 +22,6 @@ from cortask.store import Store
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 LONG_AGO = datetime.now(UTC) - timedelta(days=12)
 
@@ -53,12 +53,7 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_status_card_shows_the_database_size_and_its_oldest_record(served: str) -> None:
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-        )
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(served)
         storage = page.get_by_test_id("status-storage")
@@ -71,4 +66,3 @@ def test_the_status_card_shows_the_database_size_and_its_oldest_record(served: s
         assert "older than 30 days are pruned" in title, title
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "storage-status-card.png"), full_page=True)
-        browser.close()

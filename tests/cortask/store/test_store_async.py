@@ -1,12 +1,15 @@
-"""AsyncStore: the Store API from asyncio, on one worker thread, without blocking the loop."""
+"""AsyncStore: the Store API from asyncio; writes on one worker thread, reads on another, never blocking the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import sqlite3
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from asyncio.subprocess import PIPE
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,8 +26,9 @@ from store_support import (
     list_workspaces,
 )
 
-from cortask.store import AsyncStore, Duplicate, JournalState, NotFound, Role, Store, StoreClosed
-from cortask.store.base import offloadable
+from cortask.store import AsyncStore, DatabaseFailed, Duplicate, JournalState, NotFound, Role, Store, StoreClosed
+from cortask.store.base import offloadable, readonly
+from cortask.store.prune import footprint
 
 ME = "4915100000000@s.whatsapp.net"
 
@@ -194,3 +198,152 @@ async def test_a_cancelled_call_still_completes_and_the_store_stays_usable(astor
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await astore.run(find_workspace, "Written anyway") is not None  # queued after the write
+
+
+# -- reads on their own connection and thread (issue #18) -------------------------------------------
+
+HOLD_LOCK = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("COMMIT")
+"""
+
+
+async def _reads_answer_while_the_write_waits(astore: AsyncStore, release: Callable[[], Awaitable[None]]) -> None:
+    """With the database locked by someone else: a write waits; every kind of read answers meanwhile."""
+    ws = (await astore.run(default_workspace)).id
+    write = asyncio.create_task(astore.journal.record(ME, "a@s.whatsapp.net", "M1", "a@s.whatsapp.net", "hi"))
+    await asyncio.sleep(0.2)  # the write is on the writer, waiting for the lock
+    assert not write.done()
+    assert [c.name for c in await astore.whatsapp.contacts(ws)] == ["Ada"]
+    assert (await astore.whatsapp.settings(ws)).enabled is False
+    assert await astore.activity.last_at(ws, ("received",)) is None
+    assert (await astore.read(footprint)).bytes > 0
+    assert await astore.journal.get(ME, "a@s.whatsapp.net", "M1") is None
+    assert not write.done()  # all of that while the write still waited
+    await release()
+    assert await write is True  # the write went through once the lock was let go
+    assert await astore.journal.get(ME, "a@s.whatsapp.net", "M1") is not None
+
+
+async def test_a_read_completes_while_a_write_waits_for_another_connection(astore: AsyncStore) -> None:
+    await astore.whatsapp.add_contact((await astore.run(default_workspace)).id, "+49 151 23456789", "write", "Ada")
+    other = sqlite3.connect(astore.path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN EXCLUSIVE")
+
+    async def release() -> None:
+        other.execute("COMMIT")
+
+    try:
+        await _reads_answer_while_the_write_waits(astore, release)
+    finally:
+        other.close()
+
+
+@pytest.mark.e2e
+async def test_a_read_completes_while_a_write_waits_for_another_process(astore: AsyncStore) -> None:
+    await astore.whatsapp.add_contact((await astore.run(default_workspace)).id, "+49 151 23456789", "write", "Ada")
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLD_LOCK, str(astore.path), stdin=PIPE, stdout=PIPE
+    )
+    assert holder.stdin is not None and holder.stdout is not None
+    stdin = holder.stdin
+
+    async def release() -> None:
+        stdin.write(b"go\n")
+        await stdin.drain()
+
+    try:
+        assert (await holder.stdout.readline()).strip() == b"locked"
+        await _reads_answer_while_the_write_waits(astore, release)
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+        await holder.wait()
+
+
+async def test_a_read_after_a_write_sees_it(astore: AsyncStore) -> None:
+    ws = (await astore.run(default_workspace)).id
+    for n in range(20):
+        await astore.whatsapp.add_contact(ws, f"+49 151 2345{n:04d}", "write")
+        assert len(await astore.whatsapp.contacts(ws)) == n + 1
+        await astore.journal.record(ME, "a@s.whatsapp.net", f"M{n}", "a@s.whatsapp.net", "hi")
+        assert await astore.journal.get(ME, "a@s.whatsapp.net", f"M{n}") is not None
+
+
+async def test_reads_run_on_their_own_thread_and_cannot_write(astore: AsyncStore) -> None:
+    writer = await astore.run(lambda _store: threading.get_ident())
+    readers = await asyncio.gather(*(astore.read(lambda _store: threading.get_ident()) for _ in range(10)))
+    assert len(set(readers)) == 1 and readers[0] not in (writer, threading.get_ident())
+    with pytest.raises(DatabaseFailed):
+        await astore.read(create_workspace, "Work")  # query_only: a write through the reader fails loudly
+    assert await astore.run(find_workspace, "Work") is None
+
+
+async def test_the_readonly_methods_only_read(tmp_path: Path) -> None:
+    # A method marked @readonly that wrote would fail on the reader's query_only connection.
+    with Store.open(tmp_path / "cortask.db") as store:
+        for name in ("workspaces", "whatsapp", "agents", "sessions", "journal", "outbox", "activity", "approvals"):
+            repo = type(getattr(store, name))
+            for method, value in vars(repo).items():
+                if isinstance(value, readonly):
+                    source = inspect.getsource(value.method)
+                    assert "_db.read()" in source and "_db.write()" not in source, f"{name}.{method}"
+
+
+# -- writes waiting at the same moment share one commit (issue #18) ---------------------------------
+
+
+class _Commits:
+    """Counts the commits on the writer's connection (each is one fsync with synchronous=FULL)."""
+
+    def __init__(self, astore: AsyncStore) -> None:
+        self.count = 0
+        astore.sync._conn.set_trace_callback(self._seen)  # type: ignore[union-attr]
+
+    def _seen(self, statement: str) -> None:
+        if statement.strip().upper() == "COMMIT":
+            self.count += 1
+
+
+async def test_writes_waiting_at_once_share_a_commit_and_each_returns_after_it(astore: AsyncStore) -> None:
+    commits = _Commits(astore)
+    chats = [f"49151000{i:05d}@s.whatsapp.net" for i in range(40)]
+    results = await asyncio.gather(*(astore.journal.record(ME, c, "M1", c, "hi") for c in chats))
+    assert results == [True] * 40
+    assert 1 <= commits.count < 40  # shared: far fewer commits than writes
+    # Every write is committed, seen from another connection, once its caller heard back.
+    with Store.open(astore.path) as other:
+        assert all(other.journal.get(ME, c, "M1") is not None for c in chats)
+
+
+async def test_a_failing_write_in_a_group_fails_alone(astore: AsyncStore) -> None:
+    ws = (await astore.run(default_workspace)).id
+    outcomes = await asyncio.gather(
+        astore.whatsapp.add_contact(ws, "+49 151 11111111", "write"),
+        astore.whatsapp.add_contact(ws, "+49 151 11111111", "write"),  # a duplicate: refused
+        astore.whatsapp.add_contact(ws, "+49 151 22222222", "write"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], Duplicate)
+    assert not isinstance(outcomes[0], BaseException) and not isinstance(outcomes[2], BaseException)
+    assert sorted(c.phone for c in await astore.whatsapp.contacts(ws)) == ["+4915111111111", "+4915122222222"]
+
+
+async def test_a_database_failure_fails_the_whole_group_and_commits_none_of_it(astore: AsyncStore) -> None:
+    def broken(store: Store) -> None:
+        with store.write() as db:
+            db.execute("INSERT INTO no_such_table VALUES (1)")  # an OperationalError, like a full disk
+
+    chats = [f"49151000{i:05d}@s.whatsapp.net" for i in range(10)]
+    calls = [astore.journal.record(ME, c, "M1", c, "hi") for c in chats]
+    outcomes = await asyncio.gather(*calls[:5], astore.run(broken), *calls[5:], return_exceptions=True)
+    failed = [o for o in outcomes if isinstance(o, DatabaseFailed)]
+    assert failed, outcomes
+    recorded = [c for c in chats if await astore.journal.get(ME, c, "M1") is not None]
+    # What a caller heard as done is committed; what it heard as failed is not.
+    assert len(recorded) == sum(o is True for o in outcomes)
+    assert len(recorded) + len(failed) == len(outcomes)

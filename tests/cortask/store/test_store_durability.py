@@ -83,6 +83,20 @@ def integrity(db: Path) -> str:
         conn.close()
 
 
+def _everything(store: Store, workspace_id: int) -> tuple[object, ...]:
+    """All that the test below wrote, read back."""
+    return (
+        list_workspaces(store),
+        store.whatsapp.settings(workspace_id),
+        store.agents.get(workspace_id),
+        chat_mappings(store),
+        store.sessions.history(SID),
+        store.journal.get(ME, CHAT, "M1"),
+        store.journal.pending(),
+        store.outbox.pending(),
+    )
+
+
 def test_everything_is_there_after_close_and_reopen(tmp_path: Path) -> None:
     db = tmp_path / "cortask.db"
     with Store.open(db) as store:
@@ -98,27 +112,9 @@ def test_everything_is_there_after_close_and_reopen(tmp_path: Path) -> None:
         store.journal.record(ME, CHAT, "M2", CHAT, "second")
         journal_mark_answered(store, ME, CHAT, "M1", reply_message_id="R1", reply_text="hi")
         item = store.outbox.enqueue(CHAT, "queued", in_reply_to="M2", account=ME)
-        before = (
-            list_workspaces(store),
-            store.whatsapp.settings(work.id),
-            store.agents.get(work.id),
-            chat_mappings(store),
-            store.sessions.history(SID),
-            store.journal.get(ME, CHAT, "M1"),
-            store.journal.pending(),
-            store.outbox.pending(),
-        )
+        before = _everything(store, work.id)
     with Store.open(db) as store:
-        after = (
-            list_workspaces(store),
-            store.whatsapp.settings(work.id),
-            store.agents.get(work.id),
-            chat_mappings(store),
-            store.sessions.history(SID),
-            store.journal.get(ME, CHAT, "M1"),
-            store.journal.pending(),
-            store.outbox.pending(),
-        )
+        after = _everything(store, work.id)
         assert after == before
         assert workspace_for_chat(store, CHAT) == work
         assert store.journal.record(ME, CHAT, "M1", CHAT, "redelivered") is False

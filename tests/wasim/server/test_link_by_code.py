@@ -4,14 +4,13 @@ with 515 and logs in as after a QR scan; a wrong code leaves Baileys unlinked an
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from testkit.baileys import BaileysDriver
+from testkit.cli import wasim_cli as _wasim
 
 from wasim.protocol.pairing import PairingError
 from wasim.server.app import Wasim
@@ -20,15 +19,6 @@ from wasim.server.control import start_control
 pytestmark = pytest.mark.e2e
 
 StartBaileys = Callable[..., Awaitable[BaileysDriver]]
-
-
-async def _wasim(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "wasim", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 async def test_baileys_links_by_code_typed_with_wasim_pair_then_logs_in(

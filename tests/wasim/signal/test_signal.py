@@ -5,15 +5,14 @@ Node plays the Baileys side (its storage behaves like Baileys'); Python plays a 
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.oracle import NodeOracle, b64, pre_key_bundle, unb64
 from testkit.paths import NODE_DIR
 
 from wasim.signal import (
@@ -46,47 +45,10 @@ pytestmark = pytest.mark.timeout(60)
 ORACLE = NODE_DIR / "signal-oracle.mjs"
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
-
-
-class OracleError(Exception):
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(f"{name}: {message}")
-        self.name = name
-
-
-class Oracle:
+class Oracle(NodeOracle):
     def __init__(self, stderr_path: Path) -> None:
-        self._stderr = stderr_path.open("wb")
-        self._proc = subprocess.Popen(
-            ["node", str(ORACLE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
-        )
-        self._ids = itertools.count(1)
+        super().__init__(ORACLE, stderr_path)
         self._names = itertools.count(1)
-
-    def call(self, op: str, **args: Any) -> dict[str, Any]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        request_id = next(self._ids)
-        self._proc.stdin.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
-        self._proc.stdin.flush()
-        line = self._proc.stdout.readline()
-        assert line, "signal oracle exited"
-        reply: dict[str, Any] = json.loads(line)
-        assert reply["id"] == request_id
-        if not reply["ok"]:
-            raise OracleError(reply["error"], reply["message"])
-        return reply
-
-    def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        self._proc.wait(timeout=10)
-        self._stderr.close()
 
     def party(self, pre_keys: int = 5) -> NodeParty:
         name = f"node{next(self._names)}"
@@ -102,17 +64,7 @@ class NodeParty:
         self.identity_key, self.registration_id = identity_key, registration_id
 
     def bundle(self, with_pre_key: bool = True) -> PreKeyBundle:
-        b = self.oracle.call("bundle", name=self.name, withPreKey=with_pre_key)["bundle"]
-        pre_key = b.get("preKey")
-        return PreKeyBundle(
-            registration_id=b["registrationId"],
-            identity_key=unb64(b["identityKey"]),
-            signed_pre_key_id=b["signedPreKey"]["keyId"],
-            signed_pre_key=unb64(b["signedPreKey"]["publicKey"]),
-            signed_pre_key_signature=unb64(b["signedPreKey"]["signature"]),
-            pre_key_id=None if pre_key is None else pre_key["keyId"],
-            pre_key=None if pre_key is None else unb64(pre_key["publicKey"]),
-        )
+        return pre_key_bundle(self.oracle.call("bundle", name=self.name, withPreKey=with_pre_key)["bundle"])
 
     def process_bundle(self, bundle: PreKeyBundle) -> None:
         node_bundle: dict[str, Any] = {

@@ -6,16 +6,15 @@ in-memory key store. Python plays group members posting to it and reading what i
 
 from __future__ import annotations
 
-import base64
 import itertools
 import json
 import random
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit.oracle import NodeOracle, OracleError, b64, pre_key_bundle, unb64
 from testkit.paths import NODE_DIR
 
 from wasim.protocol import wa_pb2
@@ -59,44 +58,9 @@ def new_group() -> str:
     return f"1203630000000{next(_groups):05d}@g.us"
 
 
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str) -> bytes:
-    return base64.b64decode(text)
-
-
-class OracleError(Exception):
-    pass
-
-
-class Oracle:
+class Oracle(NodeOracle):
     def __init__(self, stderr_path: Path) -> None:
-        self._stderr = stderr_path.open("wb")
-        self._proc = subprocess.Popen(
-            ["node", str(ORACLE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr
-        )
-        self._ids = itertools.count(1)
-
-    def call(self, op: str, **args: Any) -> dict[str, Any]:
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        request_id = next(self._ids)
-        self._proc.stdin.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
-        self._proc.stdin.flush()
-        line = self._proc.stdout.readline()
-        assert line, "group oracle exited"
-        reply: dict[str, Any] = json.loads(line)
-        assert reply["id"] == request_id
-        if not reply["ok"]:
-            raise OracleError(f"{reply['error']}: {reply['message']}")
-        return reply
-
-    def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        self._proc.wait(timeout=10)
-        self._stderr.close()
+        super().__init__(ORACLE, stderr_path)
 
     # Baileys' repository calls, as messages-recv.js / messages-send.js make them.
 
@@ -447,16 +411,9 @@ def test_bounds_on_states_and_skipped_keys() -> None:
 
 
 def oracle_bundle(oracle: Oracle) -> PreKeyBundle:
-    b = oracle.call("bundle")["bundle"]
-    return PreKeyBundle(
-        registration_id=b["registrationId"],
-        identity_key=unb64(b["identityKey"]),
-        signed_pre_key_id=b["signedPreKey"]["keyId"],
-        signed_pre_key=unb64(b["signedPreKey"]["publicKey"]),
-        signed_pre_key_signature=unb64(b["signedPreKey"]["signature"]),
-        pre_key_id=b["preKey"]["keyId"],
-        pre_key=unb64(b["preKey"]["publicKey"]),
-    )
+    bundle = pre_key_bundle(oracle.call("bundle")["bundle"])
+    assert bundle.pre_key is not None  # the group oracle always hands out a one-time pre-key
+    return bundle
 
 
 def group_stanza(group: str, attrs: dict[str, str], encs: list[tuple[str, bytes]]) -> dict[str, Any]:

@@ -28,6 +28,8 @@ from cortask.channels.whatsapp.activity import ActivityLog
 from cortask.channels.whatsapp.admission import Admitter, Batch
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError, CredentialsUnreadable
 from cortask.channels.whatsapp.config import WhatsAppConfig
+from cortask.channels.whatsapp.errors import ChannelError as ChannelError  # re-exported: its old home
+from cortask.channels.whatsapp.errors import NotLinked as NotLinked
 from cortask.channels.whatsapp.groups import GroupRule
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.journal import Journal, MemoryJournal
@@ -50,14 +52,6 @@ from cortask.metrics import Metrics
 log = logging.getLogger("cortask.whatsapp")
 
 READ_ONLY_REPLY = "You have read-only access."
-
-
-class NotLinked(Exception):
-    """Start needs a linked device; the message says how to link one."""
-
-
-class ChannelError(Exception):
-    pass
 
 
 class WhatsAppChannel:

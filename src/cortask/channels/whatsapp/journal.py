@@ -135,12 +135,8 @@ class MemoryJournal:
     async def plan_reply(
         self, account: str, item: InboundText, text: str, message_id: str, *, error: str | None = None
     ) -> PlannedReply:
-        entry = self._entries.setdefault(self._key(account, item), _Entry(item))
-        if entry.reply is None:
-            entry.reply = PlannedReply(item.chat_jid, text, message_id, item.message_id, ref=message_id)
-            self._unsent[message_id] = entry.reply
-            self._reply_of[message_id] = self._key(account, item)
-        return entry.reply
+        # A reply in one part: the one planned before, if any, stands (its first part).
+        return (await self.plan_parts(account, item, [text], [message_id], error=error))[0]
 
     async def plan_parts(
         self,

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from cortask.channels.whatsapp.wire import NumberFound
 from cortask.contacts.access import Registration, WhatsAppState
 from cortask.contacts.addresses import whatsapp_addresses
+
+if TYPE_CHECKING:  # a type only: the sidecar protocol loads with the channel (issue #18)
+    from cortask.channels.whatsapp.wire import NumberFound
 
 __all__ = ["numbers_to_ask", "registration_of"]
 

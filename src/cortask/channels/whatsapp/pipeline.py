@@ -386,7 +386,9 @@ class ReplyPipeline:
             if (reply.chat_jid, reply.in_reply_to) in self._given_up:
                 return False  # an earlier part was given up: the reply is not sent with a hole
             try:
-                await self.send(reply.chat_jid, reply.text, reply.message_id, remembered)
+                await self.send(
+                    reply.chat_jid, reply.text, reply.message_id, remembered, part=(reply.part, reply.parts)
+                )
             except (SidecarError, NotConnected) as exc:
                 if isinstance(exc, NotConnected) or not self._connected():
                     log.warning("could not send the reply to %s now (%s); it is sent after reconnecting",
@@ -458,7 +460,10 @@ class ReplyPipeline:
         # pipe round trip to every answer (a failed one is only a missing typing indicator).
         await self._link.notify(wire.Presence(kind, chat))
 
-    async def send(self, chat: str, text: str, message_id: str | None = None, remembered: bool = False) -> str:
+    async def send(
+        self, chat: str, text: str, message_id: str | None = None, remembered: bool = False,
+        part: tuple[int, int] = (0, 1),
+    ) -> str:  # fmt: skip
         """Send `text` to `chat` (paced); returns the message id. The text is stored (durably)
         under its id before it is sent (unless the caller did: `remembered`), so Baileys can
         re-encrypt it if the phone asks for a retry."""
@@ -481,10 +486,12 @@ class ReplyPipeline:
             raise
         self._quotes.pop(message_id, None)
         failure = self._agent_failures.pop(message_id, None)
+        # Which part of a long reply this is, so the reply latency runs until its last part.
+        of = {"part": part[0], "parts": part[1]} if part[1] > 1 else {}
         if failure is not None:
-            self._activity.record("failed", chat, message_id, chars=len(text), agent_error=failure)
+            self._activity.record("failed", chat, message_id, chars=len(text), agent_error=failure, **of)
         else:
-            self._activity.record("replied", chat, message_id, chars=len(text))
+            self._activity.record("replied", chat, message_id, chars=len(text), **of)
         self._on_traffic(False)
         return message_id
 

@@ -14,8 +14,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +22,14 @@ from typing import Any, TypeVar
 from cortask.channels.whatsapp import wire
 from cortask.channels.whatsapp.authstore import AuthStore, AuthStoreError
 from cortask.channels.whatsapp.baileys_log import classify as classify_baileys
-from cortask.channels.whatsapp.sidecar_files import PACKAGE_DIR, candidate_dirs
+from cortask.channels.whatsapp.errors import SidecarError as SidecarError  # re-exported: its old home
+from cortask.channels.whatsapp.sidecar_files import MIN_NODE_MAJOR as MIN_NODE_MAJOR  # re-exported: old home
+from cortask.channels.whatsapp.sidecar_files import PACKAGE_DIR as PACKAGE_DIR
+from cortask.channels.whatsapp.sidecar_files import SidecarInstall as SidecarInstall
+from cortask.channels.whatsapp.sidecar_files import SidecarNotInstalled as SidecarNotInstalled
+from cortask.channels.whatsapp.sidecar_files import locate_sidecar as locate_sidecar
+from cortask.channels.whatsapp.sidecar_files import pinned_baileys_version as pinned_baileys_version
 from cortask.childenv import child_environment
-from cortask.home import cortask_home
 
 log = logging.getLogger("cortask.whatsapp.sidecar")
 baileys_log = logging.getLogger("cortask.whatsapp.baileys")
@@ -34,16 +37,12 @@ baileys_log = logging.getLogger("cortask.whatsapp.baileys")
 PROTOCOL = wire.PROTOCOL
 # What Node itself reads (index.mjs reads only the CORTASK_SIDECAR_* variables launch() sets).
 NODE_VARIABLES = ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "NODE_PATH", "NODE_DEBUG", "UV_THREADPOOL_SIZE")
-MIN_NODE_MAJOR = 20
+# Node's heap settings for the sidecar (issue #18). By default V8 lets its young generation grow to
+# 16 MB semi-spaces, which a text-only sidecar keeps resident while idle (about 35 MB of its RSS);
+# 1 MB semi-spaces hold the same working set with shorter, more frequent scavenges. The old
+# generation is left unbounded on purpose: a cap would turn a backlog of messages into a crash.
+NODE_FLAGS = ("--max-semi-space-size=1",)
 MAX_LINE = 64 * 1024 * 1024
-
-
-class SidecarError(Exception):
-    """The sidecar cannot run or stopped working; the message says what to do."""
-
-
-class SidecarNotInstalled(SidecarError):
-    pass
 
 
 class SidecarLineTooLong(SidecarError):
@@ -64,49 +63,6 @@ SidecarEvent = (
     wire.Qr | wire.Connection | wire.Messages | wire.Creds | wire.Receipts | wire.Lid | wire.Fatal | Exited
 ) | wire.CodeRefused
 R = TypeVar("R")
-
-
-@dataclass(frozen=True, slots=True)
-class SidecarInstall:
-    directory: Path
-    node: str
-    baileys_version: str
-
-
-def pinned_baileys_version(directory: Path = PACKAGE_DIR) -> str:
-    return str(json.loads((directory / "package.json").read_text())["dependencies"]["baileys"])
-
-
-def locate_sidecar(home: Path | None = None) -> SidecarInstall:
-    """Find Node >= 20 and an installed sidecar whose Baileys matches the pinned version."""
-    node = shutil.which("node")
-    if node is None:
-        raise SidecarNotInstalled(
-            "Node.js is not installed: install Node 20 or newer (with npm), then run `cortask sidecar install`."
-        )
-    try:
-        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
-        major = int(version.lstrip("v").split(".")[0])
-    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
-        raise SidecarNotInstalled(f"cannot run {node} --version ({exc}); install Node 20 or newer.") from exc
-    if major < MIN_NODE_MAJOR:
-        raise SidecarNotInstalled(f"Node {version} is too old: the sidecar needs Node {MIN_NODE_MAJOR} or newer.")
-    pinned = pinned_baileys_version()
-    # The rule (sidecar_files): CORTASK_SIDECAR_DIR, else the source tree once set up, else $CORTASK_HOME's.
-    for _, directory in candidate_dirs(home if home is not None else cortask_home()):
-        installed = directory / "node_modules" / "baileys" / "package.json"
-        if installed.exists():
-            found = json.loads(installed.read_text())["version"]
-            if found != pinned:
-                raise SidecarNotInstalled(
-                    f"the sidecar in {directory} has Baileys {found}, but this version of Cortask needs {pinned}: "
-                    "run `cortask sidecar install` (in a checkout: scripts/setup)."
-                )
-            return SidecarInstall(directory, node, found)
-    raise SidecarNotInstalled(
-        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run `cortask sidecar install` "
-        "(in a checkout: scripts/setup)."
-    )
 
 
 class Sidecar:
@@ -148,7 +104,7 @@ class Sidecar:
 
     def launch(self) -> tuple[list[str], Path, dict[str, str]]:
         """The command line, working directory and environment the sidecar runs with."""
-        argv = [self._install.node, str(self._install.directory / "index.mjs")]
+        argv = [self._install.node, *NODE_FLAGS, str(self._install.directory / "index.mjs")]
         # An allow-list: Node's own settings and ours, never the gateway token or an agent's key.
         env = {
             **child_environment(os.environ, NODE_VARIABLES),

@@ -16,13 +16,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+
+from cortask.channels.whatsapp.errors import SidecarError
+from cortask.home import cortask_home
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "sidecar"
 MANIFEST = ".cortask-sidecar.json"
 DISTRIBUTION = "cortask-whatsapp"
+MIN_NODE_MAJOR = 20
 
 
 def cortask_version() -> str:
@@ -78,3 +85,52 @@ def candidate_dirs(home: Path, environ: Mapping[str, str] = os.environ) -> list[
     if home_install_current(install):
         found.append(("$CORTASK_HOME", install))
     return found
+
+
+# Finding the sidecar that runs, apart from running it: `cortask serve` checks it is installed
+# before saying ready, without loading the sidecar protocol (issue #18).
+class SidecarNotInstalled(SidecarError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarInstall:
+    directory: Path
+    node: str
+    baileys_version: str
+
+
+def pinned_baileys_version(directory: Path = PACKAGE_DIR) -> str:
+    return str(json.loads((directory / "package.json").read_text())["dependencies"]["baileys"])
+
+
+def locate_sidecar(home: Path | None = None) -> SidecarInstall:
+    """Find Node >= 20 and an installed sidecar whose Baileys matches the pinned version."""
+    node = shutil.which("node")
+    if node is None:
+        raise SidecarNotInstalled(
+            "Node.js is not installed: install Node 20 or newer (with npm), then run `cortask sidecar install`."
+        )
+    try:
+        version = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+        major = int(version.lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        raise SidecarNotInstalled(f"cannot run {node} --version ({exc}); install Node 20 or newer.") from exc
+    if major < MIN_NODE_MAJOR:
+        raise SidecarNotInstalled(f"Node {version} is too old: the sidecar needs Node {MIN_NODE_MAJOR} or newer.")
+    pinned = pinned_baileys_version()
+    # The rule (sidecar_files): CORTASK_SIDECAR_DIR, else the source tree once set up, else $CORTASK_HOME's.
+    for _, directory in candidate_dirs(home if home is not None else cortask_home()):
+        installed = directory / "node_modules" / "baileys" / "package.json"
+        if installed.exists():
+            found = json.loads(installed.read_text())["version"]
+            if found != pinned:
+                raise SidecarNotInstalled(
+                    f"the sidecar in {directory} has Baileys {found}, but this version of Cortask needs {pinned}: "
+                    "run `cortask sidecar install` (in a checkout: scripts/setup)."
+                )
+            return SidecarInstall(directory, node, found)
+    raise SidecarNotInstalled(
+        f"the WhatsApp sidecar is not installed (Baileys {pinned}): run `cortask sidecar install` "
+        "(in a checkout: scripts/setup)."
+    )

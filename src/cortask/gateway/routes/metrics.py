@@ -25,6 +25,7 @@ def _pending(store: Store) -> list[OutboxItem]:
 async def metrics(request: Request) -> Response:
     cortask: CortaskApp = request.app.state.cortask
     service = cortask.service
+    await cortask.channel_built()  # just after "ready" it may still be being built
     channel = service.channel
     if channel is None:
         return Response("the WhatsApp channel is not running here\n", status_code=503, media_type="text/plain")
@@ -32,7 +33,7 @@ async def metrics(request: Request) -> Response:
     found.busy_chats.set(channel.busy_chats)
     found.queued.set(channel.queued_messages)
     if service.store is not None:
-        pending = await service.store.run(_pending)
+        pending = await service.store.read(_pending)
         found.outbox_pending.set(len(pending))
         oldest = min((item.created_at for item in pending), default=None)
         found.outbox_age.set((datetime.now(UTC) - oldest).total_seconds() if oldest is not None else 0)

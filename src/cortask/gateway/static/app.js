@@ -742,7 +742,9 @@ function renderActivity() {
     .slice(0, ACTIVITY_CHATS);
 
   const nodes = ordered.map(({ chat, entries, last }) => {
-    const who = describeChat(chat);
+    // The server names a chat it knows for certain (the owner's own); the rest is named here.
+    const named = entries.find((e) => e.chat_title);
+    const who = named ? { title: named.chat_title, sub: named.chat_sub || '' } : describeChat(chat);
     const recent = entries.slice(-ACTIVITY_PER_CHAT).reverse();
     const older = entries.length - recent.length;
     return h('article', { class: 'activity-chat', 'data-chat': chat, 'data-testid': 'activity-chat' },

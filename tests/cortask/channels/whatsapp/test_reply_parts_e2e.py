@@ -60,6 +60,9 @@ async def test_a_reply_longer_than_whatsapp_takes_arrives_in_parts_in_order(
     await asyncio.sleep(1)  # the last part's activity entry follows its arrival
     ids = [a["message_id"] for a in channel.activity if a["kind"] == "replied"]
     assert len(ids) == len(set(ids)) == 4  # each part under its own id
+    # One reply, timed once: from the message's arrival until its last part went out.
+    latency = channel.metrics.reply_latency.collect()[0].samples
+    assert next(s.value for s in latency if s.name.endswith("_count")) == 1
     await asyncio.sleep(1)
     assert len(texts_received(sim, ADA)) == 4
 

@@ -354,6 +354,23 @@ const commands = {
   async exit() { if (sock) sock.end(undefined); spillUnacknowledged(); setTimeout(() => process.exit(0), 20); return {}; },
 };
 
+// A send Python timed out on and asks for again (same reserved id) while the first is still under
+// way here joins the first. Sending it twice doubles the work of a sidecar that is already behind
+// (1,000 chats at once, bench/scale.py), so every retry made it fall further behind (issue #18).
+const sendsInFlight = new Map(); // message id -> the send's promise
+const sendTextOnce = commands.send_text;
+commands.send_text = (cmd) => {
+  if (!cmd.messageId) return sendTextOnce(cmd);
+  const underWay = sendsInFlight.get(cmd.messageId);
+  if (underWay) return underWay;
+  // The caller gets the send's own promise (no extra step), so answers keep the order they had.
+  const sending = sendTextOnce(cmd);
+  sendsInFlight.set(cmd.messageId, sending);
+  const forget = () => { if (sendsInFlight.get(cmd.messageId) === sending) sendsInFlight.delete(cmd.messageId); };
+  sending.then(forget, forget);
+  return sending;
+};
+
 // Baileys sends the code request without waiting for WhatsApp's answer; the answer says whether
 // the number has a WhatsApp account (an iq result with a pairing ref, or an error), so we wait.
 const CODE_ANSWER_MS = 20_000;
