@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+import aiohttp
+
 from cortask.channels.whatsapp.pipeline import ReplyPipeline as Pipeline
 
 T = TypeVar("T")
@@ -38,6 +40,20 @@ def run_in_workdir(run: Callable[[Path], Coroutine[Any, Any, T]], keep: Path | N
         return asyncio.run(run(keep))
     with tempfile.TemporaryDirectory() as tmp:
         return asyncio.run(run(Path(tmp)))
+
+
+class Control:
+    """wasim's control API, as the benches call it."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
+        self.session, self.url = session, url
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with self.session.request(method, self.url + path, json=body) as resp:
+            data = await resp.json()
+            if resp.status >= 400:
+                raise RuntimeError(f"{path}: {data}")
+            return data
 
 
 def rss_mb(pid: int) -> float:

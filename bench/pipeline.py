@@ -40,7 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _kit import HopProbe, pct, rss_mb  # (also puts tests/ on the path, for testkit)
+from _kit import Control as WasimControl  # (also puts tests/ on the path, for testkit)
+from _kit import HopProbe, pct, rss_mb
 from testkit.baileys import BaileysDriver
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
@@ -56,17 +57,7 @@ CONTACT = "+4915123456789"
 NO_FLOOD_LIMITS = FloodPolicy(per_minute=10**9, open_per_hour=10**9, chat_queue=10**9)
 
 
-class Control:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session, self.url = session, url
-
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with self.session.request(method, self.url + path, json=body) as resp:
-            data = await resp.json()
-            if resp.status >= 400:
-                raise RuntimeError(f"{path}: {data}")
-            return data
-
+class Control(WasimControl):
     async def last_seq(self) -> int:
         return int((await self.call("GET", "/events?since=999999999"))["last"])
 

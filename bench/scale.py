@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _kit import HopProbe, cpu_seconds, pct, rss_mb  # (also puts tests/ on the path)
+from _kit import Control, HopProbe, cpu_seconds, pct, rss_mb  # (also puts tests/ on the path)
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
@@ -61,18 +61,6 @@ def phone(i: int) -> str:
 
 async def echo(message: InboundText) -> str:
     return message.text
-
-
-class Control:
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self.session, self.url = session, url
-
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        async with self.session.request(method, self.url + path, json=body) as resp:
-            data = await resp.json()
-            if resp.status >= 400:
-                raise RuntimeError(f"{path}: {data}")
-            return data
 
 
 def service_rss(channel: WhatsAppChannel) -> float:
