@@ -5,11 +5,13 @@ long runs (kill loop, soak) share: their progress lines and their working direct
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +42,21 @@ def run_in_workdir(run: Callable[[Path], Coroutine[Any, Any, T]], keep: Path | N
         return asyncio.run(run(keep))
     with tempfile.TemporaryDirectory() as tmp:
         return asyncio.run(run(Path(tmp)))
+
+
+@contextlib.asynccontextmanager
+async def wasim_server(state: Path) -> AsyncIterator[dict[str, Any]]:
+    """wasim in its own process on loopback, as the benches run it: yields its first line (the URLs
+    and the root key), and stops it afterwards."""
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wasim", "serve", "--state", str(state), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None
+        yield json.loads(await server.stdout.readline())
+    finally:
+        server.terminate()
+        await server.wait()
 
 
 class Control:

@@ -33,7 +33,6 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import aiohttp
 from _kit import Control as WasimControl  # (also puts tests/ on the path, for testkit)
-from _kit import HopProbe, pct, rss_mb
+from _kit import HopProbe, pct, rss_mb, wasim_server
 from testkit.baileys import BaileysDriver
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
@@ -109,12 +108,7 @@ async def echo(message: InboundText) -> str:
 async def run(burst: int, sequential: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wasim", "serve", "--state", str(root / "wasim"), stdout=asyncio.subprocess.PIPE
-        )
-        assert server.stdout is not None
-        info = json.loads(await server.stdout.readline())
-        try:
+        async with wasim_server(root / "wasim") as info:
             async with aiohttp.ClientSession() as session:
                 control = Control(session, info["control_url"])
                 await control.call("POST", "/contacts", {"phone": CONTACT, "name": "Ada"})
@@ -160,9 +154,6 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                 await bot.command("echo", enabled=True)
                 node = await measure(control, burst, sequential)
                 await bot.close()
-        finally:
-            server.terminate()
-            await server.wait()
     return {
         "burst": burst,
         "pacing": "off",

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _kit import Control, HopProbe, cpu_seconds, pct, rss_mb  # (also puts tests/ on the path)
+from _kit import Control, HopProbe, cpu_seconds, pct, rss_mb, wasim_server  # (also puts tests/ on the path)
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
@@ -146,13 +146,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     posters = members[: args.posters]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "wasim", "serve", "--state", str(root / "wasim"), stdout=asyncio.subprocess.PIPE
-        )
-        assert server.stdout is not None
-        info = json.loads(await server.stdout.readline())
-        print(f"wasim: {info['control_url']}", file=sys.stderr, flush=True)
-        try:
+        async with wasim_server(root / "wasim") as info:
+            print(f"wasim: {info['control_url']}", file=sys.stderr, flush=True)
             async with aiohttp.ClientSession() as session:
                 control = Control(session, info["control_url"])
                 t0 = time.perf_counter()
@@ -225,9 +220,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.idle)
                 cpu1, w1 = sum(cpu_seconds(p) for p in pids), time.monotonic()
                 await channel.close()
-        finally:
-            server.terminate()
-            await server.wait()
     sent = len(plan)
     return {
         "contacts": args.contacts,

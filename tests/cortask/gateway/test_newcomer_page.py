@@ -23,31 +23,17 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from testkit.gateway import bearer, printed_url
 from testkit.lines import first_lines
-from testkit.page import chromium
-from testkit.paths import ROOT
+from testkit.page import chromium, inbox_texts, save_shot, sim_request
 from testkit.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
-SHOTS = ROOT / "test-artifacts" / "screenshots"
 GRACE = "+447911123456"
 CORTASK = str(Path(sys.executable).parent / "cortask")
 
 
 def _shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"newcomer-{name}.png"), full_page=True)
-
-
-def _control(control: str, method: str, path: str, body: object = None) -> Any:
-    resp = httpx.request(method, control + path, json=body, timeout=30)
-    assert resp.status_code < 400, resp.text
-    return resp.json()
-
-
-def _inbox_texts(control: str, phone: str) -> list[str]:
-    data = _control(control, "GET", f"/inbox?contact=%2B{phone[1:]}")
-    return [x["text"] for x in data["inbox"] if x["type"] == "message"]
+    save_shot(page, f"newcomer-{name}")
 
 
 def _wait_for(predicate: Any, timeout: float = 30) -> None:
@@ -138,7 +124,7 @@ def _link(page: Page, control: str) -> None:
     expect(qr).to_be_visible(timeout=30_000)
     code = qr.get_attribute("data-qr")
     assert code
-    _control(control, "POST", "/scan", {"qr": code})
+    sim_request(control, "POST", "/scan", {"qr": code})
     expect(page.get_by_test_id("status-state")).to_have_attribute("data-state", "open", timeout=30_000)
 
 
@@ -176,7 +162,7 @@ def test_newcomer_states_in_the_page(product: Product, browser: Browser) -> None
     assert "expires" not in headline and not re.search(r"\d+ s\b", headline), headline
     _shot(page, "2-qr")
     code = page.get_by_test_id("qr-image").get_attribute("data-qr")
-    _control(product.control, "POST", "/scan", {"qr": code})
+    sim_request(product.control, "POST", "/scan", {"qr": code})
     expect(state).to_have_attribute("data-state", "open", timeout=30_000)
     expect(state).to_have_text("Linked and running")
 
@@ -187,14 +173,14 @@ def test_newcomer_states_in_the_page(product: Product, browser: Browser) -> None
     expect(page.get_by_test_id("logout")).to_be_enabled()
 
     # 5: a reply is one "Replied" row; its echo from our own account is not an "Ignored" row.
-    _control(product.control, "POST", "/contacts", {"phone": GRACE, "name": "Grace"})
+    sim_request(product.control, "POST", "/contacts", {"phone": GRACE, "name": "Grace"})
     httpx.post(
         product.url.split("?")[0] + "api/whatsapp/contacts",
         json={"phone": GRACE, "name": "Grace", "permission": "write"},
         headers=bearer(product.home),
     ).raise_for_status()
-    _control(product.control, "POST", "/send", {"from": GRACE, "text": "hello"})
-    _wait_for(lambda: _inbox_texts(product.control, GRACE) == ["Echo: hello"])
+    sim_request(product.control, "POST", "/send", {"from": GRACE, "text": "hello"})
+    _wait_for(lambda: inbox_texts(product.control, GRACE) == ["Echo: hello"])
     expect(page.get_by_test_id("activity-list")).to_contain_text("Replied", timeout=10_000)
     time.sleep(2)  # the echo of our reply arrives after it
     kinds = [(a["kind"], a.get("reason")) for a in product.api("activity")]
@@ -222,7 +208,7 @@ def test_newcomer_states_in_the_page(product: Product, browser: Browser) -> None
         env=product.env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    sent = _control(product.control, "POST", "/send", {"from": GRACE, "text": "are you there?"})["id"]
+    sent = sim_request(product.control, "POST", "/send", {"from": GRACE, "text": "are you there?"})["id"]  # type: ignore[index]
     failed = page.locator('[data-testid="activity-entry"][data-kind="failed"]')
     expect(failed).to_have_count(1, timeout=30_000)
     expect(failed).to_contain_text("Agent failed")
@@ -322,8 +308,7 @@ def test_demo_points_to_its_phone_and_the_phone_page_says_what_is_true(tmp_path:
         phone.wait_for_timeout(1500)  # several refreshes that fail: the chat stays as it was
         expect(chat).to_contain_text("Echo: hi, it's me")
         expect(chat).to_contain_text("hi, it's me")
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        phone.screenshot(path=str(SHOTS / "newcomer-7-phone-server-gone.png"), full_page=True)
+        save_shot(phone, "newcomer-7-phone-server-gone")
     finally:
         if demo.poll() is None:
             demo.kill()
