@@ -33,13 +33,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
+from cortask.group_commit import GroupCommit
 from cortask.store.activity import ActivityRepository
 from cortask.store.agents import AgentRepository
 from cortask.store.approvals import ApprovalRepository
 from cortask.store.base import Async, Reader
 from cortask.store.db import Clock, connect_reader, utcnow
 from cortask.store.errors import StoreClosed
-from cortask.store.group_commit import GroupCommit
 from cortask.store.journal import JournalRepository
 from cortask.store.outbox import OutboxRepository
 from cortask.store.sessions import SessionRepository

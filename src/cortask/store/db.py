@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cortask import migrations as migrations_
+from cortask.group_commit import Nesting
 from cortask.home import cortask_home, private_file
 from cortask.migrations import Migration, schema_version
 from cortask.store.errors import DatabaseFailed, DatabaseUnusable, SchemaTooNew, StoreBusy, StoreClosed
@@ -134,7 +135,7 @@ class Database:
         self._path = path
         self._clock = clock
         self._lock = threading.RLock()
-        self._depth = 0  # nesting of transactions: the outermost BEGINs, inner ones use savepoints
+        self._nesting = Nesting()  # the outermost transaction BEGINs, inner ones are savepoints
 
     @property
     def path(self) -> Path:
@@ -179,38 +180,14 @@ class Database:
             conn = self._conn
             if conn is None:
                 raise StoreClosed("The Cortask store is closed: open it again with Store.open().")
-            if self._depth:
-                yield from self._savepoint(conn)
-                return
+            outermost = not self._nesting.depth
             try:
-                conn.execute(begin)
-                self._depth = 1
-                try:
-                    yield conn
-                    conn.execute("COMMIT")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                    raise
-                finally:
-                    self._depth = 0
+                with self._nesting.enter(conn, begin) as inside:
+                    yield inside
             except sqlite3.OperationalError as exc:
+                if not outermost:
+                    raise  # the outermost says it (a group commit fails its whole group on this)
                 raise self._failed(exc) from exc
-
-    def _savepoint(self, conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-        name = f"sp{self._depth}"
-        conn.execute(f"SAVEPOINT {name}")
-        self._depth += 1
-        try:
-            yield conn
-        except BaseException:
-            conn.execute(f"ROLLBACK TO {name}")
-            conn.execute(f"RELEASE {name}")
-            raise
-        else:
-            conn.execute(f"RELEASE {name}")
-        finally:
-            self._depth -= 1
 
     def _failed(self, exc: sqlite3.OperationalError) -> DatabaseFailed:
         text = str(exc)

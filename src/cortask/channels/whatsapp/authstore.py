@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cortask.channels.whatsapp.jid import same_chat
+from cortask.group_commit import Nesting
 from cortask.migrations import Migration, UnusableDatabase, migrate
 
 log = logging.getLogger("cortask.whatsapp")
@@ -105,6 +106,7 @@ class AuthStore:
         # The sidecar's requests run on a worker thread while the channel may read or close the
         # store from the event loop: one lock makes every use of the connection exclusive.
         self._mutex = threading.RLock()
+        self._nesting = Nesting()
         self._closed = False
 
     @classmethod
@@ -260,20 +262,27 @@ class AuthStore:
 
     # -- internals -------------------------------------------------------------------------------
 
+    def write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One durable write transaction; inside another it is a savepoint (so a `GroupCommit` can
+        run several writes under one commit, each rolled back alone if it raises)."""
+        return self._write()
+
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        try:
-            with self._mutex:
-                if self._closed:
-                    raise AuthStoreError("the auth store is closed")
-                with self._db:  # BEGIN ... COMMIT, or ROLLBACK on error
-                    self._db.execute("BEGIN IMMEDIATE")
-                    yield self._db
-        except sqlite3.OperationalError as exc:
-            raise StoreWriteFailed(
-                f"could not save WhatsApp keys in {self.directory}: {exc}. Free disk space or fix the "
-                "folder's permissions; the channel stops rather than lose keys."
-            ) from exc
+        with self._mutex:
+            if self._closed:
+                raise AuthStoreError("the auth store is closed")
+            outermost = not self._nesting.depth
+            try:
+                with self._nesting.enter(self._db) as db:
+                    yield db
+            except sqlite3.OperationalError as exc:
+                if not outermost:
+                    raise  # the outermost says it (a group commit fails its whole group on this)
+                raise StoreWriteFailed(
+                    f"could not save WhatsApp keys in {self.directory}: {exc}. Free disk space or fix the "
+                    "folder's permissions; the channel stops rather than lose keys."
+                ) from exc
 
     @staticmethod
     def remove(directory: Path) -> None:

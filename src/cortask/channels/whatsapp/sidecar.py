@@ -30,6 +30,7 @@ from cortask.channels.whatsapp.sidecar_files import SidecarNotInstalled as Sidec
 from cortask.channels.whatsapp.sidecar_files import locate_sidecar as locate_sidecar
 from cortask.channels.whatsapp.sidecar_files import pinned_baileys_version as pinned_baileys_version
 from cortask.childenv import child_environment
+from cortask.group_commit import GroupCommit
 
 log = logging.getLogger("cortask.whatsapp.sidecar")
 baileys_log = logging.getLogger("cortask.whatsapp.baileys")
@@ -80,17 +81,23 @@ class Sidecar:
         self._pending: dict[int, asyncio.Future[wire.Answer]] = {}
         self._next_id = 0
         self._tasks: list[asyncio.Task[None]] = []
-        # One writer: every store call runs on this single thread, in arrival order.
-        self._store_thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="authstore")
+        # Every store request runs on this one thread, in arrival order (a read sees every write
+        # before it); writes waiting at the same moment share one commit (issue #18).
+        self._store_thread = GroupCommit("authstore")
+        self._store_thread.database = store
+        self._answering: set[asyncio.Task[None]] = set()
+        # Set by the first write that fails: every write after it fails too, so a key written on
+        # top of one that was lost is never kept (the sidecar stops on a failed write).
+        self._write_failed: str | None = None
         self.events: asyncio.Queue[SidecarEvent] = asyncio.Queue()
         self.hello: wire.Hello | None = None
         self.fatal: wire.Fatal | None = None
         # How each store request is served (on the store's thread), by its type.
         self._store_ops: Mapping[type[wire.StoreRequest], Callable[[Any], wire.StoreResult]] = {
             wire.KeysGet: self._keys_get,
-            wire.KeysSet: self._keys_set,
+            wire.KeysSet: self._in_order(self._keys_set),
             wire.CredsGet: self._creds_get,
-            wire.CredsSet: self._creds_set,
+            wire.CredsSet: self._in_order(self._creds_set),
             wire.SentGet: self._sent_get,
         }
 
@@ -205,7 +212,10 @@ class Sidecar:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 2)
-        self._store_thread.shutdown(wait=True)
+        self._store_thread.shutdown(wait=True)  # what the sidecar asked to write is written
+        for answering in list(self._answering):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(answering, 2)
 
     async def _write(self, line: bytes) -> None:
         assert self._proc and self._proc.stdin
@@ -246,7 +256,7 @@ class Sidecar:
             if fut is not None and not fut.done():
                 fut.set_result(msg)
         elif isinstance(msg, wire.KeysGet | wire.KeysSet | wire.CredsGet | wire.CredsSet | wire.SentGet):
-            await self._serve(msg)
+            self._serve(msg)
         elif isinstance(msg, wire.Hello):
             if not hello.done():
                 hello.set_result(msg)
@@ -271,13 +281,21 @@ class Sidecar:
         assert self._proc and self._proc.stderr
         await log_stderr(self._proc.stderr)
 
-    async def _serve(self, request: wire.StoreRequest) -> None:
-        """Answer an auth-state request from the sidecar, in order, on the store's thread."""
-        loop = asyncio.get_running_loop()
+    def _serve(self, request: wire.StoreRequest) -> None:
+        """Queue an auth-state request on the store's thread and go on reading: the sidecar sends
+        the next transaction's keys while the last ones are being flushed. Each is answered once
+        done, a write once its commit is on disk."""
+        future = self._store_thread.submit(self._store_ops[type(request)], request)
+        if isinstance(request, wire.KeysSet | wire.CredsSet):
+            future.add_done_callback(self._note_failed_write)  # a whole group's commit can fail
+        task = asyncio.ensure_future(self._answer_when_done(request, asyncio.wrap_future(future)))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer_when_done(self, request: wire.StoreRequest, done: asyncio.Future[wire.StoreResult]) -> None:
         op = request.OP
         try:
-            result = await loop.run_in_executor(self._store_thread, self._store_ops[type(request)], request)
-            answer = wire.StoreAnswer(request.req, result=result)
+            answer = wire.StoreAnswer(request.req, result=await done)
         except (AuthStoreError, ValueError, KeyError, TypeError) as exc:
             log.error("auth store request %s failed: %s", op, exc)
             answer = wire.StoreAnswer(request.req, error=str(exc))
@@ -285,6 +303,26 @@ class Sidecar:
             log.exception("auth store request %s failed", op)
             answer = wire.StoreAnswer(request.req, error=str(exc))
         await self._answer(answer, op)
+
+    def _in_order(self, write: Callable[[Any], wire.StoreResult]) -> Callable[[Any], wire.StoreResult]:
+        """`write`, refused once an earlier write failed (runs on the store's thread, in order)."""
+
+        def checked(request: Any) -> wire.StoreResult:
+            if self._write_failed is not None:
+                raise AuthStoreError(f"not saved: an earlier write of WhatsApp keys failed ({self._write_failed})")
+            try:
+                return write(request)
+            except BaseException as exc:
+                if not _refused(exc):
+                    self._write_failed = str(exc)
+                raise
+
+        return checked
+
+    def _note_failed_write(self, future: concurrent.futures.Future[wire.StoreResult]) -> None:
+        exc = None if future.cancelled() else future.exception()
+        if exc is not None and not _refused(exc) and self._write_failed is None:
+            self._write_failed = str(exc)
 
     async def _answer(self, answer: wire.StoreAnswer, op: str) -> None:
         with contextlib.suppress(ConnectionError, RuntimeError, AssertionError):
@@ -310,6 +348,12 @@ class Sidecar:
 
     def _sent_get(self, request: wire.SentGet) -> wire.SentFound:
         return wire.SentFound(self._store.sent_text(request.id, request.jid))
+
+
+def _refused(exc: BaseException) -> bool:
+    """A request the store turned down before writing anything (an unknown key type, credentials
+    that are not JSON): nothing was lost, so later writes may go on."""
+    return isinstance(exc, ValueError | TypeError | KeyError)
 
 
 async def read_lines(stream: asyncio.StreamReader, max_line: int) -> AsyncIterator[bytes]:

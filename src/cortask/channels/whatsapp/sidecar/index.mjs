@@ -62,7 +62,10 @@ process.stderr.on('error', () => {});
 const write = (obj) => process.stdout.write(JSON.stringify(obj, BufferJSON.replacer) + '\n');
 // An event line, its fields checked against protocol.mjs's table.
 const emitEvent = (name, body) => write({ event: name, ...checked('events', name, body) });
+let stopping = false;
 const fatal = (code, message) => {
+  if (stopping) return; // the writes after a failed one fail too: one reason is enough
+  stopping = true;
   emitEvent('fatal', { code, message });
   // Give stdout a moment to flush, then stop: a failed durable write must never be ignored.
   setTimeout(() => process.exit(3), 20);
@@ -81,10 +84,12 @@ function ask(op, args = {}) {
 const revive = (text) => (text == null ? null : JSON.parse(text, BufferJSON.reviver));
 
 // ---- auth state kept by Python --------------------------------------------------------------
-// Keys this process has read or durably written, as stored text (revived afresh on every read, so
-// Baileys never shares an object with the cache). Safe because this process is the only writer
-// of its auth directory (Python holds the owner lock) and the cache only learns a write after
-// Python has committed it; it saves a pipe round trip on most of the ~10 key reads per message.
+// Keys this process has read or written, as stored text (revived afresh on every read, so Baileys
+// never shares an object with the cache). Safe because this process is the only writer of its
+// auth directory (Python holds the owner lock). A write is learnt when it is sent to Python, so
+// the next Signal transaction reads it while Python is still flushing it (Python runs requests in
+// order, so a read it answers sees it too); were the write to fail, this process stops (fatal)
+// and the cache is gone with it. It saves a pipe round trip on most of the ~10 key reads a message.
 const KEY_CACHE_ENTRIES = 5000;
 function keyCache() {
   const entries = new Map(); // "type/id" -> stored text, or null when absent; oldest first
@@ -129,13 +134,14 @@ async function loadAuthState() {
           items.push([type, id, value == null ? null : JSON.stringify(value, BufferJSON.replacer)]);
         }
       }
+      const saved = ask('keys.set', { items }); // sent now, in order; on disk when it resolves
+      for (const [type, id, text] of items) cache.learn(type, id, text);
       try {
-        await ask('keys.set', { items });
+        await saved;
       } catch (e) {
         fatal('store_write_failed', `could not save Signal keys: ${e.message}`);
         throw e;
       }
-      for (const [type, id, text] of items) cache.learn(type, id, text);
     },
   };
   const saveCreds = async () => {

@@ -1,4 +1,7 @@
-"""`GroupCommit`: the store's writer thread, sharing one commit among the writes waiting at once.
+"""`GroupCommit`: a database's writer thread, sharing one commit among the writes waiting at once.
+
+Both databases use it: the Cortask store (`cortask.store.aio`) and the WhatsApp auth store, whose
+Signal key writes the sidecar sends while earlier ones are still being flushed (issue #18).
 
 Writes run one at a time in the order they were submitted, on one thread, as before. When the
 thread finds more than one waiting, it runs them inside one transaction (each call's own
@@ -14,22 +17,67 @@ have failed on its own; the callers retry (the channel's journal does).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from typing import Any, ParamSpec, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from cortask.store.db import Database
-
-__all__ = ["MAX_GROUP", "GroupCommit"]
+__all__ = ["MAX_GROUP", "GroupCommit", "Nesting", "Transactional"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 MAX_GROUP = 64  # bounds how long the first write of a group waits for the others to run
 _STOP = object()
+
+
+class Transactional(Protocol):
+    """What a group runs in: `write()` opens a write transaction (one commit), and a `write()`
+    inside it is a savepoint that can be rolled back alone."""
+
+    def write(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+
+class Nesting:
+    """One connection's transactions, nestable, as a `Transactional.write()` must be: the outermost
+    BEGINs and COMMITs (or rolls back), an inner one is a savepoint that a raising block rolls back
+    alone. Not thread-safe: the connection's owner holds its lock around `enter`."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+
+    @contextlib.contextmanager
+    def enter(self, conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        if self.depth:
+            name = f"sp{self.depth}"
+            conn.execute(f"SAVEPOINT {name}")
+            self.depth += 1
+            try:
+                yield conn
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                conn.execute(f"RELEASE {name}")
+            finally:
+                self.depth -= 1
+            return
+        conn.execute(begin)
+        self.depth = 1
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            self.depth = 0
 
 
 class _Work:
@@ -43,7 +91,7 @@ class GroupCommit(Executor):
     """An executor with one thread; set `database` once it is open, and waiting writes share commits."""
 
     def __init__(self, name: str = "cortask-store", max_group: int = MAX_GROUP) -> None:
-        self.database: Database | None = None  # until set (the database is opened on this thread), calls run alone
+        self.database: Transactional | None = None  # until set (the database is opened on this thread), calls run alone
         self._max_group = max_group
         self._queue: queue.SimpleQueue[_Work | object] = queue.SimpleQueue()
         self._stopped = False
@@ -101,7 +149,7 @@ def _run_alone(work: _Work) -> None:
         work.future.set_result(result)
 
 
-def _run_together(database: Database, group: list[_Work]) -> None:
+def _run_together(database: Transactional, group: list[_Work]) -> None:
     done: list[tuple[_Work, BaseException | None, Any]] = []
     try:
         with database.write() as conn:
