@@ -98,6 +98,7 @@ class ReplyPipeline:
         self._chats: dict[str, asyncio.Queue[InboundText | PlannedReply]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._in_flight: set[str] = set()  # message and reply ids queued or being processed
+        self._typing: set[str] = set()  # chats shown "typing" (composing) and not yet "paused"
         self._keys: dict[str, wire.MessageKey | None] = {}  # for read receipts, by message id
         self._flood = SenderLimiter(config.flood)
         self._full_chats: set[str] = set()  # chats whose full queue was reported (once per flood)
@@ -297,11 +298,16 @@ class ReplyPipeline:
                     await self._process(work)
                 else:
                     await self._deliver(work)
-                    await self._presence(work.chat_jid, "paused")
             except Exception:
                 log.exception("failed to process a message in %s", work.chat_jid)
             finally:
                 self._in_flight.discard(work.message_id)
+                # "Typing" ends when the chat has nothing more to answer. Between two queued
+                # messages it is not cleared just to be shown again a moment later: the reply
+                # itself clears it on the phone, and the next message shows it again.
+                if queue.empty() and work.chat_jid in self._typing:
+                    with contextlib.suppress(Exception):
+                        await self._presence(work.chat_jid, "paused")
 
     async def _process(self, item: InboundText) -> None:
         account = self._account()
@@ -339,17 +345,14 @@ class ReplyPipeline:
         finally:
             if refresher is not None:
                 refresher.cancel()
-        try:
-            parts = await self._plan(account, item, reply, error)
-            for planned in parts:
-                if error is not None:  # the activity says the agent failed, not "replied" (issue #17)
-                    self._agent_failures[planned.message_id] = error
-                if item.is_group:  # each part of a group reply quotes the message it answers
-                    quoted = wire.Quoted(item.message_id, item.chat_jid, item.sender_jid, item.text)
-                    self._quotes[planned.message_id] = quoted
-            await self._deliver_all(parts)
-        finally:
-            await self._presence(item.chat_jid, "paused")
+        parts = await self._plan(account, item, reply, error)
+        for planned in parts:
+            if error is not None:  # the activity says the agent failed, not "replied" (issue #17)
+                self._agent_failures[planned.message_id] = error
+            if item.is_group:  # each part of a group reply quotes the message it answers
+                quoted = wire.Quoted(item.message_id, item.chat_jid, item.sender_jid, item.text)
+                self._quotes[planned.message_id] = quoted
+        await self._deliver_all(parts)
 
     async def _plan(self, account: str, item: InboundText, text: str, error: str | None = None) -> list[PlannedReply]:
         """Record the reply (in parts when it is longer than a message may be), each part under a
@@ -458,6 +461,10 @@ class ReplyPipeline:
         # Not awaited round trip: the sidecar runs commands in the order they arrive and Baileys
         # writes a chat state at once, so "composing" still precedes the reply, without adding a
         # pipe round trip to every answer (a failed one is only a missing typing indicator).
+        if kind == "composing":
+            self._typing.add(chat)
+        else:
+            self._typing.discard(chat)
         await self._link.notify(wire.Presence(kind, chat))
 
     async def send(

@@ -73,6 +73,23 @@ async def test_a_message_is_read_typed_at_answered_and_typing_cleared_in_that_or
     await pipeline.close()
 
 
+async def test_typing_is_not_cleared_between_queued_messages_of_a_chat_only_after_the_last(tmp_path: Path) -> None:
+    # Each reply clears "typing" on the phone and the next message shows it again; a "paused"
+    # in between would only be one more stanza per message in a burst (issue #18).
+    pipeline, link, activity, _ = make(tmp_path, [True])
+    for n in (1, 2, 3):
+        await pipeline.arrive(message(f"M{n}", f"hi {n}"), "notify")
+    await activity.wait(lambda e: sum(x["kind"] == "replied" for x in activity.entries) == 3, timeout=5)
+    await asyncio.sleep(0)  # the worker clears typing after the last send
+    sends = [s for s in shape(link.sent) if s != "read"]
+    assert sends == [
+        "presence:composing", "send:echo: hi 1",
+        "presence:composing", "send:echo: hi 2",
+        "presence:composing", "send:echo: hi 3", "presence:paused",
+    ]  # fmt: skip
+    await pipeline.close()
+
+
 async def test_a_redelivered_message_is_answered_once(tmp_path: Path) -> None:
     pipeline, link, activity, _ = make(tmp_path, [True])
     await pipeline.arrive(message("M1"), "notify")
