@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from testkit.channel import MakeChannel, inbox_sequence, link, reply_seen, texts_received
@@ -183,3 +184,31 @@ async def test_a_phone_that_asks_for_a_retry_gets_the_reply_again(sim: Wasim, ma
     await sim.events.wait_for("decrypt.failed", since=since)
     # The resend arrives after typing was already cleared.
     assert await reply_seen(sim, ADA, 2, typing=False) == ["echo: first", "echo: second"]
+
+
+async def test_a_burst_from_a_new_contact_is_answered_in_order_and_our_replies_are_not_handed_back(
+    sim: Wasim, make_channel: MakeChannel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Baileys reports every message it sends back as one of ours; Python would only drop them, so
+    # the sidecar leaves them out: one line less per reply (issue #18). Incoming ones still arrive.
+    from cortask.channels.whatsapp.pipeline import ReplyPipeline
+
+    arrived: list[tuple[bool, str]] = []
+    arrive = ReplyPipeline.arrive
+
+    async def recording(pipeline: ReplyPipeline, raw: Any, upsert_type: str) -> None:
+        key = raw.get("key") or {}
+        arrived.append((bool(key.get("fromMe")), str(key.get("id"))))
+        await arrive(pipeline, raw, upsert_type)
+
+    monkeypatch.setattr(ReplyPipeline, "arrive", recording)
+    channel = await make_channel(sim, trusted_contacts=(TrustedContact.parse(ADA, "write"),))
+    await link(channel, sim)
+    sim.add_contact(ADA, "Ada")
+    for n in range(10):  # a new contact: the first ones also teach Baileys her LID
+        await sim.messaging.send(ADA, f"hello {n}")
+    # in order, too: Baileys handles messages concurrently, so a message that waits for a lookup
+    # could be overtaken by the next one of the chat unless the sidecar keeps a chat's order
+    assert await reply_seen(sim, ADA, 10) == [f"echo: hello {n}" for n in range(10)]
+    await asyncio.sleep(0.5)  # an echo would come right after its send
+    assert [mine for mine, _ in arrived] == [False] * 10, arrived

@@ -162,7 +162,17 @@ async function loadAuthState() {
 // the auth directory, which the next start reads before connecting.
 let nextSeq = 0;
 const unacked = new Map();
-function forwardMessages(type, messages) {
+// Ids of the replies Python sent through us: Baileys reports each of them back as a message of
+// ours ('append'), which Python only drops; leaving them out spares a line per reply.
+const SENT_IDS_KEPT = 1000;
+const sentIds = new Set();
+function sentByPython(id) {
+  sentIds.add(id);
+  if (sentIds.size > SENT_IDS_KEPT) sentIds.delete(sentIds.values().next().value);
+}
+function forwardMessages(type, all) {
+  const messages = all.filter((m) => !(m.key?.fromMe && sentIds.has(m.key.id)));
+  if (!messages.length) return;
   const batch = checked('events', 'messages', { seq: ++nextSeq, type, messages: messages.map(describeMessage) });
   unacked.set(batch.seq, batch);
   write({ event: 'messages', ...batch });
@@ -183,6 +193,25 @@ function spillUnacknowledged() {
   fs.closeSync(fd);
   fs.renameSync(name + '.tmp', name);
   unacked.clear();
+}
+
+// Baileys handles every incoming message node at once, concurrently, and a chat's order rests on
+// timing: a message that has to look a contact's LID up (or wait for its keys to be on disk)
+// can be overtaken by the next one of the same chat. Baileys' own listener is kept, but a chat's
+// nodes reach it one at a time, in the order they came; other chats go on meanwhile.
+function oneAtATimePerChat(ws, event) {
+  for (const listener of ws.listeners(event)) {
+    ws.off(event, listener);
+    const tails = new Map(); // chat -> the handling of its last node
+    ws.on(event, (node) => {
+      const chat = node?.attrs?.from ?? '';
+      const handled = (tails.get(chat) ?? Promise.resolve())
+        .then(() => listener(node))
+        .catch((e) => logger.error({ err: e }, 'a message could not be handled'));
+      tails.set(chat, handled);
+      handled.then(() => { if (tails.get(chat) === handled) tails.delete(chat); });
+    });
+  }
 }
 
 // ---- the one socket -------------------------------------------------------------------------
@@ -235,6 +264,7 @@ async function connect(cmd) {
     },
   });
   sock = s;
+  oneAtATimePerChat(s.ws, 'CB:message');
   const current = () => gen === generation;
   s.ev.on('creds.update', async () => {
     await saveCreds();
@@ -314,6 +344,7 @@ const commands = {
     // Python chooses the id and records the text durably first, so a retry receipt that
     // arrives at once can always be answered (getMessage).
     const options = cmd.messageId ? { messageId: cmd.messageId } : {};
+    if (cmd.messageId) sentByPython(cmd.messageId); // before sending: Baileys reports it back at once
     if (cmd.quoted) {
       // A reply in a group quotes the message it answers (Baileys builds the contextInfo from it).
       const { id, remoteJid, participant, text } = cmd.quoted;
@@ -425,7 +456,9 @@ async function onLine(line) {
     return;
   }
   try {
-    write({ re: what.id, ok: true, result: checked('results', what.command, await commands[what.command](msg)) });
+    const result = checked('results', what.command, await commands[what.command](msg));
+    // id 0: nobody waits (typing, read receipts, acks); only a failure is worth a line.
+    if (what.id !== 0) write({ re: what.id, ok: true, result });
   } catch (e) {
     write({ re: what.id, ok: false, error: String(e?.message ?? e) });
   }
