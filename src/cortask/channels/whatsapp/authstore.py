@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cortask.channels.whatsapp.jid import same_chat
-from cortask.group_commit import Nesting
+from cortask.group_commit import GroupCommit, Nesting
 from cortask.migrations import Migration, UnusableDatabase, migrate
 
 log = logging.getLogger("cortask.whatsapp")
@@ -108,6 +108,21 @@ class AuthStore:
         self._mutex = threading.RLock()
         self._nesting = Nesting()
         self._closed = False
+        self._writer: GroupCommit | None = None
+
+    @property
+    def writer(self) -> GroupCommit:
+        """The one thread that writes this store, started on first use: the sidecar's requests and
+        our own records of what we send go through it in order, so the writes waiting at the same
+        moment share one commit (a reply's record and the keys of the message it answers) instead
+        of taking turns at the connection's lock, each with its own fsync (issue #18)."""
+        with self._mutex:
+            if self._closed:
+                raise AuthStoreError("the auth store is closed")
+            if self._writer is None:
+                self._writer = GroupCommit("authstore")
+                self._writer.database = self
+            return self._writer
 
     @classmethod
     def open(cls, directory: Path) -> AuthStore:
@@ -126,6 +141,10 @@ class AuthStore:
         return store
 
     def close(self) -> None:
+        with self._mutex:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)  # what was asked to be written is written first
         with self._mutex:
             self._closed = True
             with contextlib.suppress(sqlite3.Error):

@@ -98,6 +98,11 @@ class ReplyPipeline:
         self._chats: dict[str, asyncio.Queue[InboundText | PlannedReply]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._in_flight: set[str] = set()  # message and reply ids queued or being processed
+        # Replies sent whose "sent" is not on disk yet, by chat (at most one a chat: the chat's next
+        # send waits for it); and reply id -> the message it answers, which are both still in
+        # flight meanwhile (a resume must not send the reply again, a redelivery not answer again).
+        self._marking: dict[str, asyncio.Task[None]] = {}
+        self._unrecorded: dict[str, str | None] = {}
         self._typing: set[str] = set()  # chats shown "typing" (composing) and not yet "paused"
         self._keys: dict[str, wire.MessageKey | None] = {}  # for read receipts, by message id
         self._flood = SenderLimiter(config.flood)
@@ -139,7 +144,7 @@ class ReplyPipeline:
         admitted = await self._durably(lambda: self._journal.admit(self._account(), item))
         now = time.time()
         outcome = lifecycle.admission(
-            admitted, item.message_id in self._in_flight, item.timestamp, now, self._config.max_message_age_seconds
+            admitted, item.message_id in self._busy(), item.timestamp, now, self._config.max_message_age_seconds
         )
         if isinstance(outcome, lifecycle.Duplicate):
             log.info("message %s in %s was handled before; not answering it again", item.message_id, item.chat_jid)
@@ -176,7 +181,7 @@ class ReplyPipeline:
         """Answer a message that waited for approval, now that its sender is allowed: journaled
         and queued like a new one (once: the journal says whether it was seen)."""
         admitted = await self._journal.admit(self._account(), item)
-        step = lifecycle.admission(admitted, item.message_id in self._in_flight, None, time.time(), 0)
+        step = lifecycle.admission(admitted, item.message_id in self._busy(), None, time.time(), 0)
         if not isinstance(step, lifecycle.Enqueue):
             return False
         self._activity.record("received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict="agent")
@@ -266,9 +271,16 @@ class ReplyPipeline:
                 self._chat_worker(work.chat_jid, queue), name=f"whatsapp-chat-{work.chat_jid}"
             )
 
+    def _busy(self) -> set[str]:
+        """Message and reply ids being worked on: queued, processed, or sent and not yet recorded."""
+        if not self._unrecorded:
+            return self._in_flight
+        return self._in_flight | self._unrecorded.keys() | {m for m in self._unrecorded.values() if m is not None}
+
     @property
     def busy_chats(self) -> int:
-        return len(self._chats)
+        """Chats with work left: messages queued or being answered, or a reply being recorded as sent."""
+        return len(self._chats.keys() | self._marking.keys())
 
     @property
     def queued_messages(self) -> int:
@@ -376,8 +388,8 @@ class ReplyPipeline:
 
     async def _remember_sent(self, message_id: str, chat: str, text: str) -> None:
         store = self._auth_store()
-        if store is not None:
-            await asyncio.get_running_loop().run_in_executor(None, store.remember_sent, message_id, chat, text)
+        if store is not None:  # on the store's writer: it shares a commit with the sidecar's key writes
+            await asyncio.wrap_future(store.writer.submit(store.remember_sent, message_id, chat, text))
 
     async def _deliver(self, reply: PlannedReply, remembered: bool = False) -> bool:
         """Send a planned reply under its reserved id and mark it sent; True once sent. When the
@@ -388,6 +400,7 @@ class ReplyPipeline:
         while True:
             if (reply.chat_jid, reply.in_reply_to) in self._given_up:
                 return False  # an earlier part was given up: the reply is not sent with a hole
+            await self._recorded(reply.chat_jid)
             try:
                 await self.send(
                     reply.chat_jid, reply.text, reply.message_id, remembered, part=(reply.part, reply.parts)
@@ -409,10 +422,34 @@ class ReplyPipeline:
                 self._activity.record("retrying", reply.chat_jid, reply.message_id, reason=str(exc), attempts=failures)
                 await asyncio.sleep(delay)
                 continue
-            # Sent: recorded as sent even if the journal must be waited for (a full disk), so a
-            # reply that went out is never sent again.
-            await self._durably(lambda: self._journal.mark_sent(reply))
+            self._record_sent(reply)
             return True
+
+    def _record_sent(self, reply: PlannedReply) -> None:
+        """Record a reply that went out as sent, even if the journal must be waited for (a full
+        disk), so it is never sent again; meanwhile the chat goes on with its next message, whose
+        reply is planned in the same commit instead of waiting for one of its own (issue #18). The
+        chat's next send waits until this is on disk, so at most the last reply of a chat can be
+        left sent but unrecorded by a crash, as when this was awaited here."""
+        self._unrecorded[reply.message_id] = reply.in_reply_to
+        task = asyncio.create_task(self._durably(lambda: self._journal.mark_sent(reply)), name="whatsapp-mark-sent")
+        self._marking[reply.chat_jid] = task
+
+        def recorded(done: asyncio.Task[None]) -> None:
+            self._unrecorded.pop(reply.message_id, None)
+            if self._marking.get(reply.chat_jid) is done:
+                del self._marking[reply.chat_jid]
+            if not done.cancelled() and done.exception() is not None:
+                log.error("could not record a reply to %s as sent: %s", reply.chat_jid, done.exception())
+
+        task.add_done_callback(recorded)
+
+    async def _recorded(self, chat: str) -> None:
+        """Wait until the chat's last reply sent is on disk as sent (its failure was logged)."""
+        marking = self._marking.get(chat)
+        if marking is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(marking)
 
     async def _give_up(self, reply: PlannedReply, error: str, failures: int) -> None:
         self._given_up.add((reply.chat_jid, reply.in_reply_to))
@@ -519,7 +556,7 @@ class ReplyPipeline:
             except Exception:
                 log.exception("could not read what is left to answer")
                 return
-            for work in lifecycle.resume_order(messages, replies, self._in_flight):
+            for work in lifecycle.resume_order(messages, replies, self._busy()):
                 if isinstance(work, PlannedReply):
                     log.info("sending a reply to %s that was not sent before", work.chat_jid)
                     self._enqueue(work)
@@ -539,3 +576,11 @@ class ReplyPipeline:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker
+        # Replies sent but not yet recorded as sent: a moment to finish (a healthy journal takes
+        # milliseconds); one still waiting for a failing journal is sent again after the restart.
+        marking = list(self._marking.values())
+        if marking:
+            _, late = await asyncio.wait(marking, timeout=2)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)

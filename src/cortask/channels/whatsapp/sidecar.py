@@ -81,10 +81,6 @@ class Sidecar:
         self._pending: dict[int, asyncio.Future[wire.Answer]] = {}
         self._next_id = 0
         self._tasks: list[asyncio.Task[None]] = []
-        # Every store request runs on this one thread, in arrival order (a read sees every write
-        # before it); writes waiting at the same moment share one commit (issue #18).
-        self._store_thread = GroupCommit("authstore")
-        self._store_thread.database = store
         self._answering: set[asyncio.Task[None]] = set()
         # Set by the first write that fails: every write after it fails too, so a key written on
         # top of one that was lost is never kept (the sidecar stops on a failed write).
@@ -100,6 +96,12 @@ class Sidecar:
             wire.CredsSet: self._in_order(self._creds_set),
             wire.SentGet: self._sent_get,
         }
+
+    @property
+    def _store_thread(self) -> GroupCommit:
+        """Where every store request runs: the store's one writer thread, in arrival order (a read
+        sees every write before it); writes waiting at the same moment share one commit (issue #18)."""
+        return self._store.writer
 
     @property
     def pid(self) -> int | None:
@@ -212,7 +214,10 @@ class Sidecar:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(task, 2)
-        self._store_thread.shutdown(wait=True)  # what the sidecar asked to write is written
+        with contextlib.suppress(RuntimeError, AuthStoreError):  # (a store closed meanwhile wrote it all)
+            # What the sidecar asked to write is written: the thread runs in order, so a no-op
+            # queued now is done once every request before it is.
+            await asyncio.wrap_future(self._store_thread.submit(lambda: None))
         for answering in list(self._answering):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await asyncio.wait_for(answering, 2)

@@ -7,6 +7,7 @@ test_kill_loop.py, test_sidecar_protocol_fuzz.py."""
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,9 @@ def store(tmp_path: Path) -> Iterator[AuthStore]:
 
 
 @pytest.fixture
-def sidecar(store: AuthStore, tmp_path: Path) -> Iterator[Sidecar]:
-    made = Sidecar(SidecarInstall(tmp_path, "node", "test"), store)  # never started: its store side only
-    yield made
-    made._store_thread.shutdown()
+def sidecar(store: AuthStore, tmp_path: Path) -> Sidecar:
+    # Never started: its store side only (its thread is the store's, stopped when the store closes).
+    return Sidecar(SidecarInstall(tmp_path, "node", "test"), store)
 
 
 def write(sidecar: Sidecar, key_id: str, key_type: str = "session") -> Any:
@@ -83,3 +83,38 @@ def test_writes_queued_behind_a_busy_store_all_land_and_a_read_after_them_sees_t
         read = sidecar._store_thread.submit(op[wire.KeysGet], wire.KeysGet(9, "session", ("k0", "k4")))
     assert [f.result(timeout=10) for f in futures] == [wire.Done()] * 5
     assert read.result(timeout=10) == wire.KeysFound({"k0": '"0"', "k4": '"4"'})
+
+
+def test_a_replys_record_and_the_sidecars_keys_waiting_together_share_one_commit(
+    sidecar: Sidecar, store: AuthStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits = []
+    outermost = store.write
+
+    def counted() -> Any:
+        commits.append(1)
+        return outermost()
+
+    monkeypatch.setattr(store, "write", counted)  # a group opens one transaction through this
+    busy = threading.Event()
+    store.writer.submit(busy.wait, 10)  # the thread is busy: what follows waits, as behind a flush
+    keys = sidecar._store_thread.submit(sidecar._store_ops[wire.KeysSet], wire.KeysSet(1, (("session", "a", '"1"'),)))
+    sent = store.writer.submit(store.remember_sent, "3EB0AAAA", "4915123456789@s.whatsapp.net", "hello")
+    busy.set()
+    assert keys.result(timeout=10) == wire.Done() and sent.result(timeout=10) is None
+    assert len(commits) == 1
+    assert store.get_keys("session", ["a"]) == {"a": '"1"'}
+    assert store.sent_text("3EB0AAAA", "4915123456789@s.whatsapp.net") == "hello"
+
+
+def test_closing_the_store_writes_what_was_queued_first(tmp_path: Path) -> None:
+    store = AuthStore.open(tmp_path / "auth")
+    with store._write():
+        queued = store.writer.submit(store.remember_sent, "3EB0BBBB", "5215512345678@s.whatsapp.net", "hola")
+    store.close()
+    assert queued.done() and queued.exception() is None
+    again = AuthStore.open(tmp_path / "auth")
+    try:
+        assert again.sent_text("3EB0BBBB", "5215512345678@s.whatsapp.net") == "hola"
+    finally:
+        again.close()
