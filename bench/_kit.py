@@ -47,13 +47,13 @@ def run_in_workdir(run: Callable[[Path], Coroutine[Any, Any, T]], keep: Path | N
 @contextlib.asynccontextmanager
 async def wasim_server(state: Path) -> AsyncIterator[dict[str, Any]]:
     """wasim in its own process on loopback, as the benches run it: yields its first line (the URLs
-    and the root key), and stops it afterwards."""
+    and the root key) with its process id ("pid"), and stops it afterwards."""
     server = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "wasim", "serve", "--state", str(state), stdout=asyncio.subprocess.PIPE
     )
     try:
         assert server.stdout is not None
-        yield json.loads(await server.stdout.readline())
+        yield {**json.loads(await server.stdout.readline()), "pid": server.pid}
     finally:
         server.terminate()
         await server.wait()

@@ -21,7 +21,9 @@ figures reported are the medians over the runs, and `runs` lists each run's own 
 
 Last line: one JSON object (ours_msgs_per_s, node_msgs_per_s, ratio, ours_p99_ms, node_p99_ms,
 added_p99_ms, ours_hop_p50_ms, ours_hop_p99_ms, qr_s, idle_rss_mb (= idle_rss_sidecar_mb +
-idle_rss_python_mb, the latter this bench's own process, which runs the channel), runs, ...). added_p99_ms is the
+idle_rss_python_mb, the latter this bench's own process, which runs the channel), runs,
+ours_burst_cpu_s and node_burst_cpu_s (the CPU seconds each process used during the burst: on a
+machine with fewer cores than busy processes, throughput follows the total), ...). added_p99_ms is the
 difference of two end-to-end p99s, taken minutes apart, so a shared machine's noise dominates it;
 ours_hop_* times our extra hop directly (see HopProbe).
 """
@@ -40,7 +42,7 @@ from typing import Any
 
 import aiohttp
 from _kit import Control as WasimControl  # (also puts tests/ on the path, for testkit)
-from _kit import HopProbe, pct, rss_mb, wasim_server
+from _kit import HopProbe, cpu_seconds, pct, rss_mb, wasim_server
 from testkit.baileys import BaileysDriver
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
@@ -72,7 +74,11 @@ class Control(WasimControl):
         return since, got
 
 
-async def measure(control: Control, burst: int, sequential: int, probe: HopProbe | None = None) -> dict[str, float]:
+async def measure(
+    control: Control, burst: int, sequential: int, cpu_of: dict[str, int], probe: HopProbe | None = None
+) -> dict[str, Any]:
+    """Sequential round trips, then the burst; `cpu_of` names the processes whose CPU time the
+    burst used is reported (name -> pid)."""
     rtts = []
     lost = 0
     for i in range(sequential):
@@ -86,9 +92,11 @@ async def measure(control: Control, burst: int, sequential: int, probe: HopProbe
             lost += 1
     hops = list(probe.hops) if probe else [0.0]  # one at a time: no queueing behind other messages
     since = await control.last_seq()
+    cpu0 = {name: cpu_seconds(pid) for name, pid in cpu_of.items()}
     t0 = time.perf_counter()
     await control.call("POST", "/send", {"from": CONTACT, "text": "burst", "count": burst})
     _, got = await control.replies(since, burst)
+    cpu = {name: round(cpu_seconds(pid) - cpu0[name], 2) for name, pid in cpu_of.items()}
     last = max((e["at"] for e in got), default=time.time())
     elapsed = last - (time.time() - (time.perf_counter() - t0))
     return {
@@ -98,6 +106,7 @@ async def measure(control: Control, burst: int, sequential: int, probe: HopProbe
         "lost": lost + burst - len(got),
         "hop_p50_ms": pct(hops, 0.5),
         "hop_p99_ms": pct(hops, 0.99),
+        "burst_cpu_s": cpu,
     }
 
 
@@ -138,7 +147,8 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                 assert channel.sidecar_pid is not None
                 sidecar_rss = rss_mb(channel.sidecar_pid)  # the breakdown: Node and Baileys, the rest is Python
                 idle_rss = sidecar_rss + rss_mb(os.getpid())
-                ours = await measure(control, burst, sequential, probe)
+                ours_cpu = {"python": os.getpid(), "sidecar": channel.sidecar_pid, "wasim": info["pid"]}
+                ours = await measure(control, burst, sequential, ours_cpu, probe)
                 await channel.stop()  # unlink, so (b) is the account's only device
                 await channel.close()
                 await store.aclose()
@@ -152,7 +162,8 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
                 mark = await bot.connect(info["url"], info["root_public_key"])
                 await bot.wait_open(mark)
                 await bot.command("echo", enabled=True)
-                node = await measure(control, burst, sequential)
+                assert bot.pid is not None
+                node = await measure(control, burst, sequential, {"node": bot.pid, "wasim": info["pid"]})
                 await bot.close()
     return {
         "burst": burst,
@@ -174,6 +185,8 @@ async def run(burst: int, sequential: int) -> dict[str, Any]:
         "idle_rss_mb": round(idle_rss, 1),
         "idle_rss_sidecar_mb": round(sidecar_rss, 1),
         "idle_rss_python_mb": round(idle_rss - sidecar_rss, 1),
+        "ours_burst_cpu_s": ours["burst_cpu_s"],
+        "node_burst_cpu_s": node["burst_cpu_s"],
     }
 
 
@@ -188,10 +201,13 @@ async def runs(burst: int, sequential: int, count: int) -> dict[str, Any]:
         found = await run(burst, sequential)
         print(json.dumps({"run": n + 1, **found}), flush=True)
         each.append(found)
-    medians: dict[str, Any] = {
-        key: round(statistics.median(r[key] for r in each), 3) if isinstance(value, float | int) else value
-        for key, value in each[0].items()
-    }
+
+    def median(key: str, value: Any) -> Any:
+        if isinstance(value, dict):  # CPU seconds by process: the median of each
+            return {name: round(statistics.median(r[key][name] for r in each), 3) for name in value}
+        return round(statistics.median(r[key] for r in each), 3) if isinstance(value, float | int) else value
+
+    medians: dict[str, Any] = {key: median(key, value) for key, value in each[0].items()}
     return {**medians, "runs": count, "ratios": [r["ratio"] for r in each], "each": each}
 
 
