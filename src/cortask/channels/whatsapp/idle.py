@@ -1,8 +1,10 @@
 """Giving memory back once the pipeline has gone quiet (issue #18).
 
-After a burst (1,000 chats at once) Python keeps the memory it used at the peak: garbage cycles
-wait for the collector, and glibc keeps freed heap pages mapped. `release_memory` returns what it
-can; `IdleRelease` calls it once per quiet spell, never on a message's path.
+After a burst (1,000 chats at once, bench/scale.py) Python keeps much of the memory it used at the
+peak: garbage cycles wait for the collector, glibc keeps freed heap pages mapped, and pymalloc
+keeps every arena that still holds one live object (the largest part, which only allocating less
+at the peak would shrink). `release_memory` returns the first two; `IdleRelease` calls it once per
+quiet spell, never on a message's path.
 """
 
 from __future__ import annotations
