@@ -43,11 +43,18 @@ NODE_VARIABLES = ("NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "NODE_PATH", "NODE_DEBU
 # 1 MB semi-spaces hold the same working set with shorter, more frequent scavenges. The old
 # generation is left unbounded on purpose: a cap would turn a backlog of messages into a crash.
 NODE_FLAGS = ("--max-semi-space-size=1",)
-# glibc gives each thread that allocates its own heap, up to 8 per core, and keeps what was freed
-# in it. After bench/scale.py's burst four such heaps of its worker threads held 26 MB of
-# the sidecar's RSS, 14 MB more than before it; with two heaps shared by all threads, freed memory
-# is used again instead (-25 MB after the burst). Other C libraries ignore the variable.
-MALLOC_ENVIRONMENT = {"MALLOC_ARENA_MAX": "2"}
+# glibc's malloc for the sidecar (issue #18). By default it raises its mmap threshold each time a
+# large block is freed, so later large buffers come from the heap, and it keeps one heap per thread:
+# after bench/scale.py's burst, per-thread heaps of 10 MB held 26 MB of the sidecar's RSS (14 MB more
+# than before it), which V8's gc() does not touch. Fixed thresholds (128 KB: larger blocks are
+# mapped and unmapped, free heap tops are trimmed) and two heaps shared by all threads: the
+# sidecar went 86 -> 97 MB over the burst instead of 94-98 -> 112-121. The arena cap alone did
+# not help. Other C libraries ignore both variables.
+MALLOC_ENVIRONMENT = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": "131072",  # glibc's own names for the tunables glibc.malloc.*: in
+    "MALLOC_TRIM_THRESHOLD_": "131072",  # GLIBC_TUNABLES glibc would rewrite the environment
+}
 MAX_LINE = 64 * 1024 * 1024
 
 

@@ -1,7 +1,7 @@
 """Issue #18: the real sidecar runs with the heap settings that keep it small while idle (1 MB
 young-generation semi-spaces, no cap on the old generation, so a backlog never crashes it, and
-two glibc heaps shared by its threads rather than one per thread), and still says hello. How much
-memory that saves is a benchmark figure (bench/pipeline.py, bench/scale.py)."""
+glibc's malloc with fixed thresholds and two heaps shared by its threads), and still says hello.
+How much memory that saves is a benchmark figure (bench/pipeline.py, bench/scale.py)."""
 
 from __future__ import annotations
 
@@ -38,4 +38,5 @@ async def test_the_sidecar_runs_with_small_young_generation_no_heap_cap_and_two_
     assert "--max-semi-space-size=1" in argv
     assert not [arg for arg in argv if arg.startswith("--max-old-space-size")]
     assert environ.get("MALLOC_ARENA_MAX") == "2"
+    assert environ.get("MALLOC_MMAP_THRESHOLD_") == environ.get("MALLOC_TRIM_THRESHOLD_") == "131072"
     assert argv[-1].endswith("index.mjs")  # Node's flags come before the script, or they would be its arguments
