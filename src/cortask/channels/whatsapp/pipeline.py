@@ -24,6 +24,7 @@ from cortask.channels.whatsapp.authstore import AuthStore
 from cortask.channels.whatsapp.config import WhatsAppConfig
 from cortask.channels.whatsapp.flood import SenderLimiter
 from cortask.channels.whatsapp.groups import group_gate
+from cortask.channels.whatsapp.idle import IDLE_RELEASE_S, IdleRelease, release_memory
 from cortask.channels.whatsapp.inbound import InboundText, SelfChat, classify
 from cortask.channels.whatsapp.journal import Journal, JournalUnavailable, PlannedReply
 from cortask.channels.whatsapp.pacing import TokenBucket
@@ -116,6 +117,11 @@ class ReplyPipeline:
         self._given_up: set[tuple[str, str | None]] = set()  # replies whose sending was given up
         self.failed_sends = 0  # replies given up since the start (the status says so)
         self.on_send_failed: Callable[[int], None] = lambda count: None
+        # Once every chat's worker is released and nothing came for a while, memory the burst
+        # left behind goes back (issue #18).
+        self._idle = IdleRelease(
+            IDLE_RELEASE_S, release_memory, lambda delay, fire: asyncio.get_running_loop().call_later(delay, fire)
+        )
 
     # -- arrival -----------------------------------------------------------------------------------
 
@@ -267,6 +273,7 @@ class ReplyPipeline:
         queue.put_nowait(work)
         worker = self._workers.get(work.chat_jid)
         if worker is None or worker.done():
+            self._idle.busy()
             self._workers[work.chat_jid] = asyncio.create_task(
                 self._chat_worker(work.chat_jid, queue), name=f"whatsapp-chat-{work.chat_jid}"
             )
@@ -301,6 +308,8 @@ class ReplyPipeline:
                 self._full_chats.discard(chat)  # drained: a later overflow is a new flood
                 if self._workers.get(chat) is asyncio.current_task():
                     del self._workers[chat]
+                if not self._chats:
+                    self._idle.idle()
 
     async def _drain(self, queue: asyncio.Queue[InboundText | PlannedReply]) -> None:
         while not queue.empty():
@@ -576,6 +585,7 @@ class ReplyPipeline:
         for worker in workers:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await worker
+        self._idle.busy()  # the cancelled workers went idle on their way out: nothing to release now
         # Replies sent but not yet recorded as sent: a moment to finish (a healthy journal takes
         # milliseconds); one still waiting for a failing journal is sent again after the restart.
         marking = list(self._marking.values())

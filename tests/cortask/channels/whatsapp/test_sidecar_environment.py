@@ -60,5 +60,6 @@ async def test_the_sidecar_environment_holds_no_token_and_no_key(
     assert set(seen) <= {
         "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "NODE_OPTIONS",
         "NODE_EXTRA_CA_CERTS", "NODE_PATH", "NODE_DEBUG", "UV_THREADPOOL_SIZE",
-        "CORTASK_SIDECAR_LOG_LEVEL", "CORTASK_SIDECAR_SPILL_DIR",
+        "CORTASK_SIDECAR_LOG_LEVEL", "CORTASK_SIDECAR_SPILL_DIR", "MALLOC_ARENA_MAX",
+        "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
     } | {name for name in seen if name.startswith("LC_")}  # fmt: skip
