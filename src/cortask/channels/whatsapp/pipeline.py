@@ -150,7 +150,7 @@ class ReplyPipeline:
         admitted = await self._durably(lambda: self._journal.admit(self._account(), item))
         now = time.time()
         outcome = lifecycle.admission(
-            admitted, item.message_id in self._busy(), item.timestamp, now, self._config.max_message_age_seconds
+            admitted, self._is_busy(item.message_id), item.timestamp, now, self._config.max_message_age_seconds
         )
         if isinstance(outcome, lifecycle.Duplicate):
             log.info("message %s in %s was handled before; not answering it again", item.message_id, item.chat_jid)
@@ -187,7 +187,7 @@ class ReplyPipeline:
         """Answer a message that waited for approval, now that its sender is allowed: journaled
         and queued like a new one (once: the journal says whether it was seen)."""
         admitted = await self._journal.admit(self._account(), item)
-        step = lifecycle.admission(admitted, item.message_id in self._busy(), None, time.time(), 0)
+        step = lifecycle.admission(admitted, self._is_busy(item.message_id), None, time.time(), 0)
         if not isinstance(step, lifecycle.Enqueue):
             return False
         self._activity.record("received", item.chat_jid, item.message_id, sender=item.sender_phone, verdict="agent")
@@ -283,6 +283,12 @@ class ReplyPipeline:
         if not self._unrecorded:
             return self._in_flight
         return self._in_flight | self._unrecorded.keys() | {m for m in self._unrecorded.values() if m is not None}
+
+    def _is_busy(self, message_id: str) -> bool:
+        """`message_id in self._busy()`, without building the set (asked once per arriving message)."""
+        return (
+            message_id in self._in_flight or message_id in self._unrecorded or message_id in self._unrecorded.values()
+        )
 
     @property
     def busy_chats(self) -> int:
