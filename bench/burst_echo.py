@@ -1,7 +1,7 @@
 """How many echo replies survive when a contact writes in a burst (issue #4).
 
 A Baileys echo bot (the Node test client; with `--ours`, our channel through the sidecar, without
-pacing) answers every text; the contact writes `--seq` messages one at a time, then `--burst` at
+pacing or flood limits) answers every text; the contact writes `--seq` messages one at a time, then `--burst` at
 once. With `--unserialized` the bot uses Baileys rc14's
 own session locking: a reply and the decryption of the contact's next message then overwrite each
 other's Signal session update, and the contact gets replies it cannot decrypt (a reused message
@@ -21,7 +21,7 @@ import json
 import tempfile
 from pathlib import Path
 
-import _kit  # noqa: F401  (puts tests/ on the path, for testkit)
+import _kit  # (also puts tests/ on the path, for testkit)
 from testkit.baileys import BaileysDriver, link_device
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
@@ -45,6 +45,7 @@ async def start_ours(sim: Wasim, root: Path) -> WhatsAppChannel:
         trusted_contacts=(TrustedContact.parse(CONTACT, "write"),),
         sidecar_log_level="warn",
         pacing=None,  # replies as fast as they come, so they overlap the burst's decryption
+        flood=_kit.NO_FLOOD_LIMITS,  # every message answered: a skipped one is not a lost one
     )
     channel = WhatsAppChannel(config, echo)
     async for qr in channel.generate_qr():

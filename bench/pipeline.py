@@ -41,13 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _kit import NO_FLOOD_LIMITS, HopProbe, cpu_seconds, pct, rss_mb, wasim_server
 from _kit import Control as WasimControl  # (also puts tests/ on the path, for testkit)
-from _kit import HopProbe, cpu_seconds, pct, rss_mb, wasim_server
 from testkit.baileys import BaileysDriver
 
 from cortask.channels.whatsapp.channel import WhatsAppChannel
 from cortask.channels.whatsapp.config import Sandbox, WhatsAppConfig
-from cortask.channels.whatsapp.flood import FloodPolicy
 from cortask.channels.whatsapp.inbound import InboundText
 from cortask.channels.whatsapp.state import ConnectionState
 from cortask.contacts.access import TrustedContact
@@ -55,7 +54,6 @@ from cortask.store import AsyncStore
 from cortask.store_journal import StoreJournal
 
 CONTACT = "+4915123456789"
-NO_FLOOD_LIMITS = FloodPolicy(per_minute=10**9, open_per_hour=10**9, chat_queue=10**9)
 
 
 class Control(WasimControl):
