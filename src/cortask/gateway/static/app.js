@@ -542,6 +542,10 @@ async function requestCode() {
   setText('code-error', '');
   const phone = $('code-phone').value.trim();
   if (!phone) { setText('code-error', 'Type the number of your phone, with its country code, e.g. +49 151 23456789.'); return; }
+  // The code shown before (refused, or being replaced) is spent: forget it now, or the new linking
+  // session's status would show it as live until the new code arrives.
+  S.wa.code = null;
+  render();
   try {
     const code = await api('POST', '/api/whatsapp/code', { phone });
     S.wa.code = code;
