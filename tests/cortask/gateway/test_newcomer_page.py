@@ -166,7 +166,9 @@ def test_newcomer_states_in_the_page(product: Product, browser: Browser) -> None
     expect(state).to_have_attribute("data-state", "open", timeout=30_000)
     expect(state).to_have_text("Linked and running")
 
-    # 12: our own number for people, never a JID.
+    # 12: our own number for people, never a JID. (It comes with the snapshot the page reads once
+    # the state is open, a moment after the state itself.)
+    expect(page.get_by_test_id("status-account")).to_have_text(re.compile(r"\+\d{1,3} [\d ()-]+$"), timeout=10_000)
     account = page.get_by_test_id("status-account").inner_text()
     assert re.search(r"^\+\d{1,3} [\d ()-]+$", account.splitlines()[-1]), account
     assert "@" not in page.get_by_test_id("status-sentence").inner_text()
