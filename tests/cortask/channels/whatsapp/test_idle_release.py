@@ -81,12 +81,22 @@ def test_idle_reported_again_within_a_spell_does_not_restart_or_double_it() -> N
     release.idle()
     clock.advance(3)
     assert released == [5.0]
+    clock.advance(10)
+    assert released == [5.0]  # the second report armed no timer of its own
 
 
 def test_release_memory_runs_where_the_c_library_has_no_malloc_trim(monkeypatch: pytest.MonkeyPatch) -> None:
-    release_memory()  # glibc here: collects and trims
+    assert idle._malloc_trim() is not None  # glibc here
+    release_memory()  # collects and trims, for real
+    collected: list[int] = []
+    trimmed: list[int] = []
+    monkeypatch.setattr(idle.gc, "collect", lambda: collected.append(1) or 0)
+    monkeypatch.setattr(idle, "_malloc_trim", lambda: lambda pad: trimmed.append(pad) or 1)
+    release_memory()
+    assert (collected, trimmed) == ([1], [0])  # every free page handed back, none kept as padding
     monkeypatch.setattr(idle, "_malloc_trim", lambda: None)
     release_memory()  # musl, macOS, Windows: collects only
+    assert (collected, trimmed) == ([1, 1], [0])
 
 
 async def answered(pipeline: ReplyPipeline, link: FakeLink, count: int) -> None:
