@@ -100,10 +100,10 @@ class ReplyPipeline:
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._in_flight: set[str] = set()  # message and reply ids queued or being processed
         # Replies sent whose "sent" is not on disk yet, by chat (at most one a chat: the chat's next
-        # send waits for it); and reply id -> the message it answers, which are both still in
-        # flight meanwhile (a resume must not send the reply again, a redelivery not answer again).
+        # send waits for it); their ids and those of the messages they answer stay in flight
+        # meanwhile (a resume must not send the reply again, a redelivery not answer again).
         self._marking: dict[str, asyncio.Task[None]] = {}
-        self._unrecorded: dict[str, str | None] = {}
+        self._unrecorded: set[str] = set()
         self._typing: set[str] = set()  # chats shown "typing" (composing) and not yet "paused"
         self._keys: dict[str, wire.MessageKey | None] = {}  # for read receipts, by message id
         self._flood = SenderLimiter(config.flood)
@@ -278,17 +278,9 @@ class ReplyPipeline:
                 self._chat_worker(work.chat_jid, queue), name=f"whatsapp-chat-{work.chat_jid}"
             )
 
-    def _busy(self) -> set[str]:
-        """Message and reply ids being worked on: queued, processed, or sent and not yet recorded."""
-        if not self._unrecorded:
-            return self._in_flight
-        return self._in_flight | self._unrecorded.keys() | {m for m in self._unrecorded.values() if m is not None}
-
     def _is_busy(self, message_id: str) -> bool:
-        """`message_id in self._busy()`, without building the set (asked once per arriving message)."""
-        return (
-            message_id in self._in_flight or message_id in self._unrecorded or message_id in self._unrecorded.values()
-        )
+        """Whether a message or reply is being worked on: queued, processed, or sent and not yet recorded."""
+        return message_id in self._in_flight or message_id in self._unrecorded
 
     @property
     def busy_chats(self) -> int:
@@ -446,12 +438,13 @@ class ReplyPipeline:
         reply is planned in the same commit instead of waiting for one of its own (issue #18). The
         chat's next send waits until this is on disk, so at most the last reply of a chat can be
         left sent but unrecorded by a crash, as when this was awaited here."""
-        self._unrecorded[reply.message_id] = reply.in_reply_to
+        ids = {reply.message_id, *([reply.in_reply_to] if reply.in_reply_to else [])}
+        self._unrecorded |= ids
         task = asyncio.create_task(self._durably(lambda: self._journal.mark_sent(reply)), name="whatsapp-mark-sent")
         self._marking[reply.chat_jid] = task
 
         def recorded(done: asyncio.Task[None]) -> None:
-            self._unrecorded.pop(reply.message_id, None)
+            self._unrecorded -= ids
             if self._marking.get(reply.chat_jid) is done:
                 del self._marking[reply.chat_jid]
             if not done.cancelled() and done.exception() is not None:
@@ -571,7 +564,7 @@ class ReplyPipeline:
             except Exception:
                 log.exception("could not read what is left to answer")
                 return
-            for work in lifecycle.resume_order(messages, replies, self._busy()):
+            for work in lifecycle.resume_order(messages, replies, self._in_flight | self._unrecorded):
                 if isinstance(work, PlannedReply):
                     log.info("sending a reply to %s that was not sent before", work.chat_jid)
                     self._enqueue(work)
